@@ -1,24 +1,53 @@
 # otelcol-vllm — build, test and run targets.
-# Every target installs what it needs when missing (Go tools into .tools/, Debian packages with apt-get).
+# Every target installs what it needs when missing: Go tools into .tools/ with `go install`/`go build`,
+# Prometheus/promtool with apt-get.
 
 GO          ?= go
 TOOLS       := $(CURDIR)/.tools
 MDATAGEN    := $(TOOLS)/mdatagen
+OCB_VERSION := v0.165.0
+OCB         := $(TOOLS)/builder
+DIST_DIR    := $(CURDIR)/_build
+DIST_BIN    := $(DIST_DIR)/otelcol-vllm
+PROMTOOL    ?= $(shell command -v promtool 2>/dev/null || echo /usr/bin/promtool)
+PROMETHEUS  ?= $(shell command -v prometheus 2>/dev/null || echo /usr/bin/prometheus)
 export CGO_ENABLED := 1
+# go-nvml's cgo wrappers call NVML functions that NVML 13 marks deprecated; the warnings are noise.
+export CGO_CFLAGS  ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: all test vet fmt-check unit generate tools
+.PHONY: all test vet fmt-check unit generate tools dist run prometheus-tools bench bench-e2e
 
 all: test
 
 ## tools: repo-local build tools (mdatagen v0.159.0 through the internal/tools module)
-tools: $(MDATAGEN)
+tools: $(MDATAGEN) $(OCB)
 
 $(MDATAGEN): internal/tools/go.mod internal/tools/go.sum
 	cd internal/tools && $(GO) build -o $(MDATAGEN) go.opentelemetry.io/collector/cmd/mdatagen
 
+$(OCB):
+	GOBIN=$(TOOLS) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+
 ## generate: regenerate mdatagen output (internal/metadata, documentation.md) for every component
 generate: $(MDATAGEN)
 	PATH="$(TOOLS):$$PATH" $(GO) generate ./...
+
+## dist: build the otelcol-vllm distribution with ocb into _build/
+dist: $(DIST_BIN)
+
+$(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(shell find processor connector receiver internal cmd -name '*.go' -not -name '*_test.go' 2>/dev/null)
+	$(OCB) --config builder-config.yaml
+
+## run: build if needed, then run the collector on its embedded default config
+run: dist
+	$(DIST_BIN)
+
+## prometheus-tools: promtool and prometheus from Debian's prometheus package (tests need both)
+prometheus-tools:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
+		echo "installing Debian's prometheus package (promtool, prometheus)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
 
 ## vet: go vet over the whole module
 vet:
@@ -29,9 +58,14 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './_build/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## unit: unit, golden, fuzz-seed and lifecycle tests with the race detector
-unit:
-	$(GO) test -race -count=1 ./...
+## unit: every Go test with the race detector. Tests that need the built distribution, promtool or prometheus
+## read their paths from OTELCOL_VLLM_BIN, PROMTOOL and PROMETHEUS, which this target always sets.
+unit: dist prometheus-tools
+	OTELCOL_VLLM_BIN=$(DIST_BIN) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) $(GO) test -race -count=1 ./...
 
 ## test: everything CI runs
 test: vet fmt-check unit
+
+## bench: Go benchmarks of the components (ns/op, allocs/op)
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
