@@ -1,0 +1,309 @@
+package vllmrequest // import "github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
+
+import (
+	"math"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// MaxTokens bounds a token count: no model has a context anywhere near it, so a larger count is corrupt.
+const MaxTokens = 1 << 32
+
+// e2eTolerance is how far a component latency may exceed e2e before it is rejected. vLLM V1 measures queue,
+// prefill and decode on the engine's monotonic clock and e2e on the frontend's wall clock, so they may disagree
+// by a little; a default (zero) engine timestamp makes them disagree by the machine's uptime.
+const e2eTolerance = 1.0
+
+// Deriver turns spans into records. It is immutable after NewDeriver and safe for concurrent use.
+type Deriver struct {
+	spanNames  []string
+	models     []string
+	model      string
+	provider   string
+	maxLatency float64
+}
+
+// NewDeriver builds a Deriver from a validated Config.
+func NewDeriver(cfg Config) *Deriver {
+	return &Deriver{
+		spanNames:  append([]string(nil), cfg.SpanNames...),
+		models:     append([]string(nil), cfg.Model.Attributes...),
+		model:      cfg.Model.Default,
+		provider:   cfg.Provider,
+		maxLatency: cfg.MaxLatency.Seconds(),
+	}
+}
+
+// IsRequestSpan says whether the span is a vLLM request span: its name is one of span_names and it carries at
+// least one gen_ai.latency.* attribute (of any type: a wrong-typed latency is rejected, not ignored).
+func (d *Deriver) IsRequestSpan(span ptrace.Span) bool {
+	if !d.nameMatches(span.Name()) {
+		return false
+	}
+	found := false
+	span.Attributes().Range(func(k string, _ pcommon.Value) bool {
+		found = strings.HasPrefix(k, latencyPrefix)
+		return !found
+	})
+	return found
+}
+
+func (d *Deriver) nameMatches(name string) bool {
+	for _, n := range d.spanNames {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Derive fills rec from a span and its resource attributes. It returns false, leaving rec reset, when the span
+// is not a vLLM request span. Bad values are dropped field by field and listed in rec.Rejections.
+func (d *Deriver) Derive(span ptrace.Span, resource pcommon.Map, rec *Record) bool {
+	rec.reset()
+	if !d.nameMatches(span.Name()) {
+		return false
+	}
+	recognised := false
+	var requestID string
+	span.Attributes().Range(func(k string, v pcommon.Value) bool {
+		if !recognised && strings.HasPrefix(k, latencyPrefix) {
+			recognised = true // includes latency keys a newer vLLM may add
+		}
+		switch k {
+		case AttrQueue:
+			d.readLatency(rec, Queue, v)
+		case AttrPrefill:
+			d.readLatency(rec, Prefill, v)
+		case AttrDecode:
+			d.readLatency(rec, Decode, v)
+		case AttrInference:
+			d.readLatency(rec, Inference, v)
+		case AttrTimeToFirstToken:
+			d.readLatency(rec, TimeToFirstToken, v)
+		case AttrEndToEnd:
+			d.readLatency(rec, EndToEnd, v)
+		case AttrScheduler:
+			d.readLatency(rec, Scheduler, v)
+		case AttrModelForward:
+			d.readLatency(rec, ModelForward, v)
+		case AttrModelExecute:
+			d.readLatency(rec, ModelExecute, v)
+		case AttrPromptTokens:
+			rec.PromptTokens, rec.hasTokens[0] = readTokens(rec, FieldPromptTokens, v)
+		case AttrCompletionTokens:
+			rec.CompletionTokens, rec.hasTokens[1] = readTokens(rec, FieldCompletionTokens, v)
+		case AttrRequestID:
+			if v.Type() == pcommon.ValueTypeStr {
+				requestID = v.Str()
+			}
+		case AttrProviderName:
+			if v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+				rec.Provider, rec.ProviderOnSpan = v.Str(), true
+			}
+		case AttrOperationName:
+			if v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+				rec.Operation, rec.OperationOnSpan = v.Str(), true
+			}
+		}
+		return true
+	})
+	if !recognised {
+		rec.reset()
+		return false
+	}
+
+	d.checkAgainstEndToEnd(rec)
+	deriveMissing(rec)
+	deriveRates(rec)
+
+	if !rec.ProviderOnSpan {
+		rec.Provider = d.provider
+	}
+	if !rec.OperationOnSpan {
+		rec.Operation = OperationFromRequestID(requestID)
+	}
+	rec.Model, rec.ModelFromResource = d.findModel(span.Attributes(), resource)
+	return true
+}
+
+func (d *Deriver) readLatency(rec *Record, l Latency, v pcommon.Value) {
+	var f float64
+	switch v.Type() {
+	case pcommon.ValueTypeDouble:
+		f = v.Double()
+	case pcommon.ValueTypeInt:
+		f = float64(v.Int())
+	default:
+		rec.reject(LatencyField(l), ReasonWrongType)
+		return
+	}
+	switch {
+	case math.IsNaN(f):
+		rec.reject(LatencyField(l), ReasonNaN)
+	case math.IsInf(f, 0):
+		rec.reject(LatencyField(l), ReasonInfinite)
+	case f < 0:
+		rec.reject(LatencyField(l), ReasonNegative)
+	case f > d.maxLatency:
+		rec.reject(LatencyField(l), ReasonTooLarge)
+	default:
+		rec.setLatency(l, f, false)
+	}
+}
+
+func readTokens(rec *Record, f Field, v pcommon.Value) (int64, bool) {
+	var n int64
+	switch v.Type() {
+	case pcommon.ValueTypeInt:
+		n = v.Int()
+	case pcommon.ValueTypeDouble:
+		x := v.Double()
+		switch {
+		case math.IsNaN(x):
+			rec.reject(f, ReasonNaN)
+			return 0, false
+		case math.IsInf(x, 0):
+			rec.reject(f, ReasonInfinite)
+			return 0, false
+		case x < 0:
+			rec.reject(f, ReasonNegative)
+			return 0, false
+		case x > MaxTokens:
+			rec.reject(f, ReasonTooLarge)
+			return 0, false
+		case x != math.Trunc(x):
+			rec.reject(f, ReasonNotInteger)
+			return 0, false
+		}
+		n = int64(x)
+	default:
+		rec.reject(f, ReasonWrongType)
+		return 0, false
+	}
+	switch {
+	case n < 0:
+		rec.reject(f, ReasonNegative)
+		return 0, false
+	case n > MaxTokens:
+		rec.reject(f, ReasonTooLarge)
+		return 0, false
+	}
+	return n, true
+}
+
+// checkAgainstEndToEnd drops request phases longer than the whole request: they come from an engine timestamp
+// that was never set (see e2eTolerance). V0's detailed forward/execute times are sums over pipeline stages and
+// may legitimately exceed e2e, so they are not checked.
+func (d *Deriver) checkAgainstEndToEnd(rec *Record) {
+	e2e, ok := rec.Latency(EndToEnd)
+	if !ok {
+		return
+	}
+	for _, l := range [...]Latency{Queue, Prefill, Decode, Inference, TimeToFirstToken} {
+		if v, ok := rec.Latency(l); ok && v > e2e+e2eTolerance {
+			rec.clearLatency(l)
+			rec.reject(LatencyField(l), ReasonExceedsE2E)
+		}
+	}
+}
+
+// deriveMissing fills what V0 spans do not carry: prefill = TTFT − queue, decode = E2E − TTFT, and inference =
+// prefill + decode. Only absent attributes are derived; a rejected one stays rejected.
+func deriveMissing(rec *Record) {
+	attrMissing := func(l Latency) bool {
+		if _, ok := rec.Latency(l); ok {
+			return false
+		}
+		for _, r := range rec.Rejections {
+			if r.Field == LatencyField(l) {
+				return false
+			}
+		}
+		return true
+	}
+	derive := func(target, minuend, subtrahend Latency) {
+		if !attrMissing(target) {
+			return
+		}
+		a, okA := rec.Latency(minuend)
+		b, okB := rec.Latency(subtrahend)
+		if !okA || !okB {
+			return
+		}
+		if a < b {
+			rec.reject(LatencyField(target), ReasonNegative)
+			return
+		}
+		rec.setLatency(target, a-b, true)
+	}
+	derive(Prefill, TimeToFirstToken, Queue)
+	derive(Decode, EndToEnd, TimeToFirstToken)
+	if attrMissing(Inference) {
+		p, okP := rec.Latency(Prefill)
+		dec, okD := rec.Latency(Decode)
+		if okP && okD {
+			rec.setLatency(Inference, p+dec, true)
+		}
+	}
+}
+
+// deriveRates computes TPOT = decode / (completion − 1) and decode throughput = (completion − 1) / decode,
+// both only defined for two or more output tokens (vLLM's own definition).
+func deriveRates(rec *Record) {
+	completion, ok := rec.Completion()
+	if !ok || completion < 2 {
+		return
+	}
+	decode, ok := rec.Latency(Decode)
+	if !ok {
+		return
+	}
+	steps := float64(completion - 1)
+	rec.TimePerOutputToken, rec.HasTimePerOutputToken = decode/steps, true
+	if throughput := steps / decode; decode > 0 && !math.IsInf(throughput, 0) {
+		rec.DecodeThroughput, rec.HasDecodeThroughput = throughput, true
+	}
+}
+
+func (d *Deriver) findModel(span, resource pcommon.Map) (model string, fromResource bool) {
+	for _, key := range d.models {
+		if v, ok := span.Get(key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+			return v.Str(), false
+		}
+	}
+	for _, key := range d.models {
+		if v, ok := resource.Get(key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+			return v.Str(), true
+		}
+	}
+	return d.model, false
+}
+
+// OperationFromRequestID infers gen_ai.operation.name from vLLM's request id prefix. Early V1 prefixes the
+// children of an n>1 request with "<index>_", which is skipped.
+func OperationFromRequestID(id string) string {
+	if i := strings.IndexByte(id, '_'); i > 0 && isDigits(id[:i]) {
+		id = id[i+1:]
+	}
+	switch {
+	case strings.HasPrefix(id, "chatcmpl-"):
+		return OperationChat
+	case strings.HasPrefix(id, "cmpl-"):
+		return OperationTextCompletion
+	case strings.HasPrefix(id, "embd-"), strings.HasPrefix(id, "embed"):
+		return OperationEmbeddings
+	}
+	return OperationTextCompletion
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

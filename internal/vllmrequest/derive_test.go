@@ -1,0 +1,346 @@
+package vllmrequest
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/golden"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// want is the expected content of a record; latencies absent from the map must be absent from the record.
+type want struct {
+	latencies         map[Latency]float64
+	derived           []Latency
+	prompt            int64
+	completion        int64
+	noTokens          bool
+	tpot, throughput  float64 // 0 = must be absent
+	model             string
+	modelFromResource bool
+	operation         string
+	rejections        []Rejection
+}
+
+func readSpans(t *testing.T, name string) (ptrace.Traces, []ptrace.Span, []pcommon.Map) {
+	t.Helper()
+	td, err := golden.ReadTraces(filepath.Join("..", "..", "testdata", "spans", name+".yaml"))
+	require.NoError(t, err)
+	var spans []ptrace.Span
+	var resources []pcommon.Map
+	for i := 0; i < td.ResourceSpans().Len(); i++ {
+		rs := td.ResourceSpans().At(i)
+		for j := 0; j < rs.ScopeSpans().Len(); j++ {
+			ss := rs.ScopeSpans().At(j).Spans()
+			for k := 0; k < ss.Len(); k++ {
+				spans = append(spans, ss.At(k))
+				resources = append(resources, rs.Resource().Attributes())
+			}
+		}
+	}
+	return td, spans, resources
+}
+
+func TestDeriveFixtures(t *testing.T) {
+	const (
+		llama   = "meta-llama/Llama-3.1-8B-Instruct"
+		qwen    = "Qwen/Qwen2.5-7B-Instruct"
+		mistral = "mistralai/Mistral-7B-Instruct-v0.3"
+	)
+	v1Example := want{
+		latencies: map[Latency]float64{Queue: 0.0421, Prefill: 0.1738, Decode: 2.9102, Inference: 3.084, TimeToFirstToken: 0.2463, EndToEnd: 3.1874},
+		prompt:    1187, completion: 256, tpot: 2.9102 / 255, throughput: 255 / 2.9102,
+		model: "unknown", operation: OperationChat,
+	}
+	withModel := func(w want, model string) want { w.model, w.modelFromResource = model, true; return w }
+	tests := []struct {
+		fixture string
+		want    []want // one per span, in file order; nil entry = not a vLLM request span
+	}{
+		{"v1_newest_scope", []want{v1Example}},
+		{"v1_legacy_scope", []want{{
+			latencies: map[Latency]float64{Queue: 0.01, Prefill: 0.03, Decode: 1.0, Inference: 1.03, TimeToFirstToken: 0.05, EndToEnd: 1.25},
+			prompt:    100, completion: 101, tpot: 0.01, throughput: 100,
+			model: llama, modelFromResource: true, operation: OperationTextCompletion,
+		}}},
+		{"v0", []want{{
+			latencies: map[Latency]float64{Queue: 0.25, Prefill: 0.25, Decode: 1.0, Inference: 1.25, TimeToFirstToken: 0.5, EndToEnd: 1.5, Scheduler: 0.0125},
+			derived:   []Latency{Prefill, Decode, Inference},
+			prompt:    20, completion: 11, tpot: 0.1, throughput: 10,
+			model: mistral, operation: OperationChat,
+		}}},
+		{"v0_detailed", []want{{
+			latencies: map[Latency]float64{
+				Queue: 0.0153, Prefill: 0.0897 - 0.0153, Decode: 1.6422 - 0.0897, Inference: 1.6422 - 0.0153,
+				TimeToFirstToken: 0.0897, EndToEnd: 1.6422, Scheduler: 0.0381, ModelForward: 1.2107, ModelExecute: 1.4489,
+			},
+			derived: []Latency{Prefill, Decode, Inference},
+			prompt:  42, completion: 211, tpot: 1.5525 / 210, throughput: 210 / 1.5525,
+			model: "meta-llama/Meta-Llama-3.1-8B-Instruct", operation: OperationTextCompletion,
+		}}},
+		{"v1_n2", []want{
+			{
+				latencies: map[Latency]float64{Queue: 0.02, Prefill: 0.08, Decode: 0.75, Inference: 0.83, TimeToFirstToken: 0.12, EndToEnd: 0.9},
+				prompt:    50, completion: 31, tpot: 0.025, throughput: 40, model: qwen, modelFromResource: true, operation: OperationChat,
+			},
+			{
+				latencies: map[Latency]float64{Queue: 0.02, Prefill: 0.085, Decode: 0.95, Inference: 1.035, TimeToFirstToken: 0.125, EndToEnd: 1.1},
+				prompt:    50, completion: 40, tpot: 0.95 / 39, throughput: 39 / 0.95, model: qwen, modelFromResource: true, operation: OperationChat,
+			},
+		}},
+		{"v1_greedy", []want{{
+			latencies: map[Latency]float64{Queue: 0.005, Prefill: 0.06, Decode: 0.4, Inference: 0.46, TimeToFirstToken: 0.08, EndToEnd: 0.5},
+			prompt:    12, completion: 21, tpot: 0.02, throughput: 50, model: qwen, modelFromResource: true, operation: OperationChat,
+		}}},
+		{"v1_one_token", []want{{
+			latencies: map[Latency]float64{Queue: 0.004, Prefill: 0.05, Decode: 0, Inference: 0.05, TimeToFirstToken: 0.07, EndToEnd: 0.07},
+			prompt:    300, completion: 1, model: qwen, modelFromResource: true, operation: OperationTextCompletion,
+		}}},
+		{"v1_negative_queue", []want{{
+			latencies: map[Latency]float64{Decode: 1.5, TimeToFirstToken: 0.3, EndToEnd: 2.0},
+			prompt:    80, completion: 61, tpot: 0.025, throughput: 40, model: qwen, modelFromResource: true, operation: OperationChat,
+			rejections: []Rejection{{LatencyField(Queue), ReasonNegative}, {LatencyField(Prefill), ReasonExceedsE2E}, {LatencyField(Inference), ReasonExceedsE2E}},
+		}}},
+		{"v1_nan", []want{func() want {
+			w := withModel(v1Example, qwen)
+			w.latencies = map[Latency]float64{Queue: 0.0421, Prefill: 0.1738, Decode: 2.9102, Inference: 3.084, EndToEnd: 3.1874}
+			w.rejections = []Rejection{{LatencyField(TimeToFirstToken), ReasonNaN}}
+			return w
+		}()}},
+		{"v1_string_latency", []want{func() want {
+			w := withModel(v1Example, qwen)
+			w.latencies = map[Latency]float64{Queue: 0.0421, Prefill: 0.1738, Decode: 2.9102, Inference: 3.084, TimeToFirstToken: 0.2463}
+			w.rejections = []Rejection{{LatencyField(EndToEnd), ReasonWrongType}}
+			return w
+		}()}},
+		{"not_vllm", []want{{}, {}, {}}[:0]},
+	}
+	d := NewDeriver(NewDefaultConfig())
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			_, spans, resources := readSpans(t, tt.fixture)
+			var rec Record
+			recognised := 0
+			for i, span := range spans {
+				ok := d.Derive(span, resources[i], &rec)
+				assert.Equal(t, ok, d.IsRequestSpan(span), "IsRequestSpan agrees with Derive")
+				if !ok {
+					continue
+				}
+				require.Less(t, recognised, len(tt.want), "more spans recognised than expected")
+				assertRecord(t, tt.want[recognised], &rec)
+				recognised++
+			}
+			assert.Equal(t, len(tt.want), recognised)
+		})
+	}
+}
+
+func assertRecord(t *testing.T, w want, rec *Record) {
+	t.Helper()
+	for l := Latency(0); l < NumLatencies; l++ {
+		got, ok := rec.Latency(l)
+		exp, want := w.latencies[l]
+		if assert.Equal(t, want, ok, "presence of %s", l) && want {
+			assert.InDelta(t, exp, got, 1e-12, "%s", l)
+		}
+		assert.Equal(t, contains(w.derived, l), rec.Derived(l), "derived %s", l)
+	}
+	p, okP := rec.Prompt()
+	c, okC := rec.Completion()
+	assert.Equal(t, !w.noTokens, okP)
+	assert.Equal(t, !w.noTokens, okC)
+	assert.Equal(t, w.prompt, p)
+	assert.Equal(t, w.completion, c)
+	assert.Equal(t, w.tpot != 0, rec.HasTimePerOutputToken, "has TPOT")
+	assert.InDelta(t, w.tpot, rec.TimePerOutputToken, 1e-12, "TPOT")
+	assert.Equal(t, w.throughput != 0, rec.HasDecodeThroughput, "has throughput")
+	assert.InDelta(t, w.throughput, rec.DecodeThroughput, 1e-9, "throughput")
+	assert.Equal(t, w.model, rec.Model)
+	assert.Equal(t, w.modelFromResource, rec.ModelFromResource)
+	assert.Equal(t, w.operation, rec.Operation)
+	assert.Equal(t, "vllm", rec.Provider)
+	assert.Equal(t, w.rejections, nilIfEmpty(rec.Rejections))
+}
+
+func contains(ls []Latency, l Latency) bool {
+	for _, x := range ls {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+func nilIfEmpty(r []Rejection) []Rejection {
+	if len(r) == 0 {
+		return nil
+	}
+	return r
+}
+
+// span builds a minimal llm_request span with the given attributes.
+func span(attrs map[string]any) ptrace.Span {
+	s := ptrace.NewSpan()
+	s.SetName("llm_request")
+	_ = s.Attributes().FromRaw(attrs)
+	return s
+}
+
+func TestDeriveBadValues(t *testing.T) {
+	tests := []struct {
+		name       string
+		attrs      map[string]any
+		latency    Latency
+		wantValue  float64 // checked when wantReject is empty
+		wantReject []Rejection
+	}{
+		{"double latency", map[string]any{AttrEndToEnd: 1.5}, EndToEnd, 1.5, nil},
+		{"int latency accepted", map[string]any{AttrEndToEnd: int64(2)}, EndToEnd, 2, nil},
+		{"zero latency accepted", map[string]any{AttrQueue: 0.0}, Queue, 0, nil},
+		{"positive infinity", map[string]any{AttrEndToEnd: math.Inf(1)}, EndToEnd, 0, []Rejection{{LatencyField(EndToEnd), ReasonInfinite}}},
+		{"negative infinity", map[string]any{AttrEndToEnd: math.Inf(-1)}, EndToEnd, 0, []Rejection{{LatencyField(EndToEnd), ReasonInfinite}}},
+		{"nan", map[string]any{AttrQueue: math.NaN()}, Queue, 0, []Rejection{{LatencyField(Queue), ReasonNaN}}},
+		{"negative", map[string]any{AttrQueue: -0.001}, Queue, 0, []Rejection{{LatencyField(Queue), ReasonNegative}}},
+		{"over max_latency", map[string]any{AttrEndToEnd: 86400.5}, EndToEnd, 0, []Rejection{{LatencyField(EndToEnd), ReasonTooLarge}}},
+		{"at max_latency", map[string]any{AttrEndToEnd: 86400.0}, EndToEnd, 86400, nil},
+		{"bool latency", map[string]any{AttrTimeToFirstToken: true}, TimeToFirstToken, 0, []Rejection{{LatencyField(TimeToFirstToken), ReasonWrongType}}},
+		{"string latency", map[string]any{AttrTimeToFirstToken: "0.2"}, TimeToFirstToken, 0, []Rejection{{LatencyField(TimeToFirstToken), ReasonWrongType}}},
+		{"slice latency", map[string]any{AttrTimeToFirstToken: []any{0.2}}, TimeToFirstToken, 0, []Rejection{{LatencyField(TimeToFirstToken), ReasonWrongType}}},
+		{"ttft beyond e2e", map[string]any{AttrEndToEnd: 1.0, AttrTimeToFirstToken: 2.5}, TimeToFirstToken, 0, []Rejection{{LatencyField(TimeToFirstToken), ReasonExceedsE2E}}},
+		{"queue within e2e tolerance", map[string]any{AttrEndToEnd: 1.0, AttrQueue: 1.5}, Queue, 1.5, nil},
+		{"negative tokens", map[string]any{AttrEndToEnd: 1.0, AttrPromptTokens: int64(-3)}, EndToEnd, 1, []Rejection{{FieldPromptTokens, ReasonNegative}}},
+		{"huge tokens", map[string]any{AttrEndToEnd: 1.0, AttrCompletionTokens: int64(1) << 40}, EndToEnd, 1, []Rejection{{FieldCompletionTokens, ReasonTooLarge}}},
+		{"fractional tokens", map[string]any{AttrEndToEnd: 1.0, AttrCompletionTokens: 2.5}, EndToEnd, 1, []Rejection{{FieldCompletionTokens, ReasonNotInteger}}},
+		{"nan tokens", map[string]any{AttrEndToEnd: 1.0, AttrCompletionTokens: math.NaN()}, EndToEnd, 1, []Rejection{{FieldCompletionTokens, ReasonNaN}}},
+		{"string tokens", map[string]any{AttrEndToEnd: 1.0, AttrPromptTokens: "12"}, EndToEnd, 1, []Rejection{{FieldPromptTokens, ReasonWrongType}}},
+		{"derived prefill negative", map[string]any{AttrQueue: 0.5, AttrTimeToFirstToken: 0.2, AttrEndToEnd: 1.0}, Queue, 0.5, []Rejection{{LatencyField(Prefill), ReasonNegative}}},
+	}
+	d := NewDeriver(NewDefaultConfig())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rec Record
+			require.True(t, d.Derive(span(tt.attrs), pcommon.NewMap(), &rec))
+			assert.Equal(t, tt.wantReject, nilIfEmpty(rec.Rejections))
+			got, ok := rec.Latency(tt.latency)
+			rejected := false
+			for _, r := range tt.wantReject {
+				rejected = rejected || r.Field == LatencyField(tt.latency)
+			}
+			assert.Equal(t, !rejected, ok, "latency present")
+			if !rejected {
+				assert.Equal(t, tt.wantValue, got)
+			}
+		})
+	}
+}
+
+func TestDeriveTokensAsDouble(t *testing.T) {
+	var rec Record
+	d := NewDeriver(NewDefaultConfig())
+	require.True(t, d.Derive(span(map[string]any{AttrDecode: 1.0, AttrCompletionTokens: 11.0, AttrPromptTokens: int64(7)}), pcommon.NewMap(), &rec))
+	c, ok := rec.Completion()
+	assert.True(t, ok)
+	assert.Equal(t, int64(11), c)
+	assert.InDelta(t, 0.1, rec.TimePerOutputToken, 1e-15)
+	assert.InDelta(t, 10.0, rec.DecodeThroughput, 1e-12)
+}
+
+func TestRecognition(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.SpanNames = []string{"llm_request", "generate"}
+	d := NewDeriver(cfg)
+	tests := []struct {
+		name  string
+		span  string
+		attrs map[string]any
+		want  bool
+	}{
+		{"llm_request with e2e", "llm_request", map[string]any{AttrEndToEnd: 1.0}, true},
+		{"second configured name", "generate", map[string]any{AttrQueue: 0.1}, true},
+		{"unknown future latency key", "llm_request", map[string]any{"gen_ai.latency.time_in_kv_transfer": 0.1}, true},
+		{"wrong-typed latency still recognised", "llm_request", map[string]any{AttrEndToEnd: "1.0"}, true},
+		{"no latency attribute", "llm_request", map[string]any{AttrPromptTokens: int64(3)}, false},
+		{"other span name", "POST /v1/completions", map[string]any{AttrEndToEnd: 1.0}, false},
+		{"no attributes", "llm_request", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := span(tt.attrs)
+			s.SetName(tt.span)
+			var rec Record
+			assert.Equal(t, tt.want, d.Derive(s, pcommon.NewMap(), &rec))
+			assert.Equal(t, tt.want, d.IsRequestSpan(s))
+		})
+	}
+}
+
+func TestOperationFromRequestID(t *testing.T) {
+	tests := map[string]string{
+		"chatcmpl-abc":   OperationChat,
+		"cmpl-abc":       OperationTextCompletion,
+		"embd-abc":       OperationEmbeddings,
+		"embedding-1":    OperationEmbeddings,
+		"0_chatcmpl-abc": OperationChat, // early V1 n>1 child
+		"12_cmpl-abc":    OperationTextCompletion,
+		"x_chatcmpl-abc": OperationTextCompletion,
+		"0":              OperationTextCompletion, // offline LLM()
+		"":               OperationTextCompletion,
+	}
+	for id, want := range tests {
+		assert.Equal(t, want, OperationFromRequestID(id), id)
+	}
+}
+
+func TestLabelsFromSpanWin(t *testing.T) {
+	cfg := NewDefaultConfig()
+	cfg.Provider = "acme"
+	cfg.Model.Default = "fallback"
+	d := NewDeriver(cfg)
+	res := pcommon.NewMap()
+	res.PutStr(AttrRequestModel, "resource-model")
+	tests := []struct {
+		name                   string
+		attrs                  map[string]any
+		model, op, provider    string
+		fromResource, opOnSpan bool
+	}{
+		{"resource model, inferred op, configured provider", map[string]any{AttrEndToEnd: 1.0, AttrRequestID: "chatcmpl-1"}, "resource-model", OperationChat, "acme", true, false},
+		{"response model on span first", map[string]any{AttrEndToEnd: 1.0, AttrResponseModel: "span-model", AttrRequestModel: "req-model"}, "span-model", OperationTextCompletion, "acme", false, false},
+		{"request model on span before resource", map[string]any{AttrEndToEnd: 1.0, AttrRequestModel: "req-model"}, "req-model", OperationTextCompletion, "acme", false, false},
+		{"empty model string ignored", map[string]any{AttrEndToEnd: 1.0, AttrResponseModel: ""}, "resource-model", OperationTextCompletion, "acme", true, false},
+		{"span operation and provider kept", map[string]any{AttrEndToEnd: 1.0, AttrOperationName: "generate_content", AttrProviderName: "vllm-fork", AttrRequestID: "chatcmpl-1"}, "resource-model", "generate_content", "vllm-fork", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rec Record
+			require.True(t, d.Derive(span(tt.attrs), res, &rec))
+			assert.Equal(t, tt.model, rec.Model)
+			assert.Equal(t, tt.fromResource, rec.ModelFromResource)
+			assert.Equal(t, tt.op, rec.Operation)
+			assert.Equal(t, tt.opOnSpan, rec.OperationOnSpan)
+			assert.Equal(t, tt.provider, rec.Provider)
+		})
+	}
+	var rec Record
+	require.True(t, d.Derive(span(map[string]any{AttrEndToEnd: 1.0}), pcommon.NewMap(), &rec))
+	assert.Equal(t, "fallback", rec.Model)
+}
+
+func TestDeriveReusesRecord(t *testing.T) {
+	d := NewDeriver(NewDefaultConfig())
+	var rec Record
+	require.True(t, d.Derive(span(map[string]any{AttrEndToEnd: math.NaN(), AttrDecode: 1.0, AttrCompletionTokens: int64(3)}), pcommon.NewMap(), &rec))
+	require.Len(t, rec.Rejections, 1)
+	require.True(t, d.Derive(span(map[string]any{AttrQueue: 0.1}), pcommon.NewMap(), &rec))
+	assert.Empty(t, rec.Rejections)
+	assert.False(t, rec.HasTimePerOutputToken)
+	_, ok := rec.Completion()
+	assert.False(t, ok)
+	_, ok = rec.Latency(Decode)
+	assert.False(t, ok)
+}

@@ -1,0 +1,72 @@
+package vllmrequest
+
+import (
+	"math"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// FuzzDerive feeds arbitrary attribute values of every type to the derivation core: it must never panic, and
+// every value it keeps must be finite, non-negative and within max_latency.
+func FuzzDerive(f *testing.F) {
+	f.Add(0.2463, 3.1874, 0.0421, 0.1738, 2.9102, int64(1187), int64(256), "chatcmpl-x", uint8(0))
+	f.Add(0.0897, 1.6422, 0.0153, math.NaN(), math.NaN(), int64(42), int64(211), "cmpl-y", uint8(1))
+	f.Add(0.3, 2.0, -5321.5, 5321.6, 1.5, int64(80), int64(61), "0_chatcmpl-z", uint8(2))
+	f.Add(math.Inf(1), math.Inf(-1), math.NaN(), -0.0, 1e308, int64(-1), int64(math.MaxInt64), "", uint8(3))
+	f.Add(0.07, 0.07, 0.004, 0.05, 0.0, int64(300), int64(1), "embd-1", uint8(4))
+	f.Add(0.07, 0.07, 0.004, 0.05, 5e-324, int64(300), int64(1<<31), "cmpl-tiny-decode", uint8(0))
+	d := NewDeriver(NewDefaultConfig())
+	maxLatency := NewDefaultConfig().MaxLatency.Seconds()
+	f.Fuzz(func(t *testing.T, ttft, e2e, queue, prefill, decode float64, prompt, completion int64, id string, typeMask uint8) {
+		s := span(nil)
+		attrs := s.Attributes()
+		put := func(key string, v float64, bit uint8) {
+			switch (typeMask >> bit) & 3 {
+			case 0:
+				attrs.PutDouble(key, v)
+			case 1:
+				attrs.PutInt(key, int64(v))
+			case 2:
+				attrs.PutStr(key, id)
+			case 3:
+				// absent
+			}
+		}
+		put(AttrTimeToFirstToken, ttft, 0)
+		put(AttrEndToEnd, e2e, 2)
+		put(AttrQueue, queue, 4)
+		put(AttrPrefill, prefill, 6)
+		attrs.PutDouble(AttrDecode, decode)
+		attrs.PutInt(AttrPromptTokens, prompt)
+		if typeMask&1 == 1 {
+			attrs.PutDouble(AttrCompletionTokens, float64(completion))
+		} else {
+			attrs.PutInt(AttrCompletionTokens, completion)
+		}
+		attrs.PutStr(AttrRequestID, id)
+		var rec Record
+		if !d.Derive(s, pcommon.NewMap(), &rec) {
+			t.Fatal("a span with a gen_ai.latency.* attribute must be recognised")
+		}
+		for l := Latency(0); l < NumLatencies; l++ {
+			if v, ok := rec.Latency(l); ok && (math.IsNaN(v) || v < 0 || v > maxLatency*2) {
+				t.Fatalf("%s kept invalid value %v", l, v)
+			}
+		}
+		if rec.HasTimePerOutputToken && (math.IsNaN(rec.TimePerOutputToken) || rec.TimePerOutputToken < 0) {
+			t.Fatalf("invalid TPOT %v", rec.TimePerOutputToken)
+		}
+		if rec.HasDecodeThroughput && (math.IsNaN(rec.DecodeThroughput) || math.IsInf(rec.DecodeThroughput, 0) || rec.DecodeThroughput <= 0) {
+			t.Fatalf("invalid decode throughput %v", rec.DecodeThroughput)
+		}
+		if p, ok := rec.Prompt(); ok && (p < 0 || p > MaxTokens) {
+			t.Fatalf("invalid prompt tokens %d", p)
+		}
+		if rec.Operation == "" || rec.Model == "" || rec.Provider == "" {
+			t.Fatalf("labels must never be empty: %+v", rec)
+		}
+		var slo SLOConfig
+		_ = slo.EvaluateSLO(&rec)
+	})
+}

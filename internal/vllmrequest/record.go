@@ -1,0 +1,162 @@
+package vllmrequest // import "github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
+
+// Latency names one per-request latency, in seconds.
+type Latency uint8
+
+const (
+	Queue Latency = iota
+	Prefill
+	Decode
+	Inference
+	TimeToFirstToken
+	EndToEnd
+	Scheduler
+	ModelForward
+	ModelExecute
+	NumLatencies
+)
+
+var latencyNames = [NumLatencies]string{"queue", "prefill", "decode", "inference", "ttft", "e2e", "scheduler", "model_forward", "model_execute"}
+
+var latencyAttributes = [NumLatencies]string{
+	AttrQueue, AttrPrefill, AttrDecode, AttrInference, AttrTimeToFirstToken, AttrEndToEnd,
+	AttrScheduler, AttrModelForward, AttrModelExecute,
+}
+
+// String is the short name used in telemetry and logs (e.g. "ttft").
+func (l Latency) String() string {
+	if l < NumLatencies {
+		return latencyNames[l]
+	}
+	return "unknown"
+}
+
+// Attribute is the vLLM span attribute the latency is read from.
+func (l Latency) Attribute() string {
+	if l < NumLatencies {
+		return latencyAttributes[l]
+	}
+	return ""
+}
+
+// Reason says why a field of a vLLM span was rejected.
+type Reason uint8
+
+const (
+	ReasonWrongType Reason = iota
+	ReasonNaN
+	ReasonInfinite
+	ReasonNegative
+	ReasonTooLarge
+	ReasonNotInteger
+	ReasonExceedsE2E
+	NumReasons
+)
+
+var reasonNames = [NumReasons]string{"wrong_type", "nan", "infinite", "negative", "too_large", "not_integer", "exceeds_e2e"}
+
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Field names a value of the record that can be rejected: a latency, or one of the token counts.
+type Field uint8
+
+const (
+	FieldPromptTokens     = Field(NumLatencies)
+	FieldCompletionTokens = Field(NumLatencies + 1)
+	NumFields             = NumLatencies + 2
+)
+
+// LatencyField is the Field of a latency.
+func LatencyField(l Latency) Field { return Field(l) }
+
+func (f Field) String() string {
+	switch {
+	case f < Field(NumLatencies):
+		return Latency(f).String()
+	case f == FieldPromptTokens:
+		return "prompt_tokens"
+	case f == FieldCompletionTokens:
+		return "completion_tokens"
+	}
+	return "unknown"
+}
+
+// Rejection is one field dropped from a record; the rest of the record still counts.
+type Rejection struct {
+	Field  Field
+	Reason Reason
+}
+
+// Record is what one vLLM request span says about its request. Reuse one Record across spans: Derive resets it.
+type Record struct {
+	latency   [NumLatencies]float64
+	present   uint16 // bit per Latency
+	derived   uint16 // bit per Latency computed here rather than read from the span
+	hasTokens [2]bool
+
+	PromptTokens     int64
+	CompletionTokens int64
+
+	// TimePerOutputToken is decode / (completion − 1), vLLM's own definition; valid when HasTimePerOutputToken.
+	TimePerOutputToken    float64
+	HasTimePerOutputToken bool
+	// DecodeThroughput is (completion − 1) / decode in tokens per second; valid when HasDecodeThroughput.
+	DecodeThroughput    float64
+	HasDecodeThroughput bool
+
+	Model     string
+	Provider  string
+	Operation string
+	// ModelFromResource is true when Model came from the resource, not the span (V1 spans carry no model).
+	ModelFromResource bool
+	// ProviderOnSpan and OperationOnSpan are true when the span already carried those attributes.
+	ProviderOnSpan  bool
+	OperationOnSpan bool
+
+	// Rejections lists the fields dropped from this record, in the order they were found.
+	Rejections []Rejection
+}
+
+func (r *Record) reset() {
+	rej := r.Rejections[:0]
+	*r = Record{Rejections: rej}
+}
+
+// Latency returns the latency in seconds and whether the span gave (or allowed deriving) it.
+func (r *Record) Latency(l Latency) (float64, bool) {
+	if r.present&(1<<l) == 0 {
+		return 0, false
+	}
+	return r.latency[l], true
+}
+
+// Derived is true when the latency was computed from others (V0 spans carry no prefill/decode/inference).
+func (r *Record) Derived(l Latency) bool { return r.derived&(1<<l) != 0 }
+
+// Prompt returns the prompt token count and whether it is known.
+func (r *Record) Prompt() (int64, bool) { return r.PromptTokens, r.hasTokens[0] }
+
+// Completion returns the completion token count and whether it is known.
+func (r *Record) Completion() (int64, bool) { return r.CompletionTokens, r.hasTokens[1] }
+
+func (r *Record) setLatency(l Latency, v float64, derived bool) {
+	r.latency[l] = v
+	r.present |= 1 << l
+	if derived {
+		r.derived |= 1 << l
+	}
+}
+
+func (r *Record) clearLatency(l Latency) {
+	r.present &^= 1 << l
+	r.derived &^= 1 << l
+}
+
+func (r *Record) reject(f Field, reason Reason) {
+	r.Rejections = append(r.Rejections, Rejection{Field: f, Reason: reason})
+}
