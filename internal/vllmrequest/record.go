@@ -68,7 +68,7 @@ type Field uint8
 const (
 	FieldPromptTokens     = Field(NumLatencies)
 	FieldCompletionTokens = Field(NumLatencies + 1)
-	NumFields             = NumLatencies + 2
+	NumFields             = Field(NumLatencies + 2)
 )
 
 // LatencyField is the Field of a latency.

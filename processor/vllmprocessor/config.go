@@ -1,0 +1,19 @@
+package vllmprocessor // import "github.com/otelcol-vllm/otelcol-vllm/processor/vllmprocessor"
+
+import (
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
+)
+
+// Config of the vllm processor: how vLLM request spans are recognised and labelled, and the optional SLOs.
+// The keys are shared with the vllm connector.
+type Config struct {
+	Request vllmrequest.Config `mapstructure:",squash"`
+	_       struct{}
+}
+
+var _ confmap.Validator = (*Config)(nil)
+
+// Validate names the key of every invalid setting.
+func (c *Config) Validate() error { return c.Request.Validate() }

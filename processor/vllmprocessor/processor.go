@@ -1,0 +1,130 @@
+package vllmprocessor // import "github.com/otelcol-vllm/otelcol-vllm/processor/vllmprocessor"
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-vllm/otelcol-vllm/internal/rejections"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
+	"github.com/otelcol-vllm/otelcol-vllm/processor/vllmprocessor/internal/metadata"
+)
+
+// Span attributes the processor adds. vLLM's own attributes are never removed or changed.
+const (
+	AttrTimePerOutputToken = "vllm.request.time_per_output_token"
+	AttrDecodeThroughput   = "vllm.request.decode.throughput"
+	AttrPrefillDuration    = "vllm.request.prefill.duration"
+	AttrDecodeDuration     = "vllm.request.decode.duration"
+	AttrInferenceDuration  = "vllm.request.inference.duration"
+	AttrSLOMet             = "vllm.slo.met"
+	AttrSLOViolations      = "vllm.slo.violations"
+)
+
+// derivedAttributes are written only when the core derived the value (V0 spans): V1 spans carry them already.
+var derivedAttributes = [...]struct {
+	latency vllmrequest.Latency
+	key     string
+}{
+	{vllmrequest.Prefill, AttrPrefillDuration},
+	{vllmrequest.Decode, AttrDecodeDuration},
+	{vllmrequest.Inference, AttrInferenceDuration},
+}
+
+type spanEnricher struct {
+	logger    *zap.Logger
+	deriver   *vllmrequest.Deriver
+	slo       vllmrequest.SLOConfig
+	telemetry *metadata.TelemetryBuilder
+}
+
+func newSpanEnricher(set processor.Settings, cfg *Config) (*spanEnricher, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	return &spanEnricher{
+		logger:    set.Logger,
+		deriver:   vllmrequest.NewDeriver(cfg.Request),
+		slo:       cfg.Request.SLO,
+		telemetry: tb,
+	}, nil
+}
+
+func (p *spanEnricher) shutdown(context.Context) error {
+	p.telemetry.Shutdown()
+	return nil
+}
+
+func (p *spanEnricher) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
+	var rec vllmrequest.Record
+	var seen, recognised int64
+	var violations []string
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		resource := rs.Resource().Attributes()
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			seen += int64(spans.Len())
+			for k := 0; k < spans.Len(); k++ {
+				span := spans.At(k)
+				if !p.deriver.Derive(span, resource, &rec) {
+					continue
+				}
+				recognised++
+				rejections.Count(ctx, p.telemetry.VllmProcessorFieldsRejected, &rec)
+				violations = p.enrich(span.Attributes(), &rec, violations[:0])
+			}
+		}
+	}
+	p.telemetry.VllmProcessorSpansSeen.Add(ctx, seen)
+	p.telemetry.VllmProcessorSpansRecognized.Add(ctx, recognised)
+	return td, nil
+}
+
+// enrich writes the record's derived values onto the span. It returns the violations buffer for reuse.
+func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violations []string) []string {
+	if !rec.ProviderOnSpan {
+		attrs.PutStr(vllmrequest.AttrProviderName, rec.Provider)
+	}
+	if !rec.OperationOnSpan {
+		attrs.PutStr(vllmrequest.AttrOperationName, rec.Operation)
+	}
+	if rec.ModelFromResource {
+		// V1 spans carry no model; copying the resource's makes the span searchable by model in Jaeger.
+		if _, ok := attrs.Get(vllmrequest.AttrRequestModel); !ok {
+			attrs.PutStr(vllmrequest.AttrRequestModel, rec.Model)
+		}
+	}
+	if rec.HasTimePerOutputToken {
+		attrs.PutDouble(AttrTimePerOutputToken, rec.TimePerOutputToken)
+	}
+	if rec.HasDecodeThroughput {
+		attrs.PutDouble(AttrDecodeThroughput, rec.DecodeThroughput)
+	}
+	for _, d := range derivedAttributes {
+		if v, ok := rec.Latency(d.latency); ok && rec.Derived(d.latency) {
+			attrs.PutDouble(d.key, v)
+		}
+	}
+	if !p.slo.Enabled() {
+		return violations
+	}
+	verdict := p.slo.EvaluateSLO(rec)
+	attrs.PutBool(AttrSLOMet, verdict.AllMet)
+	violations = verdict.Violations(violations)
+	if len(violations) == 0 {
+		return violations
+	}
+	slice := attrs.PutEmptySlice(AttrSLOViolations)
+	slice.EnsureCapacity(len(violations))
+	for _, v := range violations {
+		slice.AppendEmpty().SetStr(v)
+	}
+	return violations
+}
