@@ -1,0 +1,148 @@
+package nvmlreceiver // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver"
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/scraper/scraperhelper"
+
+	"github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver/internal/metadata"
+)
+
+const defaultCollectionInterval = 10 * time.Second
+
+// Config is the configuration of the nvml receiver.
+type Config struct {
+	scraperhelper.ControllerConfig `mapstructure:",squash"`
+	metadata.MetricsBuilderConfig  `mapstructure:",squash"`
+
+	// Devices limits the GPUs that are reported. Each entry is an NVML index ("0"), a GPU UUID ("GPU-…") or a
+	// MIG instance UUID ("MIG-…"). A MIG instance is reported when it or its parent GPU is selected.
+	// Empty means every GPU NVML can see.
+	Devices []string `mapstructure:"devices"`
+
+	// LibraryPath is the NVML library to load. Empty means the system's libnvidia-ml.so.1, found through the
+	// dynamic loader's search path.
+	LibraryPath string `mapstructure:"library_path"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+var _ confmap.Validator = (*Config)(nil)
+
+// Validate checks the receiver configuration; every error names the offending key.
+func (cfg *Config) Validate() error {
+	var errs []error
+	seen := make(map[string]int, len(cfg.Devices))
+	for i, device := range cfg.Devices {
+		if err := validateDevice(device); err != nil {
+			errs = append(errs, fmt.Errorf("devices[%d]: %w", i, err))
+			continue
+		}
+		if first, dup := seen[device]; dup {
+			errs = append(errs, fmt.Errorf("devices[%d]: %q is already listed at devices[%d]", i, device, first))
+			continue
+		}
+		seen[device] = i
+	}
+	if p := cfg.LibraryPath; p != "" {
+		switch {
+		case strings.TrimSpace(p) != p:
+			errs = append(errs, fmt.Errorf("library_path: %q has leading or trailing spaces", p))
+		case strings.ContainsRune(p, '/') && !strings.HasPrefix(p, "/"):
+			// dlopen would resolve it against the collector's working directory.
+			errs = append(errs, fmt.Errorf("library_path: %q must be an absolute path or a bare library name such as libnvidia-ml.so.1", p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateDevice(device string) error {
+	switch {
+	case device == "":
+		return errors.New("empty entry; use an NVML index such as \"0\" or a UUID such as \"GPU-…\"")
+	case strings.HasPrefix(device, "GPU-") || strings.HasPrefix(device, "MIG-"):
+		if len(device) == len("GPU-") {
+			return fmt.Errorf("%q has no UUID after the prefix", device)
+		}
+		return nil
+	}
+	if _, err := strconv.ParseUint(device, 10, 31); err != nil {
+		return fmt.Errorf("%q is neither an NVML index (0, 1, …) nor a UUID starting with GPU- or MIG-", device)
+	}
+	return nil
+}
+
+// deviceSelector answers whether a GPU or MIG instance is selected by the devices setting.
+type deviceSelector struct {
+	all     bool
+	indexes map[int]string    // NVML index -> the entry that names it
+	uuids   map[string]string // UUID -> the entry that names it
+	anyMIG  bool              // some entry names a MIG instance
+	matched map[string]bool   // entries that matched something, to warn about the others
+	entries []string
+}
+
+func newDeviceSelector(devices []string) *deviceSelector {
+	s := &deviceSelector{
+		all:     len(devices) == 0,
+		indexes: map[int]string{},
+		uuids:   map[string]string{},
+		matched: map[string]bool{},
+		entries: devices,
+	}
+	for _, d := range devices {
+		if idx, err := strconv.Atoi(d); err == nil {
+			s.indexes[idx] = d
+			continue
+		}
+		s.uuids[d] = d
+		if strings.HasPrefix(d, "MIG-") {
+			s.anyMIG = true
+		}
+	}
+	return s
+}
+
+func (s *deviceSelector) gpuSelected(index int, uuid string) bool {
+	if s.all {
+		return true
+	}
+	if e, ok := s.indexes[index]; ok {
+		s.matched[e] = true
+		return true
+	}
+	if e, ok := s.uuids[uuid]; ok {
+		s.matched[e] = true
+		return true
+	}
+	return false
+}
+
+// migSelected reports whether a MIG instance is reported: its parent GPU is selected or it is named itself.
+func (s *deviceSelector) migSelected(parentSelected bool, uuid string) bool {
+	if parentSelected {
+		return true
+	}
+	if e, ok := s.uuids[uuid]; ok {
+		s.matched[e] = true
+		return true
+	}
+	return false
+}
+
+// unmatched lists the configured entries that matched no GPU or MIG instance so far.
+func (s *deviceSelector) unmatched() []string {
+	var out []string
+	for _, e := range s.entries {
+		if !s.matched[e] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
