@@ -1,0 +1,169 @@
+package vllmconnector // import "github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
+)
+
+// Aggregation temporalities accepted by aggregation_temporality.
+const (
+	TemporalityCumulative = "cumulative"
+	TemporalityDelta      = "delta"
+)
+
+// Histogram types accepted by histograms.type.
+const (
+	HistogramExplicit    = "explicit"
+	HistogramExponential = "exponential"
+)
+
+// Config of the vllm connector. The request recognition keys (span_names, model, provider, max_latency, slo)
+// are shared with the vllm processor.
+type Config struct {
+	Request vllmrequest.Config `mapstructure:",squash"`
+
+	// Dimensions are span attributes added to every data point, each with an optional default.
+	Dimensions []Dimension `mapstructure:"dimensions"`
+	// ResourceAttributes, when set, is the allow-list of resource attributes copied to the metrics' resource and
+	// used to tell resources apart; empty keeps all.
+	ResourceAttributes []string `mapstructure:"resource_attributes"`
+	Histograms         HistogramsConfig `mapstructure:"histograms"`
+	Exemplars          ExemplarsConfig  `mapstructure:"exemplars"`
+	// AggregationTemporality is cumulative (default) or delta.
+	AggregationTemporality string `mapstructure:"aggregation_temporality"`
+	// MetricsFlushInterval is how often metrics are sent; they are also sent on shutdown.
+	MetricsFlushInterval time.Duration `mapstructure:"metrics_flush_interval"`
+	// MetricsExpiration forgets a series that has seen no request for this long.
+	MetricsExpiration time.Duration `mapstructure:"metrics_expiration"`
+	// CardinalityLimit is the most series kept; requests beyond it go to one otel.metric.overflow=true series.
+	CardinalityLimit int `mapstructure:"cardinality_limit"`
+	_                struct{}
+}
+
+// Dimension is a span attribute copied onto the data points.
+type Dimension struct {
+	Name string `mapstructure:"name"`
+	// Default is used when the span lacks the attribute; without one the attribute is left out.
+	Default *string `mapstructure:"default"`
+	_       struct{}
+}
+
+// HistogramsConfig chooses the histogram aggregation and its buckets.
+type HistogramsConfig struct {
+	// Type is explicit (default) or exponential.
+	Type string `mapstructure:"type"`
+	// MaxSize is the most buckets of an exponential histogram.
+	MaxSize int32 `mapstructure:"max_size"`
+	// Buckets overrides the explicit bounds of a metric, by metric name, in the metric's unit.
+	Buckets map[string][]float64 `mapstructure:"buckets"`
+	_       struct{}
+}
+
+// ExemplarsConfig attaches the trace and span ids of requests to histogram data points.
+type ExemplarsConfig struct {
+	Enabled         bool `mapstructure:"enabled"`
+	MaxPerDataPoint int  `mapstructure:"max_per_data_point"`
+	_               struct{}
+}
+
+var _ confmap.Validator = (*Config)(nil)
+
+// reservedAttributes are data point attributes the connector sets itself; a dimension may not shadow them.
+var reservedAttributes = map[string]bool{
+	vllmrequest.AttrProviderName: true, vllmrequest.AttrOperationName: true, vllmrequest.AttrResponseModel: true,
+	attrTokenType: true, attrSLOObjective: true, attrSLOMet: true, attrOverflow: true,
+}
+
+// Validate names the key of every invalid setting.
+func (c *Config) Validate() error {
+	errs := []error{c.Request.Validate()}
+	seen := map[string]bool{}
+	for i, d := range c.Dimensions {
+		switch {
+		case d.Name == "":
+			errs = append(errs, fmt.Errorf("dimensions[%d].name: must not be empty", i))
+		case reservedAttributes[d.Name]:
+			errs = append(errs, fmt.Errorf("dimensions[%d].name: %q is set by the connector itself", i, d.Name))
+		case seen[d.Name]:
+			errs = append(errs, fmt.Errorf("dimensions[%d].name: %q is listed twice", i, d.Name))
+		}
+		seen[d.Name] = true
+	}
+	for i, a := range c.ResourceAttributes {
+		if a == "" {
+			errs = append(errs, fmt.Errorf("resource_attributes[%d]: must not be empty", i))
+		}
+	}
+	errs = append(errs, c.Histograms.validate())
+	if c.Exemplars.Enabled && c.Exemplars.MaxPerDataPoint <= 0 {
+		errs = append(errs, fmt.Errorf("exemplars.max_per_data_point: must be positive, got %d", c.Exemplars.MaxPerDataPoint))
+	}
+	if c.AggregationTemporality != TemporalityCumulative && c.AggregationTemporality != TemporalityDelta {
+		errs = append(errs, fmt.Errorf("aggregation_temporality: must be %q or %q, got %q", TemporalityCumulative, TemporalityDelta, c.AggregationTemporality))
+	}
+	if c.MetricsFlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("metrics_flush_interval: must be positive, got %v", c.MetricsFlushInterval))
+	}
+	if c.MetricsExpiration <= 0 {
+		errs = append(errs, fmt.Errorf("metrics_expiration: must be positive, got %v", c.MetricsExpiration))
+	}
+	if c.CardinalityLimit <= 0 {
+		errs = append(errs, fmt.Errorf("cardinality_limit: must be positive, got %d", c.CardinalityLimit))
+	}
+	return errors.Join(errs...)
+}
+
+func (h *HistogramsConfig) validate() error {
+	var errs []error
+	switch h.Type {
+	case HistogramExplicit:
+	case HistogramExponential:
+		if h.MaxSize < 2 {
+			errs = append(errs, fmt.Errorf("histograms.max_size: must be at least 2, got %d", h.MaxSize))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("histograms.type: must be %q or %q, got %q", HistogramExplicit, HistogramExponential, h.Type))
+	}
+	names := make([]string, 0, len(h.Buckets))
+	for name := range h.Buckets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		key := "histograms.buckets." + name
+		if _, ok := histogramByName(name); !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown histogram; known: %s", key, strings.Join(histogramNames(), ", ")))
+			continue
+		}
+		if err := validateBounds(h.Buckets[name]); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateBounds(bounds []float64) error {
+	if len(bounds) == 0 {
+		return errors.New("must list at least one bucket bound")
+	}
+	for i, b := range bounds {
+		if math.IsNaN(b) || math.IsInf(b, 0) {
+			return fmt.Errorf("bound %d is %v; bounds must be finite", i, b)
+		}
+		if i > 0 && b <= bounds[i-1] {
+			if b == bounds[i-1] {
+				return fmt.Errorf("bound %v is listed twice", b)
+			}
+			return fmt.Errorf("bounds must be sorted in increasing order: %v follows %v", b, bounds[i-1])
+		}
+	}
+	return nil
+}

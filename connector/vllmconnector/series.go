@@ -1,0 +1,145 @@
+package vllmconnector // import "github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/histogram"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
+)
+
+// resourceState holds the series of one resource (one set of allow-listed resource attributes).
+type resourceState struct {
+	attrs  pcommon.Map
+	series map[string]*series
+}
+
+// series is one data point attribute set (provider, operation, model, dimensions) of one resource, with every
+// value the connector aggregates for it.
+type series struct {
+	attrs    pcommon.Map
+	start    pcommon.Timestamp // when the series was first seen
+	lastSeen time.Time
+	updated  bool // recorded since the last flush
+
+	histograms [numHistograms]histogram.Histogram // created on first value, so V1 series hold no V0-only ones
+	requests   uint64
+	tokens     [2]uint64 // input, output
+	hasTokens  [2]bool
+	// slo counts requests per objective as [met, violated]; index NumObjectives is "all".
+	slo [vllmrequest.NumObjectives + 1][2]uint64
+}
+
+const (
+	sloMet      = 0
+	sloViolated = 1
+	sloAll      = vllmrequest.NumObjectives
+)
+
+// recorder adds records to series. It is owned by the connector and used under its lock.
+type recorder struct {
+	bounds       [numHistograms][]float64
+	exponential  bool
+	maxSize      int32
+	maxExemplars int
+	slo          vllmrequest.SLOConfig
+	sloEnabled   bool
+}
+
+func (r *recorder) newHistogram(id histogramID) histogram.Histogram {
+	if r.exponential {
+		return histogram.NewExponential(r.maxSize, r.maxExemplars)
+	}
+	return histogram.NewExplicit(r.bounds[id], r.maxExemplars)
+}
+
+// histogramValue is the value a record gives histogram id, if any.
+func histogramValue(id histogramID, rec *vllmrequest.Record) (float64, bool) {
+	d := &histogramDefs[id]
+	switch {
+	case d.hasLatency:
+		return rec.Latency(d.latency)
+	case id == histTPOT:
+		return rec.TimePerOutputToken, rec.HasTimePerOutputToken
+	case id == histDecodeThroughput:
+		return rec.DecodeThroughput, rec.HasDecodeThroughput
+	case id == histPromptTokens:
+		n, ok := rec.Prompt()
+		return float64(n), ok
+	case id == histCompletionTokens:
+		n, ok := rec.Completion()
+		return float64(n), ok
+	}
+	return 0, false
+}
+
+// record adds one request to s.
+func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, now time.Time) {
+	for id := histogramID(0); id < numHistograms; id++ {
+		v, ok := histogramValue(id, rec)
+		if !ok {
+			continue
+		}
+		h := s.histograms[id]
+		if h == nil {
+			h = r.newHistogram(id)
+			s.histograms[id] = h
+		}
+		h.Record(v)
+		if r.maxExemplars > 0 {
+			h.Exemplars().Offer(v, span.EndTimestamp(), span.TraceID(), span.SpanID())
+		}
+	}
+	s.requests++
+	if n, ok := rec.Prompt(); ok {
+		s.tokens[0] += uint64(n)
+		s.hasTokens[0] = true
+	}
+	if n, ok := rec.Completion(); ok {
+		s.tokens[1] += uint64(n)
+		s.hasTokens[1] = true
+	}
+	if r.sloEnabled {
+		verdict := r.slo.EvaluateSLO(rec)
+		for o, v := range verdict.Verdicts {
+			switch v {
+			case vllmrequest.Met:
+				s.slo[o][sloMet]++
+			case vllmrequest.Violated:
+				s.slo[o][sloViolated]++
+			}
+		}
+		if verdict.AllMet {
+			s.slo[sloAll][sloMet]++
+		} else {
+			s.slo[sloAll][sloViolated]++
+		}
+	}
+	s.lastSeen = now
+	s.updated = true
+}
+
+// reset zeroes the values of s after a delta flush.
+func (s *series) reset() {
+	for _, h := range s.histograms {
+		if h != nil {
+			h.Reset()
+		}
+	}
+	s.requests = 0
+	s.tokens = [2]uint64{}
+	s.slo = [vllmrequest.NumObjectives + 1][2]uint64{}
+	s.updated = false
+}
+
+// resetExemplars forgets the exemplars after a cumulative flush: each is sent once.
+func (s *series) resetExemplars() {
+	for _, h := range s.histograms {
+		if h != nil {
+			h.Exemplars().Reset()
+		}
+	}
+	s.updated = false
+}
