@@ -34,7 +34,7 @@ type Config struct {
 	Dimensions []Dimension `mapstructure:"dimensions"`
 	// ResourceAttributes, when set, is the allow-list of resource attributes copied to the metrics' resource and
 	// used to tell resources apart; empty keeps all.
-	ResourceAttributes []string `mapstructure:"resource_attributes"`
+	ResourceAttributes []string         `mapstructure:"resource_attributes"`
 	Histograms         HistogramsConfig `mapstructure:"histograms"`
 	Exemplars          ExemplarsConfig  `mapstructure:"exemplars"`
 	// AggregationTemporality is cumulative (default) or delta.

@@ -80,7 +80,9 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 	}, nil
 }
 
-func (c *vllmConnector) Capabilities() consumer.Capabilities { return consumer.Capabilities{MutatesData: false} }
+func (c *vllmConnector) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: false}
+}
 
 // Start begins flushing metrics every metrics_flush_interval.
 func (c *vllmConnector) Start(context.Context, component.Host) error {
