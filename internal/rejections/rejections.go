@@ -17,14 +17,15 @@ const (
 	ReasonKey = "reason"
 )
 
-// options holds one precomputed attribute set per (field, reason), so counting a rejection allocates nothing.
-var options = func() (o [vllmrequest.NumFields][vllmrequest.NumReasons]metric.AddOption) {
+// options holds one precomputed option slice per (field, reason): passing a prebuilt slice to the variadic Add
+// is what keeps counting a rejection free of allocations.
+var options = func() (o [vllmrequest.NumFields][vllmrequest.NumReasons][]metric.AddOption) {
 	for f := range o {
 		for r := range o[f] {
-			o[f][r] = metric.WithAttributeSet(attribute.NewSet(
+			o[f][r] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
 				attribute.String(FieldKey, vllmrequest.Field(f).String()),
 				attribute.String(ReasonKey, vllmrequest.Reason(r).String()),
-			))
+			))}
 		}
 	}
 	return o
@@ -34,7 +35,7 @@ var options = func() (o [vllmrequest.NumFields][vllmrequest.NumReasons]metric.Ad
 func Count(ctx context.Context, counter metric.Int64Counter, rec *vllmrequest.Record) {
 	for _, r := range rec.Rejections {
 		if r.Field < vllmrequest.NumFields && r.Reason < vllmrequest.NumReasons {
-			counter.Add(ctx, 1, options[r.Field][r.Reason])
+			counter.Add(ctx, 1, options[r.Field][r.Reason]...)
 		}
 	}
 }
