@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
 	"github.com/otelcol-vllm/otelcol-vllm/processor/vllmprocessor/internal/metadatatest"
 )
 
@@ -166,17 +167,8 @@ func TestProcessorTelemetry(t *testing.T) {
 
 // BenchmarkProcessor measures the per-span cost of enriching a batch of 1,000 realistic V1 spans.
 func BenchmarkProcessor(b *testing.B) {
-	tmpl := readFixtureB(b, "v1_newest_scope")
-	batch := ptrace.NewTraces()
-	rs := batch.ResourceSpans().AppendEmpty()
-	tmpl.ResourceSpans().At(0).Resource().CopyTo(rs.Resource())
-	ss := rs.ScopeSpans().AppendEmpty()
-	src := tmpl.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
-	for i := 0; i < 1000; i++ {
-		src.CopyTo(ss.Spans().AppendEmpty())
-	}
-	cfg := seedSLOConfig()
-	p, err := newSpanEnricher(metadatatest.NewSettings(componenttest.NewTelemetry()), cfg)
+	batch := vllmtest.V1Batch(1000, 4)
+	p, err := newSpanEnricher(metadatatest.NewSettings(componenttest.NewTelemetry()), seedSLOConfig())
 	require.NoError(b, err)
 	work := ptrace.NewTraces()
 	b.ReportAllocs()
@@ -187,10 +179,4 @@ func BenchmarkProcessor(b *testing.B) {
 		_, _ = p.processTraces(context.Background(), work)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/span")
-}
-
-func readFixtureB(b *testing.B, name string) ptrace.Traces {
-	td, err := golden.ReadTraces(filepath.Join("..", "..", "testdata", "spans", name+".yaml"))
-	require.NoError(b, err)
-	return td
 }
