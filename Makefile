@@ -49,9 +49,10 @@ prometheus-tools:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 
-## vet: go vet over the whole module
+## vet: go vet over the whole module, and the bench/ comparison module
 vet:
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 
 ## fmt-check: fail when a file is not gofmt-formatted
 fmt-check:
@@ -69,3 +70,4 @@ test: vet fmt-check unit
 ## bench: Go benchmarks of the components (ns/op, allocs/op)
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	cd bench && $(GO) test -run='^$$' -bench=. -benchmem ./...
