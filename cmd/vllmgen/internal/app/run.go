@@ -1,0 +1,282 @@
+package app // import "github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/app"
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/otlpsend"
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/workload"
+)
+
+const (
+	// maxLinger bounds how long a paced partial batch waits for more requests, so low rates still send
+	// every request promptly instead of once per full batch.
+	maxLinger = 200 * time.Millisecond
+	// maxLag is the most the pacer catches up after falling behind (a stalled collector); older debt is
+	// dropped so that the rate is never exceeded by more than one second's worth of requests.
+	maxLag = time.Second
+	// maxErrorsKept bounds the export error messages kept for the summary.
+	maxErrorsKept = 5
+)
+
+// Result is what a run produced.
+type Result struct {
+	Options     Options
+	Tally       *workload.Tally
+	Elapsed     time.Duration
+	Interrupted bool
+	// FailedExports counts export requests that returned an error; Errors keeps the first few messages.
+	FailedExports int64
+	Errors        []string
+}
+
+// Failed reports whether any span was not delivered.
+func (r *Result) Failed() bool { return r.FailedExports > 0 || r.Tally.Total.FailedSpans > 0 }
+
+// job is one export request's worth of spans.
+type job struct{ recs []workload.Record }
+
+// Run generates and sends until the count or duration is reached or ctx is cancelled (SIGINT). Exports in
+// flight when ctx is cancelled still complete, so the summary covers exactly what was handed to exporters.
+// It returns an error only when the run could not start.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	return run(ctx, o, clockwork.NewRealClock())
+}
+
+func run(ctx context.Context, o Options, clock clockwork.Clock) (*Result, error) {
+	gen, err := workload.NewGenerator(workload.Config{
+		Shape: o.Shape, Profile: o.Profile, Models: o.Models, Seed: o.Seed, NProb: o.NProb, GreedyProb: o.GreedyProb,
+	})
+	if err != nil {
+		return nil, err
+	}
+	exporters := make([]otlpsend.Exporter, o.Workers)
+	if !o.DryRun {
+		for i := range exporters {
+			if exporters[i], err = otlpsend.New(o.Protocol, o.Endpoint); err != nil {
+				closeAll(exporters)
+				return nil, err
+			}
+		}
+	}
+	defer closeAll(exporters)
+
+	res := &Result{Options: o, Tally: workload.NewTally(len(o.Models), o.SLO)}
+	resourceCfg := workload.ResourceConfig{ServiceName: o.ServiceName, Extra: o.Resource, ProcessIDBase: processIDBase(o.Seed)}
+	jobs := make(chan *job, o.Workers)
+	free := make(chan *job, 2*o.Workers+1)
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	start := clock.Now()
+	for _, exp := range exporters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := worker{
+				builder:  workload.NewSpanBuilder(o.Shape, o.Models, resourceCfg, o.Anchor),
+				tally:    workload.NewTally(len(o.Models), o.SLO),
+				perModel: make([]int64, len(o.Models)),
+				exp:      exp,
+				timeout:  o.Timeout,
+			}
+			for j := range jobs {
+				w.handle(ctx, j)
+				select {
+				case free <- j:
+				default:
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.Tally.Merge(w.tally)
+			res.FailedExports += w.failedExports
+			for _, e := range w.errors {
+				if len(res.Errors) < maxErrorsKept {
+					res.Errors = append(res.Errors, e)
+				}
+			}
+		}()
+	}
+
+	d := dispatcher{opts: o, gen: gen, jobs: jobs, free: free, clock: clock, start: start}
+	res.Interrupted = !d.run(ctx)
+	close(jobs)
+	wg.Wait()
+	res.Elapsed = clock.Since(start)
+	return res, nil
+}
+
+func closeAll(exporters []otlpsend.Exporter) {
+	for _, e := range exporters {
+		if e != nil {
+			_ = e.Close()
+		}
+	}
+}
+
+// processIDBase gives each generated server a plausible vllm.process_id, stable for a seed.
+func processIDBase(seed uint64) int { return 1000 + int(seed%30000) }
+
+type worker struct {
+	builder       *workload.SpanBuilder
+	tally         *workload.Tally
+	perModel      []int64
+	exp           otlpsend.Exporter
+	timeout       time.Duration
+	failedExports int64
+	errors        []string
+}
+
+func (w *worker) handle(ctx context.Context, j *job) {
+	td := w.builder.Build(j.recs)
+	clear(w.perModel)
+	for i := range j.recs {
+		w.tally.Add(&j.recs[i])
+		w.perModel[j.recs[i].Model]++
+	}
+	if w.exp == nil { // dry run
+		return
+	}
+	// Not cancelled with ctx: an export already started is finished, so the summary stays exact.
+	exportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.timeout)
+	rejected, err := w.exp.Export(exportCtx, td)
+	cancel()
+	for model, n := range w.perModel {
+		if n == 0 {
+			continue
+		}
+		if err != nil {
+			w.tally.AddFailed(model, n)
+		} else {
+			w.tally.AddExported(model, n)
+		}
+	}
+	if err != nil {
+		w.failedExports++
+		if len(w.errors) < maxErrorsKept {
+			w.errors = append(w.errors, err.Error())
+		}
+		return
+	}
+	if rejected > 0 {
+		w.tally.AddRejected(rejected)
+		if len(w.errors) < maxErrorsKept {
+			w.errors = append(w.errors, fmt.Sprintf("receiver rejected %d of %d spans", rejected, len(j.recs)))
+		}
+	}
+}
+
+// dispatcher draws requests in order, packs their spans into batches of exactly opts.Batch spans (a
+// request's n>1 spans may straddle two batches) and releases each batch when its last request is due.
+type dispatcher struct {
+	opts  Options
+	gen   *workload.Generator
+	jobs  chan<- *job
+	free  chan *job
+	clock clockwork.Clock
+	start time.Time
+
+	cur      *job
+	firstDue time.Time
+	lastDue  time.Time
+}
+
+func (d *dispatcher) newJob() *job {
+	select {
+	case j := <-d.free:
+		j.recs = j.recs[:0]
+		return j
+	default:
+		return &job{recs: make([]workload.Record, 0, d.opts.Batch)}
+	}
+}
+
+// due is request i's scheduled time at the configured rate.
+func (d *dispatcher) due(i int64) time.Time {
+	return d.start.Add(time.Duration(float64(i) / d.opts.Rate * float64(time.Second)))
+}
+
+// run returns false when ctx ended the run early.
+func (d *dispatcher) run(ctx context.Context) bool {
+	o := d.opts
+	scheduled := o.Rate > 0
+	var deadline time.Time
+	if o.Duration > 0 {
+		deadline = d.start.Add(o.Duration)
+	}
+	d.cur = d.newJob()
+	request := make([]workload.Record, 0, workload.MaxN)
+	for i := int64(0); o.Count == 0 || i < o.Count; i++ {
+		select {
+		case <-ctx.Done():
+			return false
+		default:
+		}
+		var due time.Time
+		if scheduled {
+			due = d.due(i)
+		} else {
+			due = d.clock.Now()
+		}
+		if !deadline.IsZero() && !due.Before(deadline) {
+			break
+		}
+		if scheduled && len(d.cur.recs) > 0 && due.Sub(d.firstDue) > maxLinger {
+			if !d.flush(ctx) {
+				return false
+			}
+		}
+		request = d.gen.Next(request[:0])
+		stamp := due.UnixNano()
+		if d.opts.DryRun || !scheduled {
+			stamp = d.clock.Now().UnixNano()
+		}
+		for k := range request {
+			if len(d.cur.recs) == 0 {
+				d.firstDue = due
+			}
+			request[k].ReleasedUnixNano = stamp
+			d.cur.recs = append(d.cur.recs, request[k])
+			d.lastDue = due
+			if len(d.cur.recs) == o.Batch {
+				if !d.flush(ctx) {
+					return false
+				}
+			}
+		}
+	}
+	if len(d.cur.recs) > 0 {
+		return d.flush(ctx)
+	}
+	return true
+}
+
+// flush waits until the batch's last request is due (paced runs only) and hands it to a worker.
+func (d *dispatcher) flush(ctx context.Context) bool {
+	if d.opts.Rate > 0 && !d.opts.DryRun {
+		if wait := d.clock.Until(d.lastDue); wait > 0 {
+			t := d.clock.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return false
+			case <-t.Chan():
+			}
+		} else if lag := -wait; lag > maxLag {
+			d.start = d.start.Add(lag - maxLag)
+		}
+	}
+	select {
+	case d.jobs <- d.cur:
+	case <-ctx.Done():
+		return false
+	}
+	d.cur = d.newJob()
+	return true
+}

@@ -1,0 +1,147 @@
+package app // import "github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/app"
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/workload"
+)
+
+// Summary is the JSON summary. Expected values (sums, counts, SLO outcomes) cover every span handed to an
+// exporter; when failed_spans is 0 they are exactly what a receiver got.
+type Summary struct {
+	Shape       string  `json:"shape"`
+	Protocol    string  `json:"protocol"`
+	Endpoint    string  `json:"endpoint"`
+	Profile     string  `json:"profile"`
+	Anchor      string  `json:"anchor"`
+	Seed        uint64  `json:"seed"`
+	DryRun      bool    `json:"dry_run"`
+	Rate        float64 `json:"rate"`
+	Batch       int     `json:"batch"`
+	Workers     int     `json:"workers"`
+	Interrupted bool    `json:"interrupted"`
+
+	ElapsedSeconds    float64 `json:"elapsed_seconds"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	SpansPerSecond    float64 `json:"spans_per_second"`
+
+	SLOThresholdsSeconds map[string]float64 `json:"slo_thresholds_seconds,omitempty"`
+
+	Total  workload.Report            `json:"total"`
+	Models map[string]workload.Report `json:"models"`
+
+	FailedExports int64    `json:"failed_exports"`
+	ExportErrors  []string `json:"export_errors,omitempty"`
+}
+
+// NewSummary converts a Result.
+func NewSummary(r *Result) Summary {
+	o := r.Options
+	s := Summary{
+		Shape: o.Shape.String(), Protocol: string(o.Protocol), Endpoint: o.Endpoint, Profile: o.Profile.String(),
+		Anchor: o.Anchor.String(), Seed: o.Seed, DryRun: o.DryRun, Rate: o.Rate, Batch: o.Batch, Workers: o.Workers,
+		Interrupted:    r.Interrupted,
+		ElapsedSeconds: r.Elapsed.Seconds(),
+		Total:          r.Tally.Total.Report(o.SLO),
+		Models:         map[string]workload.Report{},
+		FailedExports:  r.FailedExports,
+		ExportErrors:   r.Errors,
+	}
+	if secs := r.Elapsed.Seconds(); secs > 0 {
+		s.RequestsPerSecond = float64(s.Total.Requests) / secs
+		s.SpansPerSecond = float64(s.Total.Spans) / secs
+	}
+	if o.SLO.Any() {
+		s.SLOThresholdsSeconds = map[string]float64{}
+		for name, d := range o.SLO.Thresholds() {
+			s.SLOThresholdsSeconds[name] = d.Seconds()
+		}
+	}
+	for i, model := range o.Models {
+		s.Models[model] = r.Tally.Models[i].Report(o.SLO)
+	}
+	return s
+}
+
+// WriteJSON writes the summary as one indented JSON document.
+func (s Summary) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+// WriteText writes a human-readable summary.
+func (s Summary) WriteText(w io.Writer) error {
+	var b strings.Builder
+	mode := "sent to " + s.Protocol + " " + s.Endpoint
+	if s.DryRun {
+		mode = "dry run, nothing sent"
+	}
+	fmt.Fprintf(&b, "vllmgen: shape=%s profile=%s seed=%d (%s)\n", s.Shape, s.Profile, s.Seed, mode)
+	if s.Interrupted {
+		b.WriteString("interrupted: the counts below cover what was handed to exporters before the stop\n")
+	}
+	fmt.Fprintf(&b, "%d requests, %d spans in %.3fs (%.1f requests/s, %.1f spans/s); exported %d, failed %d spans\n\n",
+		s.Total.Requests, s.Total.Spans, s.ElapsedSeconds, s.RequestsPerSecond, s.SpansPerSecond,
+		s.Total.ExportedSpans, s.Total.FailedSpans)
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\trequests\tspans\texported\tfailed\tprompt tokens\tcompletion tokens\t")
+	for _, name := range sortedKeys(s.Models) {
+		m := s.Models[name]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", name, m.Requests, m.Spans, m.ExportedSpans, m.FailedSpans, m.PromptTokens, m.CompletionTokens)
+	}
+	_ = tw.Flush()
+	b.WriteString("\nexpected latencies (all models)\n")
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "latency\tcount\tsum (s)\tsum (µs)\tmean (s)\t")
+	for _, l := range []struct {
+		name string
+		stat workload.StatReport
+	}{
+		{"ttft", s.Total.TTFT}, {"tpot", s.Total.TPOT}, {"e2e", s.Total.E2E}, {"queue", s.Total.Queue},
+		{"prefill", s.Total.Prefill}, {"decode", s.Total.Decode}, {"inference", s.Total.Inference},
+	} {
+		fmt.Fprintf(tw, "%s\t%d\t%.6f\t%d\t%.6f\t\n", l.name, l.stat.Count, l.stat.SumSeconds, l.stat.SumUS, l.stat.MeanSeconds)
+	}
+	_ = tw.Flush()
+	if len(s.SLOThresholdsSeconds) > 0 {
+		b.WriteString("\nexpected SLO outcomes (all models; per span)\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "objective\tthreshold (s)\tmet\tviolated\t")
+		for _, name := range []string{"ttft", "tpot", "e2e", "queue", workload.ObjectiveAll} {
+			outcome, ok := s.Total.SLO[name]
+			if !ok {
+				continue
+			}
+			threshold := "-"
+			if t, ok := s.SLOThresholdsSeconds[name]; ok {
+				threshold = fmt.Sprintf("%g", t)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\n", name, threshold, outcome.Met, outcome.Violated)
+		}
+		_ = tw.Flush()
+	}
+	if s.FailedExports > 0 || len(s.ExportErrors) > 0 {
+		fmt.Fprintf(&b, "\n%d export requests failed; first errors:\n", s.FailedExports)
+		for _, e := range s.ExportErrors {
+			fmt.Fprintf(&b, "  %s\n", e)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,19 @@
+// Command vllmgen sends vLLM request spans (llm_request) over OTLP, shaped exactly as vLLM emits them, and
+// prints the expected metric values of what it sent. See README.md.
+package main // import "github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen"
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/app"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
