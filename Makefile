@@ -32,13 +32,26 @@ $(OCB):
 generate: $(MDATAGEN)
 	PATH="$(TOOLS):$$PATH" $(GO) generate ./...
 
-## dist: build the otelcol-vllm distribution with ocb into _build/
+## dist: build the otelcol-vllm distribution with ocb into _build/ (ocb's output, go.mod included, is kept
+## there between runs, so a rebuild only compiles what changed)
 dist: $(DIST_BIN)
 
-$(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(shell find processor connector receiver internal cmd -name '*.go' -not -name '*_test.go' 2>/dev/null)
-	$(OCB) --config builder-config.yaml
+DIST_SOURCES := $(shell find processor connector receiver internal distribution -type f \( -name '*.go' -o -name '*.yaml' \) -not -name '*_test.go' -not -path '*/testdata/*' 2>/dev/null)
 
-## run: build if needed, then run the collector on its embedded default config
+# ocb's generated main.go has no default config URI; the sed adds `embedded:default` (served by
+# distribution/embeddedprovider) to its ResolverSettings, so that the binary started without --config runs
+# the configuration compiled into it. The grep makes a changed ocb template fail the build instead of
+# silently producing a binary without a default.
+$(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(DIST_SOURCES)
+	$(OCB) --config builder-config.yaml --skip-compilation
+	sed -i 's|^\([[:space:]]*\)ResolverSettings: confmap.ResolverSettings{$$|&\n\1\tURIs: []string{"embedded:default"},|' $(DIST_DIR)/main.go
+	@grep -q 'URIs: \[\]string{"embedded:default"}' $(DIST_DIR)/main.go || \
+		{ echo "could not add the embedded:default config URI to $(DIST_DIR)/main.go (ocb template changed?)"; exit 1; }
+	$(OCB) --config builder-config.yaml --skip-generate --skip-get-modules
+	@touch $@
+
+## run: build if needed, then run the collector on its embedded default config (embedded:default). Switch on
+## exporters with OTELCOL_VLLM_JAEGER_ENDPOINT / OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT (docs/distribution.md)
 run: dist
 	$(DIST_BIN)
 
