@@ -28,6 +28,9 @@ type Sink struct {
 	Fail bool
 	// HTTPPath, when set, is the only path the HTTP receiver accepts.
 	HTTPPath string
+	// Discard counts spans without keeping them (benchmarks).
+	Discard   bool
+	discarded int
 }
 
 func (s *Sink) accept(td ptrace.Traces) (rejected int64, fail bool) {
@@ -36,6 +39,10 @@ func (s *Sink) accept(td ptrace.Traces) (rejected int64, fail bool) {
 	s.requests++
 	if s.Fail {
 		return 0, true
+	}
+	if s.Discard {
+		s.discarded += td.SpanCount()
+		return s.RejectSpans, false
 	}
 	s.received = append(s.received, td)
 	return s.RejectSpans, false
@@ -65,7 +72,7 @@ func (s *Sink) Traces() ptrace.Traces {
 func (s *Sink) SpanCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
+	n := s.discarded
 	for _, td := range s.received {
 		n += td.SpanCount()
 	}
@@ -78,8 +85,12 @@ type grpcService struct {
 }
 
 func (g *grpcService) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	td := ptrace.NewTraces()
-	req.Traces().CopyTo(td)
+	// The request is only valid during the call, so keep a copy.
+	td := req.Traces()
+	if !g.sink.Discard {
+		td = ptrace.NewTraces()
+		req.Traces().CopyTo(td)
+	}
 	rejected, fail := g.sink.accept(td)
 	if fail {
 		return ptraceotlp.NewExportResponse(), status.Error(codes.Unavailable, "test receiver refuses")
