@@ -18,10 +18,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadata"
+	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadatatest"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
 )
 
@@ -498,4 +502,23 @@ func TestFlushLoopUsesInterval(t *testing.T) {
 	require.Eventually(t, func() bool { return len(h.sink.AllMetrics()) == 1 }, 5*time.Second, time.Millisecond)
 	require.NoError(t, h.c.Shutdown(context.Background()))
 	assert.Len(t, h.sink.AllMetrics(), 2, "shutdown flushes once more")
+}
+
+func TestConnectorTelemetry(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := seedSLOConfig()
+	cfg.CardinalityLimit = 1
+	conn, err := NewFactory().CreateTracesToMetrics(context.Background(), metadatatest.NewSettings(tel), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	for _, f := range []string{"v1_newest_scope", "v0", "v1_nan", "not_vllm"} {
+		require.NoError(t, conn.ConsumeTraces(context.Background(), readFixture(t, f)))
+	}
+	require.NoError(t, conn.Shutdown(context.Background()))
+	metadatatest.AssertEqualVllmConnectorSpansSeen(t, tel, []metricdata.DataPoint[int64]{{Value: 6}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualVllmConnectorSpansRecognized(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualVllmConnectorSeriesOverflow(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualVllmConnectorFieldsRejected(t, tel, []metricdata.DataPoint[int64]{{
+		Value: 1, Attributes: attribute.NewSet(attribute.String("field", "ttft"), attribute.String("reason", "nan")),
+	}}, metricdatatest.IgnoreTimestamp())
 }

@@ -1,0 +1,99 @@
+package histogram
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+func TestExplicitBucketsUseLessOrEqual(t *testing.T) {
+	bounds := []float64{0.1, 0.2, 0.5}
+	tests := []struct {
+		values []float64
+		counts []uint64
+	}{
+		{[]float64{0.1}, []uint64{1, 0, 0, 0}},
+		{[]float64{0.10000001}, []uint64{0, 1, 0, 0}},
+		{[]float64{0, 0.2, 0.2, 0.5, 0.51, 100}, []uint64{1, 2, 1, 2}},
+		{nil, []uint64{0, 0, 0, 0}},
+	}
+	for _, tt := range tests {
+		h := NewExplicit(bounds, 0)
+		for _, v := range tt.values {
+			h.Record(v)
+		}
+		dp := pmetric.NewHistogramDataPoint()
+		h.CopyTo(dp)
+		assert.Equal(t, tt.counts, dp.BucketCounts().AsRaw(), "%v", tt.values)
+		assert.Equal(t, bounds, dp.ExplicitBounds().AsRaw())
+		assert.Equal(t, uint64(len(tt.values)), dp.Count())
+		var sum float64
+		for _, v := range tt.values {
+			sum += v
+		}
+		assert.InDelta(t, sum, dp.Sum(), 1e-12)
+	}
+}
+
+func TestExplicitMinMaxAndReset(t *testing.T) {
+	h := NewExplicit([]float64{1}, 2)
+	for _, v := range []float64{3, 0.5, 2} {
+		h.Record(v)
+		h.Exemplars().Offer(v, 1, pcommon.TraceID{1}, pcommon.SpanID{byte(v * 10)})
+	}
+	dp := pmetric.NewHistogramDataPoint()
+	h.CopyTo(dp)
+	assert.Equal(t, 0.5, dp.Min())
+	assert.Equal(t, 3.0, dp.Max())
+	assert.Equal(t, 2, dp.Exemplars().Len())
+	h.Reset()
+	assert.Equal(t, uint64(0), h.Count())
+	assert.Equal(t, 0, h.Exemplars().Len())
+	h.Record(7)
+	dp = pmetric.NewHistogramDataPoint()
+	h.CopyTo(dp)
+	assert.Equal(t, 7.0, dp.Min(), "min restarts after reset")
+	assert.Equal(t, []uint64{0, 1}, dp.BucketCounts().AsRaw())
+}
+
+func TestExemplarsKeepLargest(t *testing.T) {
+	x := newExemplars(3)
+	for i, v := range []float64{5, 1, 9, 3, 7, 2} {
+		x.Offer(v, pcommon.Timestamp(i), pcommon.TraceID{byte(i)}, pcommon.SpanID{byte(i)})
+	}
+	dst := pmetric.NewExemplarSlice()
+	x.CopyTo(dst)
+	var got []float64
+	for i := 0; i < dst.Len(); i++ {
+		got = append(got, dst.At(i).DoubleValue())
+		assert.Equal(t, pcommon.SpanID{byte(dst.At(i).Timestamp())}, dst.At(i).SpanID(), "ids travel with their value")
+	}
+	assert.ElementsMatch(t, []float64{5, 9, 7}, got)
+
+	disabled := newExemplars(0)
+	disabled.Offer(1, 0, pcommon.TraceID{}, pcommon.SpanID{})
+	assert.Equal(t, 0, disabled.Len())
+}
+
+func TestExponentialStaysWithinMaxSize(t *testing.T) {
+	e := NewExponential(8, 0)
+	for _, v := range []float64{0, 0.001, 0.01, 0.1, 1, 10, 100, 1000} {
+		e.Record(v)
+	}
+	dp := pmetric.NewExponentialHistogramDataPoint()
+	e.CopyTo(dp)
+	assert.Equal(t, uint64(8), dp.Count())
+	assert.Equal(t, uint64(1), dp.ZeroCount())
+	assert.LessOrEqual(t, dp.Positive().BucketCounts().Len(), 8)
+	var n uint64
+	for _, c := range dp.Positive().BucketCounts().AsRaw() {
+		n += c
+	}
+	assert.Equal(t, uint64(7), n)
+	assert.InDelta(t, 1111.111, dp.Sum(), 1e-9)
+	assert.Equal(t, 1000.0, dp.Max())
+	e.Reset()
+	assert.Equal(t, uint64(0), e.Count())
+}
