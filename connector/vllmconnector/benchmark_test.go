@@ -2,6 +2,7 @@ package vllmconnector
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -55,5 +56,43 @@ func BenchmarkFlush(b *testing.B) {
 		h.c.mu.Lock()
 		_ = h.c.buildMetrics(h.clock.Now())
 		h.c.mu.Unlock()
+	}
+}
+
+// BenchmarkMemoryPerSeries reports the heap held per series when cardinality_limit series exist, which is
+// what the README's memory bound is computed from.
+func BenchmarkMemoryPerSeries(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		cfg  func(*Config)
+	}{
+		{"explicit", func(*Config) {}},
+		{"explicit+exemplars", func(c *Config) { c.Exemplars.Enabled = true }},
+		{"exponential", func(c *Config) { c.Histograms.Type = HistogramExponential }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			const series = 5000
+			cfg := seedSLOConfig()
+			cfg.Dimensions = []Dimension{{Name: "series"}}
+			tc.cfg(cfg)
+			batch := vllmtest.V1Batch(series, 1)
+			spans := batch.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+			for j := 0; j < spans.Len(); j++ {
+				spans.At(j).Attributes().PutInt("series", int64(j))
+			}
+			var perSeries float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				h := newHarness(b, cfg)
+				require.NoError(b, h.c.ConsumeTraces(context.Background(), batch))
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perSeries = float64(after.HeapAlloc-before.HeapAlloc) / series
+				runtime.KeepAlive(h)
+			}
+			b.ReportMetric(perSeries, "B/series")
+		})
 	}
 }
