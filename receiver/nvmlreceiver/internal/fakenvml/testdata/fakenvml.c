@@ -1339,6 +1339,15 @@ nvmlReturn_t nvmlDeviceGetSupportedClocksEventReasons(nvmlDevice_t device,
 }
 #endif
 
+#ifndef FAKE_OMIT_nvmlDeviceGetSupportedClocksThrottleReasons
+nvmlReturn_t nvmlDeviceGetSupportedClocksThrottleReasons(nvmlDevice_t device,
+                                                         unsigned long long *supportedClocksThrottleReasons)
+{
+    DEVICE_CALL(device, g);
+    RETURN_VALUE(g->clk_supported, supportedClocksThrottleReasons, unsigned long long);
+}
+#endif
+
 /* ---- PCIe, ECC, row remapping ---------------------------------------------------------------------------------- */
 
 #ifndef FAKE_OMIT_nvmlDeviceGetPcieThroughput
@@ -1440,37 +1449,69 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int valuesCount, nvml
 
 /* ---- processes ------------------------------------------------------------------------------------------------- */
 
+/* Selects g's processes of one type into sel; answers the size query every process list shares. */
+static nvmlReturn_t select_processes(struct gpu *g, enum proc_type type, unsigned int *infoCount, const void *infos,
+                                    struct proc *sel[MAX_PROCS], unsigned int *n)
+{
+    REQUIRE(infoCount);
+    *n = 0;
+    for (int j = 0; j < g->nprocs; j++) {
+        if (g->procs[j].type.v == (unsigned long long)type) {
+            sel[(*n)++] = &g->procs[j];
+        }
+    }
+    if (*infoCount < *n) {
+        *infoCount = *n;
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    if (*n > 0) {
+        REQUIRE(infos);
+    }
+    *infoCount = *n;
+    return NVML_SUCCESS;
+}
+
+/* nvmlProcessInfo_t is the v2 layout, used by the _v2 and _v3 entry points. */
 static nvmlReturn_t running_processes(struct gpu *g, enum proc_type type, unsigned int *infoCount,
                                       nvmlProcessInfo_t *infos)
 {
-    REQUIRE(infoCount);
-    unsigned int n = 0;
-    for (int j = 0; j < g->nprocs; j++) {
-        n += g->procs[j].type.v == (unsigned long long)type;
-    }
-    if (*infoCount < n) {
-        *infoCount = n;
-        return NVML_ERROR_INSUFFICIENT_SIZE;
-    }
-    if (n > 0) {
-        REQUIRE(infos);
-    }
-    unsigned int k = 0;
-    for (int j = 0; j < g->nprocs; j++) {
-        struct proc *pr = &g->procs[j];
-        if (pr->type.v != (unsigned long long)type) {
-            continue;
-        }
-        infos[k].pid = (unsigned int)pr->pid.v;
-        infos[k].usedGpuMemory = pr->used_memory.set ? pr->used_memory.v : 0;
-        infos[k].gpuInstanceId = pr->gpu_instance_id.set ? (unsigned int)pr->gpu_instance_id.v : NO_INSTANCE;
+    struct proc *sel[MAX_PROCS];
+    unsigned int n;
+    nvmlReturn_t r = select_processes(g, type, infoCount, infos, sel, &n);
+    for (unsigned int k = 0; r == NVML_SUCCESS && k < n; k++) {
+        infos[k].pid = (unsigned int)sel[k]->pid.v;
+        infos[k].usedGpuMemory = sel[k]->used_memory.v;
+        infos[k].gpuInstanceId = sel[k]->gpu_instance_id.set ? (unsigned int)sel[k]->gpu_instance_id.v : NO_INSTANCE;
         infos[k].computeInstanceId =
-            pr->compute_instance_id.set ? (unsigned int)pr->compute_instance_id.v : NO_INSTANCE;
-        k++;
+            sel[k]->compute_instance_id.set ? (unsigned int)sel[k]->compute_instance_id.v : NO_INSTANCE;
     }
-    *infoCount = n;
-    return NVML_SUCCESS;
+    return r;
 }
+
+#ifndef FAKE_OMIT_nvmlDeviceGetComputeRunningProcesses
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, unsigned int *infoCount,
+                                                  nvmlProcessInfo_v1_t *infos)
+{
+    DEVICE_CALL(device, g);
+    struct proc *sel[MAX_PROCS];
+    unsigned int n;
+    nvmlReturn_t r = select_processes(g, PROC_COMPUTE, infoCount, infos, sel, &n);
+    for (unsigned int k = 0; r == NVML_SUCCESS && k < n; k++) {
+        infos[k].pid = (unsigned int)sel[k]->pid.v;
+        infos[k].usedGpuMemory = sel[k]->used_memory.v;
+    }
+    return r;
+}
+#endif
+
+#ifndef FAKE_OMIT_nvmlDeviceGetComputeRunningProcesses_v2
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device, unsigned int *infoCount,
+                                                     nvmlProcessInfo_v2_t *infos)
+{
+    DEVICE_CALL(device, g);
+    return running_processes(g, PROC_COMPUTE, infoCount, infos);
+}
+#endif
 
 #ifndef FAKE_OMIT_nvmlDeviceGetComputeRunningProcesses_v3
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *infoCount,
@@ -1585,6 +1626,26 @@ nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned int *isMi
 }
 #endif
 
+#ifndef FAKE_OMIT_nvmlDeviceGetGpuInstanceId
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int *id)
+{
+    DEVICE_CALL(device, g);
+    (void)g;
+    REQUIRE(id);
+    return NVML_ERROR_NOT_SUPPORTED; /* not a MIG device handle */
+}
+#endif
+
+#ifndef FAKE_OMIT_nvmlDeviceGetComputeInstanceId
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int *id)
+{
+    DEVICE_CALL(device, g);
+    (void)g;
+    REQUIRE(id);
+    return NVML_ERROR_NOT_SUPPORTED; /* not a MIG device handle */
+}
+#endif
+
 /* ---- events ---------------------------------------------------------------------------------------------------- */
 
 static struct nvmlEventSet_st *event_set(nvmlEventSet_t set)
@@ -1669,10 +1730,13 @@ static int next_event(struct nvmlEventSet_st *s, nvmlEventData_t *data)
     return 0;
 }
 
-#ifndef FAKE_OMIT_nvmlEventSetWait_v2
-nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms)
+static nvmlReturn_t event_set_wait(const char *fn, nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms)
 {
-    LIBRARY_CALL();
+    LOCK_SCOPE();
+    nvmlReturn_t r = library_enter(fn);
+    if (r != NVML_SUCCESS) {
+        return r;
+    }
     REQUIRE(data);
     struct nvmlEventSet_st *s = event_set(set);
     if (s == NULL) {
@@ -1696,5 +1760,18 @@ nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsi
             return NVML_ERROR_INVALID_ARGUMENT;
         }
     }
+}
+
+#ifndef FAKE_OMIT_nvmlEventSetWait
+nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms)
+{
+    return event_set_wait(__func__, set, data, timeoutms);
+}
+#endif
+
+#ifndef FAKE_OMIT_nvmlEventSetWait_v2
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms)
+{
+    return event_set_wait(__func__, set, data, timeoutms);
 }
 #endif
