@@ -12,7 +12,13 @@ import (
 )
 
 func main() {
+	// The first SIGINT/SIGTERM stops sending and lets in-flight exports finish; restoring the default
+	// handling then lets a second one end the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
