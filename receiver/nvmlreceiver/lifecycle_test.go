@@ -84,7 +84,9 @@ func TestStartWithoutUsableNVML(t *testing.T) {
 			repair := tt.breakLib(f)
 			s := newTestScraper(t, f, f.procRoot, nil)
 			s.mustStart(t)
+			assert.Empty(t, f.InitCalls(), "Start does not wait for NVML")
 
+			assert.Zero(t, s.mustScrape(t).DataPointCount())
 			warnings := logsContaining(s.logs, zapcore.WarnLevel, append([]string{"NVML is not usable"}, tt.wantLog...)...)
 			require.Len(t, warnings, 1, "one clear warning naming the NVML error")
 			assert.Zero(t, s.mustScrape(t).DataPointCount())
@@ -134,6 +136,8 @@ func TestInitBackoffIsCapped(t *testing.T) {
 	failInit(nvml.ERROR_DRIVER_NOT_LOADED)(f)
 	s := newTestScraper(t, f, f.procRoot, nil)
 	s.mustStart(t)
+	s.mustScrape(t) // first attempt
+	require.Len(t, f.InitCalls(), 1)
 	var gaps []time.Duration
 	last := s.clock.Now()
 	for range 120 { // 20 minutes
@@ -193,6 +197,7 @@ func TestXIDEventsAreCountedPerGPUAndCode(t *testing.T) {
 	}
 	s := newTestScraper(t, f, f.procRoot, nil)
 	s.mustStart(t)
+	s.mustScrape(t)
 	require.Len(t, sets, 1)
 
 	xid := func(gpu int, code uint64) nvml.EventData {
@@ -241,6 +246,7 @@ func TestXIDSeriesAreBounded(t *testing.T) {
 	f := newFakeNVML(t, 1)
 	s := newTestScraper(t, f, f.procRoot, nil)
 	s.mustStart(t)
+	s.mustScrape(t)
 	go func() {
 		for code := range uint64(maxXIDCodesPerGPU + 10) {
 			f.events <- nvml.EventData{Device: f.gpus[0].dev, EventType: nvml.EventTypeXidCriticalError, EventData: code}
@@ -272,6 +278,7 @@ func TestXIDWaitErrorsDoNotBlockShutdown(t *testing.T) {
 	}
 	s := newTestScraper(t, f, f.procRoot, nil)
 	s.mustStart(t)
+	s.mustScrape(t)
 	<-waited
 	require.NoError(t, s.shutdown(context.Background())) // returns although the goroutine is pausing
 	assert.Len(t, logsContaining(s.logs, zapcore.WarnLevel, "waiting for XID events failed", "ERROR_UNKNOWN"), 1)
@@ -283,8 +290,8 @@ func TestXIDDisabledStartsNoWatcher(t *testing.T) {
 	f.EventSetCreateFunc = nil // would panic
 	s := newTestScraper(t, f, f.procRoot, func(cfg *Config) { cfg.Metrics.NvidiaGpuXidErrors.Enabled = false })
 	s.mustStart(t)
-	assert.Nil(t, s.xid)
 	assert.NotZero(t, s.mustScrape(t).DataPointCount())
+	assert.Nil(t, s.xid)
 }
 
 func TestNVMLErrorMatchesReturn(t *testing.T) {

@@ -29,8 +29,8 @@ const (
 
 var errNoGPUs = errors.New("NVML found no GPUs")
 
-// nvmlScraper owns the NVML session: Init on start (retried with back-off until it works), one scrape per
-// collection interval, Shutdown exactly once.
+// nvmlScraper owns the NVML session: Init at the first scrape (retried with back-off until it works), one
+// scrape per collection interval, Shutdown exactly once.
 type nvmlScraper struct {
 	cfg      *Config
 	logger   *zap.Logger
@@ -81,13 +81,14 @@ func (s *nvmlScraper) start(context.Context, component.Host) error {
 	s.started = true
 	s.gaugeStart = pcommon.NewTimestampFromTime(s.clock.Now())
 	s.mb.Reset(metadata.WithStartTime(s.gaugeStart))
-	s.tryAttach()
-	return nil // a missing driver or GPU never fails the collector
+	// NVML is first initialised by the first scrape, on the scraper's goroutine: nvmlInit can take seconds
+	// (or hang on a broken GPU), and the collector's start must not wait for it.
+	return nil
 }
 
-// tryAttach initialises NVML and discovers GPUs; on failure it schedules the next attempt.
-func (s *nvmlScraper) tryAttach() {
-	now := s.clock.Now()
+// tryAttach initialises NVML and discovers GPUs; on failure it schedules the next attempt. now is the time of
+// the scrape that tries, so the counters' start time is not after that scrape's timestamp.
+func (s *nvmlScraper) tryAttach(now time.Time) {
 	err := s.attach(now)
 	if err == nil {
 		s.backoff = initialInitBackoff
@@ -250,7 +251,7 @@ func (s *nvmlScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 		if now.Before(s.nextAttach) {
 			return pmetric.NewMetrics(), nil
 		}
-		s.tryAttach()
+		s.tryAttach(now)
 		if !s.attached {
 			return pmetric.NewMetrics(), nil
 		}

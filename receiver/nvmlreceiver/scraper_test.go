@@ -465,16 +465,22 @@ func TestCounterResetGetsNewStartTime(t *testing.T) {
 	g := f.gpus[0]
 	s := newTestScraper(t, f, f.procRoot, nil)
 	s.mustStart(t)
-	attached := pcommon.NewTimestampFromTime(testStart)
+	started := pcommon.NewTimestampFromTime(testStart)
+	// NVML attaches at the first scrape: counters start then, gauges at Start.
+	s.clock.Advance(time.Second)
+	attached := pcommon.NewTimestampFromTime(testStart.Add(time.Second))
 
 	md := s.mustScrape(t)
-	assert.Equal(t, attached, onePoint(t, md, "hw.energy", gpuAttrs(0)).start)
+	energy := onePoint(t, md, "hw.energy", gpuAttrs(0))
+	assert.Equal(t, attached, energy.start)
+	assert.Equal(t, attached, energy.ts)
+	assert.Equal(t, started, onePoint(t, md, "hw.power", gpuAttrs(0)).start)
 
 	s.clock.Advance(10 * time.Second)
 	g.energyMJ += 5000
 	g.eccCorrected++
 	md = s.mustScrape(t)
-	beforeReset := pcommon.NewTimestampFromTime(testStart.Add(10 * time.Second))
+	beforeReset := pcommon.NewTimestampFromTime(testStart.Add(11 * time.Second))
 	assert.Equal(t, attached, onePoint(t, md, "hw.energy", gpuAttrs(0)).start)
 	assert.InDelta(t, 1005, onePoint(t, md, "hw.energy", gpuAttrs(0)).value, 1e-9)
 
@@ -484,7 +490,7 @@ func TestCounterResetGetsNewStartTime(t *testing.T) {
 	g.eccCorrected = 0
 	g.pcieTXBytes = 10
 	md = s.mustScrape(t)
-	energy := onePoint(t, md, "hw.energy", gpuAttrs(0))
+	energy = onePoint(t, md, "hw.energy", gpuAttrs(0))
 	assert.InDelta(t, 2, energy.value, 1e-9)
 	assert.Equal(t, beforeReset, energy.start, "the new series starts at the last point before the reset")
 	assert.Less(t, energy.start, energy.ts)
@@ -493,7 +499,7 @@ func TestCounterResetGetsNewStartTime(t *testing.T) {
 	// Counters that did not go back keep their start; gauges keep the receiver start.
 	assert.Equal(t, attached, onePoint(t, md, "hw.errors", gpuAttrs(0, "error.type", "uncorrected")).start)
 	assert.Equal(t, attached, onePoint(t, md, "hw.gpu.io", gpuAttrs(0, "network.io.direction", "receive")).start)
-	assert.Equal(t, attached, onePoint(t, md, "hw.power", gpuAttrs(0)).start)
+	assert.Equal(t, started, onePoint(t, md, "hw.power", gpuAttrs(0)).start)
 
 	s.clock.Advance(10 * time.Second)
 	g.energyMJ = 3000
