@@ -53,6 +53,12 @@ type subject struct {
 	Namespace string `yaml:"namespace"`
 }
 
+// attributeAction is one entry of a resource processor's attributes list.
+type attributeAction struct {
+	Key    string `yaml:"key"`
+	Action string `yaml:"action"`
+}
+
 type container struct {
 	Name      string          `yaml:"name"`
 	Image     string          `yaml:"image"`
@@ -449,7 +455,10 @@ func TestKubernetesCollectorConfig(t *testing.T) {
 	k := loadKubernetesKit(t)
 	var cfg struct {
 		Receivers  map[string]map[string]any `yaml:"receivers"`
-		Connectors map[string]any            `yaml:"connectors"`
+		Processors map[string]struct {
+			Attributes []attributeAction `yaml:"attributes"`
+		} `yaml:"processors"`
+		Connectors map[string]any `yaml:"connectors"`
 		Service    struct {
 			Pipelines map[string]struct {
 				Receivers  []string `yaml:"receivers"`
@@ -502,6 +511,22 @@ func TestKubernetesCollectorConfig(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("no %s pipeline from %s to %s (%s)", p.kind, p.receiver, p.exporter, p.what)
+		}
+	}
+
+	// Spans reach the connector without vllm.process_id: remote write drops resource attributes other than
+	// service.name and service.instance.id, so per-process series would collide in Prometheus.
+	for id, pl := range cfg.Service.Pipelines {
+		if !has(pl.Exporters, "vllm") {
+			continue
+		}
+		dropped := slices.ContainsFunc(pl.Processors, func(proc string) bool {
+			return has([]string{proc}, "resource") && slices.ContainsFunc(cfg.Processors[proc].Attributes, func(a attributeAction) bool {
+				return a.Key == "vllm.process_id" && a.Action == "delete"
+			})
+		})
+		if !dropped {
+			t.Errorf("pipeline %s feeds the vllm connector without deleting the resource attribute vllm.process_id", id)
 		}
 	}
 }
