@@ -53,12 +53,6 @@ type subject struct {
 	Namespace string `yaml:"namespace"`
 }
 
-// attributeAction is one entry of a resource processor's attributes list.
-type attributeAction struct {
-	Key    string `yaml:"key"`
-	Action string `yaml:"action"`
-}
-
 type container struct {
 	Name      string          `yaml:"name"`
 	Image     string          `yaml:"image"`
@@ -455,10 +449,7 @@ func TestKubernetesCollectorConfig(t *testing.T) {
 	k := loadKubernetesKit(t)
 	var cfg struct {
 		Receivers  map[string]map[string]any `yaml:"receivers"`
-		Processors map[string]struct {
-			Attributes []attributeAction `yaml:"attributes"`
-		} `yaml:"processors"`
-		Connectors map[string]any `yaml:"connectors"`
+		Connectors map[string]any            `yaml:"connectors"`
 		Service    struct {
 			Pipelines map[string]struct {
 				Receivers  []string `yaml:"receivers"`
@@ -514,19 +505,36 @@ func TestKubernetesCollectorConfig(t *testing.T) {
 		}
 	}
 
-	// Spans reach the connector without vllm.process_id: remote write drops resource attributes other than
-	// service.name and service.instance.id, so per-process series would collide in Prometheus.
-	for id, pl := range cfg.Service.Pipelines {
-		if !has(pl.Exporters, "vllm") {
-			continue
-		}
-		dropped := slices.ContainsFunc(pl.Processors, func(proc string) bool {
-			return has([]string{proc}, "resource") && slices.ContainsFunc(cfg.Processors[proc].Attributes, func(a attributeAction) bool {
-				return a.Key == "vllm.process_id" && a.Action == "delete"
-			})
-		})
-		if !dropped {
-			t.Errorf("pipeline %s feeds the vllm connector without deleting the resource attribute vllm.process_id", id)
+	// The vllm connector: exemplars on (the dashboard links them to traces), classic histograms (the rules
+	// read _bucket series), and series told apart only by the resource attributes remote write keeps (job,
+	// instance): any other one, such as vllm.process_id, would split a pod into series that collide in
+	// Prometheus.
+	var connector struct {
+		Exemplars struct {
+			Enabled bool `yaml:"enabled"`
+		} `yaml:"exemplars"`
+		ResourceAttributes []string `yaml:"resource_attributes"`
+		Histograms         struct {
+			Type string `yaml:"type"`
+		} `yaml:"histograms"`
+	}
+	raw, _ = yaml.Marshal(cfg.Connectors["vllm"])
+	if err := yaml.Unmarshal(raw, &connector); err != nil {
+		t.Fatal(err)
+	}
+	if !connector.Exemplars.Enabled {
+		t.Error("vllm connector: exemplars are off; the dashboard's latency panels link exemplars to traces")
+	}
+	if connector.Histograms.Type != "" && connector.Histograms.Type != "explicit" {
+		t.Errorf("vllm connector: histograms.type %q; the rules and the dashboard need explicit buckets", connector.Histograms.Type)
+	}
+	identity := []string{"service.name", "service.namespace", "service.instance.id"}
+	if len(connector.ResourceAttributes) == 0 {
+		t.Error("vllm connector: no resource_attributes allow-list; every resource attribute would split series")
+	}
+	for _, a := range connector.ResourceAttributes {
+		if !slices.Contains(identity, a) {
+			t.Errorf("vllm connector: resource attribute %s splits series that remote write merges (keep %q)", a, identity)
 		}
 	}
 }
