@@ -32,8 +32,10 @@ type Config struct {
 
 	// Dimensions are span attributes added to every data point, each with an optional default.
 	Dimensions []Dimension `mapstructure:"dimensions"`
-	// ResourceAttributes, when set, is the allow-list of resource attributes copied to the metrics' resource and
-	// used to tell resources apart; empty keeps all.
+	// ResourceAttributes is the allow-list of resource attributes copied to the metrics' resource and used to
+	// tell resources apart; an empty list keeps all. The default keeps the service identity only: vLLM's resource
+	// also carries vllm.process_id, which changes at every restart and differs between API-server processes, and
+	// series split by it collide in Prometheus, whose job/instance labels cannot tell them apart.
 	ResourceAttributes []string         `mapstructure:"resource_attributes"`
 	Histograms         HistogramsConfig `mapstructure:"histograms"`
 	Exemplars          ExemplarsConfig  `mapstructure:"exemplars"`

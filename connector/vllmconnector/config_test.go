@@ -47,6 +47,11 @@ func TestLoadConfig(t *testing.T) {
 			MetricsExpiration:      time.Hour,
 			CardinalityLimit:       100,
 		}},
+		{name: "all_resource_attributes", expected: func() *Config {
+			c := createDefaultConfig().(*Config)
+			c.ResourceAttributes = []string{}
+			return c
+		}()},
 		{name: "unsorted_buckets", validateErr: "histograms.buckets.gen_ai.server.request.duration: bounds must be sorted in increasing order: 0.5 follows 1"},
 		{name: "duplicate_buckets", validateErr: "histograms.buckets.vllm.request.queue.duration: bound 0.1 is listed twice"},
 		{name: "unknown_histogram", validateErr: "histograms.buckets.gen_ai.server.ttft: unknown histogram; known: gen_ai.server.time_to_first_token,"},

@@ -455,6 +455,43 @@ func TestExponentialHistograms(t *testing.T) {
 	assert.Equal(t, uint64(1), decode.ZeroCount(), "the 1-token request's decode of 0 is in the zero bucket")
 }
 
+func TestResourceAttributesDefaultAndAll(t *testing.T) {
+	h := newHarness(t, createDefaultConfig().(*Config))
+	td := readFixture(t, "v1_newest_scope")
+	second := td.ResourceSpans().AppendEmpty()
+	td.ResourceSpans().At(0).CopyTo(second)
+	second.Resource().Attributes().PutStr("vllm.process_id", "4712") // a second API-server process
+	second.Resource().Attributes().PutStr("service.instance.id", "pod-a")
+	third := td.ResourceSpans().AppendEmpty()
+	second.CopyTo(third)
+	third.Resource().Attributes().PutStr("vllm.process_id", "4713")
+	require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
+	md := h.flush(t, time.Second)
+	require.Equal(t, 2, md.ResourceMetrics().Len(), "processes of one instance merge; instances stay apart")
+	byInstance := map[any]int64{}
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		rm := md.ResourceMetrics().At(i)
+		attrs := rm.Resource().Attributes().AsRaw()
+		assert.NotContains(t, attrs, "vllm.process_id")
+		for _, p := range points(pmetricFrom(rm), metricRequests) {
+			byInstance[attrs["service.instance.id"]] = p.num.IntValue()
+		}
+	}
+	assert.Equal(t, map[any]int64{nil: 1, "pod-a": 2}, byInstance)
+
+	cfg := createDefaultConfig().(*Config)
+	cfg.ResourceAttributes = []string{} // keep all
+	h = newHarness(t, cfg)
+	require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
+	assert.Equal(t, 3, h.flush(t, time.Second).ResourceMetrics().Len())
+}
+
+func pmetricFrom(rm pmetric.ResourceMetrics) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm.CopyTo(md.ResourceMetrics().AppendEmpty())
+	return md
+}
+
 func TestResourceAllowListAndDimensions(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.ResourceAttributes = []string{"service.name"}

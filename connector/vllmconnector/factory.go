@@ -22,6 +22,7 @@ func NewFactory() connector.Factory {
 func createDefaultConfig() component.Config {
 	return &Config{
 		Request:                vllmrequest.NewDefaultConfig(),
+		ResourceAttributes:     []string{"service.name", "service.namespace", "service.instance.id"},
 		Histograms:             HistogramsConfig{Type: HistogramExplicit, MaxSize: 160},
 		Exemplars:              ExemplarsConfig{MaxPerDataPoint: 5},
 		AggregationTemporality: TemporalityCumulative,
