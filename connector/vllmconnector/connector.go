@@ -1,6 +1,7 @@
 package vllmconnector // import "github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
 
 import (
+	"bytes"
 	"context"
 	"sort"
 	"sync"
@@ -42,6 +43,10 @@ type vllmConnector struct {
 	keyBuf      []byte
 	resourceBuf []byte
 	sortBuf     []string
+	// the series found last, and its resource and key; reset whenever series are removed
+	lastResource *resourceState
+	lastSeries   *series
+	lastKey      []byte
 
 	startOnce, shutdownOnce sync.Once
 	done                    chan struct{}
@@ -132,6 +137,7 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
 		resourceAttrs := rs.Resource().Attributes()
+		resource := vllmrequest.NewResource(resourceAttrs)
 		var res *resourceState
 		resourceKnown := false
 		sss := rs.ScopeSpans()
@@ -140,7 +146,7 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 			seen += int64(spans.Len())
 			for k := 0; k < spans.Len(); k++ {
 				span := spans.At(k)
-				if !c.deriver.Derive(span, resourceAttrs, &c.rec) {
+				if !c.deriver.Derive(span, &resource, &c.rec) {
 					continue
 				}
 				recognised++
@@ -237,15 +243,21 @@ func (c *vllmConnector) seriesKey(span ptrace.Span) []byte {
 }
 
 // findSeries returns the series of the current record, or isNew when the resource or the series is unknown.
+// Consecutive spans of a batch mostly share a series, so the last hit is checked before the map.
 func (c *vllmConnector) findSeries(res *resourceState, span ptrace.Span) (s *series, isNew bool) {
 	key := c.seriesKey(span)
 	if res == nil {
 		return nil, true
 	}
-	if s, ok := res.series[string(key)]; ok {
-		return s, false
+	if c.lastSeries != nil && c.lastResource == res && bytes.Equal(c.lastKey, key) {
+		return c.lastSeries, false
 	}
-	return nil, true
+	s, ok := res.series[string(key)]
+	if !ok {
+		return nil, true
+	}
+	c.lastResource, c.lastSeries, c.lastKey = res, s, append(c.lastKey[:0], key...)
+	return s, false
 }
 
 func (c *vllmConnector) addResource(attrs pcommon.Map) *resourceState {

@@ -16,6 +16,7 @@ import (
 // them. It runs under the connector's lock.
 func (c *vllmConnector) buildMetrics(now time.Time) pmetric.Metrics {
 	c.expire(now)
+	c.lastResource, c.lastSeries = nil, nil // the cached series may have expired
 	md := pmetric.NewMetrics()
 	ts := pcommon.NewTimestampFromTime(now)
 	keys := make([]string, 0, len(c.resources))

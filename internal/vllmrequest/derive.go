@@ -59,18 +59,36 @@ func (d *Deriver) nameMatches(name string) bool {
 	return false
 }
 
-// Derive fills rec from a span and its resource attributes. It returns false, leaving rec reset, when the span
-// is not a vLLM request span. Bad values are dropped field by field and listed in rec.Rejections.
-func (d *Deriver) Derive(span ptrace.Span, resource pcommon.Map, rec *Record) bool {
+// Resource is the resource of the spans being derived. It remembers what Derive looked up on it, so a batch
+// of spans from one resource pays for the lookup once. Create one per resource with NewResource.
+type Resource struct {
+	attrs       pcommon.Map
+	model       string
+	modelLooked bool
+}
+
+// NewResource wraps a span's resource attributes.
+func NewResource(attrs pcommon.Map) Resource { return Resource{attrs: attrs} }
+
+// Derive fills rec from a span and its resource. It returns false, leaving rec reset, when the span is not a
+// vLLM request span. Bad values are dropped field by field and listed in rec.Rejections.
+func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool {
 	rec.reset()
 	if !d.nameMatches(span.Name()) {
 		return false
 	}
 	recognised := false
 	var requestID string
+	modelRank := len(d.models) // index in model.attributes of the span's best model attribute so far
 	span.Attributes().Range(func(k string, v pcommon.Value) bool {
 		if !recognised && strings.HasPrefix(k, latencyPrefix) {
 			recognised = true // includes latency keys a newer vLLM may add
+		}
+		for i := 0; i < modelRank; i++ {
+			if k == d.models[i] && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+				rec.Model, modelRank = v.Str(), i
+				break
+			}
 		}
 		switch k {
 		case AttrQueue:
@@ -125,7 +143,9 @@ func (d *Deriver) Derive(span ptrace.Span, resource pcommon.Map, rec *Record) bo
 	if !rec.OperationOnSpan {
 		rec.Operation = OperationFromRequestID(requestID)
 	}
-	rec.Model, rec.ModelFromResource = d.findModel(span.Attributes(), resource)
+	if modelRank == len(d.models) {
+		rec.Model, rec.ModelFromResource = d.resourceModel(resource)
+	}
 	return true
 }
 
@@ -268,16 +288,19 @@ func deriveRates(rec *Record) {
 	}
 }
 
-func (d *Deriver) findModel(span, resource pcommon.Map) (model string, fromResource bool) {
-	for _, key := range d.models {
-		if v, ok := span.Get(key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
-			return v.Str(), false
+// resourceModel is the model named by the resource, else model.default.
+func (d *Deriver) resourceModel(res *Resource) (model string, fromResource bool) {
+	if !res.modelLooked {
+		res.modelLooked = true
+		for _, key := range d.models {
+			if v, ok := res.attrs.Get(key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+				res.model = v.Str()
+				break
+			}
 		}
 	}
-	for _, key := range d.models {
-		if v, ok := resource.Get(key); ok && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
-			return v.Str(), true
-		}
+	if res.model != "" {
+		return res.model, true
 	}
 	return d.model, false
 }

@@ -126,7 +126,7 @@ func TestDeriveFixtures(t *testing.T) {
 			var rec Record
 			recognised := 0
 			for i, span := range spans {
-				ok := d.Derive(span, resources[i], &rec)
+				ok := d.Derive(span, resourceOf(resources[i]), &rec)
 				assert.Equal(t, ok, d.IsRequestSpan(span), "IsRequestSpan agrees with Derive")
 				if !ok {
 					continue
@@ -183,6 +183,11 @@ func nilIfEmpty(r []Rejection) []Rejection {
 	return r
 }
 
+func resourceOf(attrs pcommon.Map) *Resource {
+	r := NewResource(attrs)
+	return &r
+}
+
 // span builds a minimal llm_request span with the given attributes.
 func span(attrs map[string]any) ptrace.Span {
 	s := ptrace.NewSpan()
@@ -224,7 +229,7 @@ func TestDeriveBadValues(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var rec Record
-			require.True(t, d.Derive(span(tt.attrs), pcommon.NewMap(), &rec))
+			require.True(t, d.Derive(span(tt.attrs), resourceOf(pcommon.NewMap()), &rec))
 			assert.Equal(t, tt.wantReject, nilIfEmpty(rec.Rejections))
 			got, ok := rec.Latency(tt.latency)
 			rejected := false
@@ -242,7 +247,7 @@ func TestDeriveBadValues(t *testing.T) {
 func TestDeriveTokensAsDouble(t *testing.T) {
 	var rec Record
 	d := NewDeriver(NewDefaultConfig())
-	require.True(t, d.Derive(span(map[string]any{AttrDecode: 1.0, AttrCompletionTokens: 11.0, AttrPromptTokens: int64(7)}), pcommon.NewMap(), &rec))
+	require.True(t, d.Derive(span(map[string]any{AttrDecode: 1.0, AttrCompletionTokens: 11.0, AttrPromptTokens: int64(7)}), resourceOf(pcommon.NewMap()), &rec))
 	c, ok := rec.Completion()
 	assert.True(t, ok)
 	assert.Equal(t, int64(11), c)
@@ -273,7 +278,7 @@ func TestRecognition(t *testing.T) {
 			s := span(tt.attrs)
 			s.SetName(tt.span)
 			var rec Record
-			assert.Equal(t, tt.want, d.Derive(s, pcommon.NewMap(), &rec))
+			assert.Equal(t, tt.want, d.Derive(s, resourceOf(pcommon.NewMap()), &rec))
 			assert.Equal(t, tt.want, d.IsRequestSpan(s))
 		})
 	}
@@ -318,7 +323,7 @@ func TestLabelsFromSpanWin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var rec Record
-			require.True(t, d.Derive(span(tt.attrs), res, &rec))
+			require.True(t, d.Derive(span(tt.attrs), resourceOf(res), &rec))
 			assert.Equal(t, tt.model, rec.Model)
 			assert.Equal(t, tt.fromResource, rec.ModelFromResource)
 			assert.Equal(t, tt.op, rec.Operation)
@@ -327,16 +332,16 @@ func TestLabelsFromSpanWin(t *testing.T) {
 		})
 	}
 	var rec Record
-	require.True(t, d.Derive(span(map[string]any{AttrEndToEnd: 1.0}), pcommon.NewMap(), &rec))
+	require.True(t, d.Derive(span(map[string]any{AttrEndToEnd: 1.0}), resourceOf(pcommon.NewMap()), &rec))
 	assert.Equal(t, "fallback", rec.Model)
 }
 
 func TestDeriveReusesRecord(t *testing.T) {
 	d := NewDeriver(NewDefaultConfig())
 	var rec Record
-	require.True(t, d.Derive(span(map[string]any{AttrEndToEnd: math.NaN(), AttrDecode: 1.0, AttrCompletionTokens: int64(3)}), pcommon.NewMap(), &rec))
+	require.True(t, d.Derive(span(map[string]any{AttrEndToEnd: math.NaN(), AttrDecode: 1.0, AttrCompletionTokens: int64(3)}), resourceOf(pcommon.NewMap()), &rec))
 	require.Len(t, rec.Rejections, 1)
-	require.True(t, d.Derive(span(map[string]any{AttrQueue: 0.1}), pcommon.NewMap(), &rec))
+	require.True(t, d.Derive(span(map[string]any{AttrQueue: 0.1}), resourceOf(pcommon.NewMap()), &rec))
 	assert.Empty(t, rec.Rejections)
 	assert.False(t, rec.HasTimePerOutputToken)
 	_, ok := rec.Completion()

@@ -46,7 +46,7 @@ func FuzzDerive(f *testing.F) {
 		}
 		attrs.PutStr(AttrRequestID, id)
 		var rec Record
-		if !d.Derive(s, pcommon.NewMap(), &rec) {
+		if !d.Derive(s, resourceOf(pcommon.NewMap()), &rec) {
 			t.Fatal("a span with a gen_ai.latency.* attribute must be recognised")
 		}
 		for l := Latency(0); l < NumLatencies; l++ {

@@ -64,7 +64,7 @@ func TestEvaluateSLO(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var rec Record
-			require.True(t, d.Derive(span(tt.attrs), pcommon.NewMap(), &rec))
+			require.True(t, d.Derive(span(tt.attrs), resourceOf(pcommon.NewMap()), &rec))
 			got := tt.slo.EvaluateSLO(&rec)
 			assert.Equal(t, tt.want, got.Verdicts)
 			assert.Equal(t, tt.allMet, got.AllMet)

@@ -66,14 +66,14 @@ func (p *spanEnricher) processTraces(ctx context.Context, td ptrace.Traces) (ptr
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		resource := rs.Resource().Attributes()
+		resource := vllmrequest.NewResource(rs.Resource().Attributes())
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
 			seen += int64(spans.Len())
 			for k := 0; k < spans.Len(); k++ {
 				span := spans.At(k)
-				if !p.deriver.Derive(span, resource, &rec) {
+				if !p.deriver.Derive(span, &resource, &rec) {
 					continue
 				}
 				recognised++

@@ -1,6 +1,7 @@
 package histogram
 
 import (
+	"sort"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -96,4 +97,12 @@ func TestExponentialStaysWithinMaxSize(t *testing.T) {
 	assert.Equal(t, 1000.0, dp.Max())
 	e.Reset()
 	assert.Equal(t, uint64(0), e.Count())
+}
+
+func TestBucketIndexMatchesSearchFloat64s(t *testing.T) {
+	bounds := []float64{0.001, 0.005, 0.01, 0.25, 0.5, 1, 2.5, 80}
+	for _, v := range []float64{0, 0.001, 0.0010001, 0.004, 0.25, 0.3, 1, 79.9, 80, 80.1, 1e9} {
+		assert.Equal(t, sort.SearchFloat64s(bounds, v), bucketIndex(bounds, v), "%v", v)
+	}
+	assert.Equal(t, 0, bucketIndex(nil, 1))
 }
