@@ -15,7 +15,7 @@ export CGO_ENABLED := 1
 # go-nvml's cgo wrappers call NVML functions that NVML 13 marks deprecated; the warnings are noise.
 export CGO_CFLAGS  ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: all test vet fmt-check unit generate tools dist run prometheus-tools bench bench-e2e
+.PHONY: all test vet fmt-check unit generate tools ocb dist run prometheus-tools bench bench-e2e
 
 all: test
 
@@ -24,6 +24,9 @@ tools: $(MDATAGEN) $(OCB)
 
 $(MDATAGEN): internal/tools/go.mod internal/tools/go.sum
 	cd internal/tools && $(GO) build -o $(MDATAGEN) go.opentelemetry.io/collector/cmd/mdatagen
+
+## ocb: the OpenTelemetry Collector Builder, into .tools/builder
+ocb: $(OCB)
 
 $(OCB):
 	GOBIN=$(TOOLS) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
