@@ -83,6 +83,18 @@ unit: dist prometheus-tools
 ## test: everything CI runs
 test: vet fmt-check unit
 
+## bench-e2e: load benchmark of the built binary pinned to one core (not in CI): the floor (OTLP -> OTLP traces),
+## span_metrics and our vllm processor+connector at increasing span rates; prints a markdown table
+## (docs/distribution.md). Pass e.g. BENCH_E2E_FLAGS="--collector-cpu=3 --load-cpus=0-2 --step=20s".
+BENCH_E2E_FLAGS ?=
+VLLMGEN_BIN := $(DIST_DIR)/vllmgen
+
+$(VLLMGEN_BIN): $(shell find cmd/vllmgen -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
+	$(GO) build -o $@ ./cmd/vllmgen
+
+bench-e2e: dist $(VLLMGEN_BIN)
+	$(GO) run ./e2e/benche2e --collector=$(DIST_BIN) --vllmgen=$(VLLMGEN_BIN) --configs=e2e/benche2e/configs $(BENCH_E2E_FLAGS)
+
 ## bench: Go benchmarks of the components (ns/op, allocs/op)
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
