@@ -1,10 +1,11 @@
 // Command benche2e is the load benchmark behind `make bench-e2e`: it runs the otelcol-vllm binary pinned to one
-// CPU core with three pipelines — a plain OTLP→OTLP traces pipeline (the floor), the floor plus contrib's
-// span_metrics connector, and the floor plus our vllm processor and connector — and drives each with vllmgen at
-// increasing span rates. For every rate it measures the collector's CPU time and peak RSS and whether every span
-// was taken and delivered (vllmgen reached the rate, nothing refused or failed, the trace sink got every span).
-// It prints a markdown table: the highest rate each pipeline sustained with no drops, CPU seconds per 10k spans
-// at a rate all pipelines sustained, the ratio to the floor, and RSS.
+// CPU core with several pipelines (configs/<name>.yaml) — a plain OTLP→OTLP traces pipeline (the floor), the floor
+// plus contrib's span_metrics connector, the floor plus our vllm connector, and the floor plus our vllm processor
+// and connector — and drives each with vllmgen at increasing span rates. For every rate it measures the
+// collector's CPU time and peak RSS and whether every span was taken and delivered (vllmgen reached the rate,
+// nothing refused or failed, the trace sink got every span). It prints a markdown table: the highest rate each
+// pipeline sustained with no drops, CPU seconds per 10k spans at a rate all pipelines sustained, the ratio to the
+// floor, and RSS.
 package main
 
 import (
@@ -58,7 +59,7 @@ func run() error {
 	flag.StringVar(&o.collector, "collector", "_build/otelcol-vllm", "otelcol-vllm binary")
 	flag.StringVar(&o.vllmgen, "vllmgen", "_build/vllmgen", "vllmgen binary")
 	flag.StringVar(&o.configDir, "configs", "e2e/benche2e/configs", "directory with <pipeline>.yaml")
-	flag.StringVar(&pipelines, "pipelines", "floor,span_metrics,vllm", "pipelines to measure; the first is the floor")
+	flag.StringVar(&pipelines, "pipelines", "floor,span_metrics,vllm_connector,vllm", "pipelines to measure (e2e/benche2e/configs/<name>.yaml); the first is the floor")
 	flag.StringVar(&rates, "rates", "10000,25000,50000,75000,100000,125000,150000,200000", "span rates (spans/s), increasing")
 	flag.DurationVar(&o.step, "step", 10*time.Second, "how long each rate is held")
 	flag.StringVar(&o.collectorCPU, "collector-cpu", "1", "taskset CPU list the collector is pinned to (one core)")
