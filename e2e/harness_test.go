@@ -184,11 +184,17 @@ func (p *prometheusServer) remoteWriteURL() string { return p.base + "/api/v1/wr
 // TSDB in a temporary directory, with no scrape targets.
 func startPrometheus(t *testing.T) *prometheusServer {
 	t.Helper()
+	return startPrometheusOn(t, freePort(t))
+}
+
+// startPrometheusOn starts Prometheus on a given loopback port, for tests that point a collector at it before it
+// runs.
+func startPrometheusOn(t *testing.T, port int) *prometheusServer {
+	t.Helper()
 	bin := requireEnv(t, envPrometheus)
 	dir := t.TempDir()
 	configFile := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(configFile, []byte("global:\n  scrape_interval: 1m\n"), 0o600))
-	port := freePort(t)
 	proc := startProcess(t, "prometheus", nil, bin,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
