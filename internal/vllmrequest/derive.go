@@ -84,12 +84,6 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 		if !recognised && strings.HasPrefix(k, latencyPrefix) {
 			recognised = true // includes latency keys a newer vLLM may add
 		}
-		for i := 0; i < modelRank; i++ {
-			if k == d.models[i] && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
-				rec.Model, modelRank = v.Str(), i
-				break
-			}
-		}
 		switch k {
 		case AttrQueue:
 			d.readLatency(rec, Queue, v)
@@ -124,6 +118,14 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 		case AttrOperationName:
 			if v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
 				rec.Operation, rec.OperationOnSpan = v.Str(), true
+			}
+		default:
+			// model attributes are looked for among the keys vLLM does not use for anything else
+			for i := 0; i < modelRank; i++ {
+				if k == d.models[i] && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+					rec.Model, modelRank = v.Str(), i
+					break
+				}
 			}
 		}
 		return true
