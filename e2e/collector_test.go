@@ -134,9 +134,13 @@ func TestSingleCollector(t *testing.T) {
 
 	t.Run("histogram buckets", func(t *testing.T) {
 		for _, h := range latencyHistograms {
-			checkBuckets(t, prom, h.prom+"_bucket", attrValues(received, h.spanAttr))
+			checkBuckets(t, prom, h.prom+"_bucket", attrValues(received, h.spanAttrs...))
 		}
 		checkBuckets(t, prom, promDecodeThroughput+"_bucket", attrValues(received, "vllm.request.decode.throughput"))
+		// V0 detailed traces only
+		checkBuckets(t, prom, promScheduler+"_bucket", attrValues(received, "gen_ai.latency.time_in_scheduler"))
+		checkBuckets(t, prom, promModelForward+"_bucket", attrValues(received, "gen_ai.latency.time_in_model_forward"))
+		checkBuckets(t, prom, promModelExecute+"_bucket", attrValues(received, "gen_ai.latency.time_in_model_execute"))
 		checkBuckets(t, prom, promRequestTokens+`_bucket{gen_ai_token_type="input"}`, attrValues(received, "gen_ai.usage.prompt_tokens"))
 		checkBuckets(t, prom, promRequestTokens+`_bucket{gen_ai_token_type="output"}`, attrValues(received, "gen_ai.usage.completion_tokens"))
 	})

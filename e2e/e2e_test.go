@@ -49,6 +49,8 @@ type genRun struct {
 var workloadRuns = []genRun{
 	{seed: 11, count: 150, protocol: "grpc", shape: "v1", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0"},
 	{seed: 12, count: 90, protocol: "http", shape: "v1-legacy-scope", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0"},
+	// V0 spans: the model comes from the span, prefill/decode/inference are derived from TTFT, queue and E2E
+	{seed: 13, count: 60, protocol: "grpc", shape: "v0-detailed", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0"},
 }
 
 // ---- what Prometheus must hold ----
@@ -68,21 +70,25 @@ const (
 	promInference        = "vllm_request_inference_duration_seconds"     // vllm.request.inference.duration
 	promRequestTokens    = "vllm_request_tokens"                         // vllm.request.tokens
 	promDecodeThroughput = "vllm_request_decode_throughput_per_second"   // vllm.request.decode.throughput
+	promScheduler        = "vllm_request_scheduler_duration_seconds"     // vllm.request.scheduler.duration (V0)
+	promModelForward     = "vllm_request_model_forward_duration_seconds" // vllm.request.model_forward.duration (V0)
+	promModelExecute     = "vllm_request_model_execute_duration_seconds" // vllm.request.model_execute.duration (V0)
 )
 
-// latencyHistograms ties each latency histogram to vllmgen's summary and to the span attribute it observes.
+// latencyHistograms ties each latency histogram to vllmgen's summary and to the span attributes it observes: the
+// first one a span has (V1 spans carry prefill/decode/inference, on V0 spans the vllm processor adds them).
 var latencyHistograms = []struct {
-	prom     string
-	stat     func(r report) stat
-	spanAttr string
+	prom      string
+	stat      func(r report) stat
+	spanAttrs []string
 }{
-	{promTTFT, func(r report) stat { return r.TTFT }, "gen_ai.latency.time_to_first_token"},
-	{promTPOT, func(r report) stat { return r.TPOT }, "vllm.request.time_per_output_token"}, // added by the processor
-	{promRequestDuration, func(r report) stat { return r.E2E }, "gen_ai.latency.e2e"},
-	{promQueue, func(r report) stat { return r.Queue }, "gen_ai.latency.time_in_queue"},
-	{promPrefill, func(r report) stat { return r.Prefill }, "gen_ai.latency.time_in_model_prefill"},
-	{promDecode, func(r report) stat { return r.Decode }, "gen_ai.latency.time_in_model_decode"},
-	{promInference, func(r report) stat { return r.Inference }, "gen_ai.latency.time_in_model_inference"},
+	{promTTFT, func(r report) stat { return r.TTFT }, []string{"gen_ai.latency.time_to_first_token"}},
+	{promTPOT, func(r report) stat { return r.TPOT }, []string{"vllm.request.time_per_output_token"}}, // added by the processor
+	{promRequestDuration, func(r report) stat { return r.E2E }, []string{"gen_ai.latency.e2e"}},
+	{promQueue, func(r report) stat { return r.Queue }, []string{"gen_ai.latency.time_in_queue"}},
+	{promPrefill, func(r report) stat { return r.Prefill }, []string{"gen_ai.latency.time_in_model_prefill", "vllm.request.prefill.duration"}},
+	{promDecode, func(r report) stat { return r.Decode }, []string{"gen_ai.latency.time_in_model_decode", "vllm.request.decode.duration"}},
+	{promInference, func(r report) stat { return r.Inference }, []string{"gen_ai.latency.time_in_model_inference", "vllm.request.inference.duration"}},
 }
 
 // ---- vllmgen summary ----
@@ -245,19 +251,22 @@ func indexSpans(all []ptrace.Traces) map[pcommon.SpanID]spanRecord {
 	return out
 }
 
-// attrValues collects a numeric span attribute over all spans that carry it.
-func attrValues(spans map[pcommon.SpanID]spanRecord, key string) []float64 {
+// attrValues collects, sorted, a numeric span attribute over all spans that carry one of keys (the first found).
+func attrValues(spans map[pcommon.SpanID]spanRecord, keys ...string) []float64 {
 	var out []float64
 	for _, s := range spans {
-		v, ok := s.span.Attributes().Get(key)
-		if !ok {
-			continue
-		}
-		switch v.Type() {
-		case pcommon.ValueTypeDouble:
-			out = append(out, v.Double())
-		case pcommon.ValueTypeInt:
-			out = append(out, float64(v.Int()))
+		for _, key := range keys {
+			v, ok := s.span.Attributes().Get(key)
+			if !ok {
+				continue
+			}
+			switch v.Type() {
+			case pcommon.ValueTypeDouble:
+				out = append(out, v.Double())
+			case pcommon.ValueTypeInt:
+				out = append(out, float64(v.Int()))
+			}
+			break
 		}
 	}
 	sort.Float64s(out)
