@@ -258,7 +258,7 @@ func measureStep(o options, pid int, otlp, telemetry string, s *sink, rate int) 
 	r.delivered = s.spans.Load() - spansBefore
 	r.achievedRate = float64(summary.Total.Spans) / summary.ElapsedSeconds
 
-	if r.achievedRate < 0.95*float64(rate) {
+	if r.achievedRate < 0.98*float64(rate) {
 		r.problems = append(r.problems, fmt.Sprintf("vllmgen reached only %.0f spans/s", r.achievedRate))
 	}
 	if summary.FailedExports > 0 || summary.Total.FailedSpans > 0 {
