@@ -456,9 +456,18 @@ func run(t *testing.T, timeout time.Duration, dir, bin string, args ...string) [
 
 var (
 	vllmgenOnce sync.Once
+	vllmgenDir  string
 	vllmgenPath string
 	vllmgenErr  error
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if vllmgenDir != "" {
+		_ = os.RemoveAll(vllmgenDir)
+	}
+	os.Exit(code)
+}
 
 // vllmgen builds cmd/vllmgen once per test binary.
 func vllmgen(t *testing.T) string {
@@ -469,6 +478,7 @@ func vllmgen(t *testing.T) string {
 			vllmgenErr = err
 			return
 		}
+		vllmgenDir = dir
 		vllmgenPath = filepath.Join(dir, "vllmgen")
 		cmd := exec.Command("go", "build", "-o", vllmgenPath, "./cmd/vllmgen")
 		cmd.Dir = filepath.Dir(mustGetwd())
