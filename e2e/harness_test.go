@@ -37,7 +37,11 @@ func requireEnv(t *testing.T, name string) string {
 	t.Helper()
 	value := os.Getenv(name)
 	if value == "" {
-		t.Skipf("%s is not set: run `make test` (or set it, e.g. %s=_build/otelcol-vllm after `make dist`)", name, name)
+		hint := map[string]string{
+			envCollectorBin: "OTELCOL_VLLM_BIN=_build/otelcol-vllm after `make dist`",
+			envPrometheus:   "PROMETHEUS=/usr/bin/prometheus from Debian's prometheus package",
+		}[name]
+		t.Skipf("%s is not set: run `make test`, or set it (%s)", name, hint)
 	}
 	if !filepath.IsAbs(value) {
 		// `go test` runs in the package directory; the Makefile passes paths relative to the repository root.
