@@ -108,4 +108,3 @@ func readVLLMAttributes(td ptrace.Traces) float64 {
 	}
 	return total
 }
-
