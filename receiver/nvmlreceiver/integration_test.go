@@ -33,8 +33,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/otelcol-vllm/otelcol-vllm/internal/fakenvml"
 	"github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver"
-	"github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver/internal/fakenvml"
 	"github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver/internal/metadata"
 )
 

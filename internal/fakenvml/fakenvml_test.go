@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver/internal/fakenvml"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/fakenvml"
 )
 
 const (

@@ -5,7 +5,7 @@
 // binds the test binary's references to it and marks it NODELETE, so a second library loaded later (another
 // path, other omitted symbols) would never be called. Run therefore executes each test body in a fresh child
 // process of the test binary. It compiles the library in the parent and hands the child its path and script.
-package fakenvml // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver/internal/fakenvml"
+package fakenvml // import "github.com/otelcol-vllm/otelcol-vllm/internal/fakenvml"
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package fakenvml // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver/internal/fakenvml"
+package fakenvml // import "github.com/otelcol-vllm/otelcol-vllm/internal/fakenvml"
 
 import (
 	"bufio"
