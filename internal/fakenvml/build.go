@@ -5,6 +5,8 @@
 // binds the test binary's references to it and marks it NODELETE, so a second library loaded later (another
 // path, other omitted symbols) would never be called. Run therefore executes each test body in a fresh child
 // process of the test binary. It compiles the library in the parent and hands the child its path and script.
+// A test that runs another program on the fake (the collector binary, in e2e/) needs no Run: it hands that
+// process Build's path and, in ScriptEnv, the file WriteScript wrote.
 package fakenvml // import "github.com/otelcol-vllm/otelcol-vllm/internal/fakenvml"
 
 import (
