@@ -500,7 +500,8 @@ func checkSinkTotals(t *testing.T, received map[pcommon.SpanID]spanRecord, want 
 
 // checkDeployMetrics checks that every metric deploy/metrics.txt lists (the names its rules and dashboards
 // query) exists in Prometheus after the run, for the sources this run has: the connector, and vLLM's /metrics
-// (served by a fake here). GPU metrics (source nvml) need a GPU and are not checked.
+// (served by a fake here). GPU metrics (source nvml) are checked by TestGPUMetricsInPrometheus, which runs the
+// nvml receiver on a fake libnvidia-ml.so.1.
 func checkDeployMetrics(t *testing.T, prom *prometheusServer) {
 	t.Helper()
 	path := filepath.Join(repoRoot(t), "deploy", "metrics.txt")
