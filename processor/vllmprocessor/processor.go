@@ -87,8 +87,34 @@ func (p *spanEnricher) processTraces(ctx context.Context, td ptrace.Traces) (ptr
 	return td, nil
 }
 
+// added counts the attributes enrich will add to a span (an upper bound: some may exist already).
+func (p *spanEnricher) added(rec *vllmrequest.Record, verdict vllmrequest.SLOResult) int {
+	n := 0
+	for _, add := range [...]bool{
+		!rec.ProviderOnSpan, !rec.OperationOnSpan, rec.ModelFromResource,
+		rec.HasTimePerOutputToken, rec.HasDecodeThroughput, p.slo.Enabled(), !verdict.AllMet,
+	} {
+		if add {
+			n++
+		}
+	}
+	for _, d := range derivedAttributes {
+		if rec.Derived(d.latency) {
+			n++
+		}
+	}
+	return n
+}
+
 // enrich writes the record's derived values onto the span. It returns the violations buffer for reuse.
 func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violations []string) []string {
+	var verdict vllmrequest.SLOResult
+	if p.slo.Enabled() {
+		verdict = p.slo.EvaluateSLO(rec)
+	}
+	// Grow the attribute slice once, to its final size: vLLM's spans arrive with an exactly sized slice, and
+	// growing it (copying every attribute) is most of what enriching costs.
+	attrs.EnsureCapacity(attrs.Len() + p.added(rec, verdict))
 	if !rec.ProviderOnSpan {
 		attrs.PutStr(vllmrequest.AttrProviderName, rec.Provider)
 	}
@@ -115,7 +141,6 @@ func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violat
 	if !p.slo.Enabled() {
 		return violations
 	}
-	verdict := p.slo.EvaluateSLO(rec)
 	attrs.PutBool(AttrSLOMet, verdict.AllMet)
 	violations = verdict.Violations(violations)
 	if len(violations) == 0 {
