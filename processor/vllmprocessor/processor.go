@@ -92,7 +92,7 @@ func (p *spanEnricher) added(rec *vllmrequest.Record, verdict vllmrequest.SLORes
 	n := 0
 	for _, add := range [...]bool{
 		!rec.ProviderOnSpan, !rec.OperationOnSpan, rec.ModelFromResource,
-		rec.HasTimePerOutputToken, rec.HasDecodeThroughput, p.slo.Enabled(), !verdict.AllMet,
+		rec.HasTimePerOutputToken, rec.HasDecodeThroughput, p.slo.Enabled(), p.slo.Enabled() && !verdict.AllMet,
 	} {
 		if add {
 			n++
