@@ -133,9 +133,9 @@ func (c *vllmConnector) exportResource(md pmetric.Metrics, res *resourceState, t
 		}
 		c.exportSeries(set, s, start, ts)
 		if c.delta {
-			s.reset()
+			s.flushedDelta()
 		} else {
-			s.resetExemplars()
+			s.flushedCumulative()
 		}
 	}
 }

@@ -121,8 +121,8 @@ func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, 
 	s.updated = true
 }
 
-// reset zeroes the values of s after a delta flush.
-func (s *series) reset() {
+// flushedDelta zeroes the values of s once a delta flush has sent them.
+func (s *series) flushedDelta() {
 	for _, h := range s.histograms {
 		if h != nil {
 			h.Reset()
@@ -134,8 +134,9 @@ func (s *series) reset() {
 	s.updated = false
 }
 
-// resetExemplars forgets the exemplars after a cumulative flush: each is sent once.
-func (s *series) resetExemplars() {
+// flushedCumulative keeps the values of s but forgets its exemplars once a cumulative flush has sent them:
+// each exemplar is sent once.
+func (s *series) flushedCumulative() {
 	for _, h := range s.histograms {
 		if h != nil {
 			h.Exemplars().Reset()
