@@ -16,10 +16,10 @@ var objectiveNames = [NumObjectives]string{"ttft", "tpot", "e2e", "queue"}
 // ObjectiveAll is the name of the combined verdict: a request meets "all" when it violates no objective.
 const ObjectiveAll = "all"
 
-// Objectives lists every objective in a stable order.
-func Objectives() []Objective { return allObjectives[:] }
-
-var allObjectives = [NumObjectives]Objective{ObjectiveTTFT, ObjectiveTPOT, ObjectiveE2E, ObjectiveQueue}
+// Objectives lists every objective in a stable order. It is an array so that callers get a copy, allocation-free.
+func Objectives() [NumObjectives]Objective {
+	return [NumObjectives]Objective{ObjectiveTTFT, ObjectiveTPOT, ObjectiveE2E, ObjectiveQueue}
+}
 
 func (o Objective) String() string {
 	if o < NumObjectives {
