@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/otelcol-vllm/otelcol-vllm/internal/confcheck"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
 )
 
@@ -47,8 +48,32 @@ type Config struct {
 	MetricsExpiration time.Duration `mapstructure:"metrics_expiration"`
 	// CardinalityLimit is the most series kept; requests beyond it go to one otel.metric.overflow=true series.
 	CardinalityLimit int `mapstructure:"cardinality_limit"`
-	_                struct{}
+	// MaxAttributeLength caps, in bytes, every attribute value that becomes part of a series (model, provider,
+	// operation, dimensions, resource attributes): longer values are truncated, so the memory of a series and
+	// the size of its data points do not grow with its input.
+	MaxAttributeLength int `mapstructure:"max_attribute_length"`
+	// MaxRequestBytes caps the encoded size of one request sent downstream: a flush is split into requests of
+	// at most this many bytes (protobuf), so that no flush exceeds a receiver's message limit (OTLP/gRPC: 4 MiB).
+	MaxRequestBytes int `mapstructure:"max_request_bytes"`
+	_               struct{}
 }
+
+// Bounds on the settings, so that every configuration that validates also runs in bounded memory and CPU.
+const (
+	minFlushInterval          = time.Second
+	maxCardinalityLimit       = 1_000_000
+	maxExemplarsPerDataPoint  = 100
+	maxExponentialSize        = 1024
+	maxExplicitBounds         = 256
+	maxDimensions             = 32
+	maxResourceAttributeNames = 64
+	maxAttributeLength        = 4096
+	minRequestBytes           = 64 << 10
+	maxRequestBytes           = 64 << 20
+	// maxKeptResourceAttributes bounds the attributes kept from one resource when resource_attributes is empty
+	// (keep all): the first ones in key order are kept, the rest dropped and counted.
+	maxKeptResourceAttributes = 128
+)
 
 // Dimension is a span attribute copied onto the data points.
 type Dimension struct {
@@ -76,7 +101,19 @@ type ExemplarsConfig struct {
 	_               struct{}
 }
 
-var _ confmap.Validator = (*Config)(nil)
+var (
+	_ confmap.Validator   = (*Config)(nil)
+	_ confmap.Unmarshaler = (*Config)(nil)
+)
+
+// Unmarshal rejects values the decoder would reinterpret (a duration without a unit, a fractional or
+// overflowing integer) before decoding.
+func (c *Config) Unmarshal(conf *confmap.Conf) error {
+	if err := confcheck.Check(conf.ToStringMap(), c); err != nil {
+		return err
+	}
+	return conf.Unmarshal(c)
+}
 
 // reservedAttributes are data point attributes the connector sets itself; a dimension may not shadow them.
 var reservedAttributes = map[string]bool{
@@ -87,6 +124,9 @@ var reservedAttributes = map[string]bool{
 // Validate names the key of every invalid setting.
 func (c *Config) Validate() error {
 	errs := []error{c.Request.Validate()}
+	if len(c.Dimensions) > maxDimensions {
+		errs = append(errs, fmt.Errorf("dimensions: at most %d, got %d", maxDimensions, len(c.Dimensions)))
+	}
 	seen := map[string]bool{}
 	for i, d := range c.Dimensions {
 		switch {
@@ -99,28 +139,39 @@ func (c *Config) Validate() error {
 		}
 		seen[d.Name] = true
 	}
+	if len(c.ResourceAttributes) > maxResourceAttributeNames {
+		errs = append(errs, fmt.Errorf("resource_attributes: at most %d, got %d", maxResourceAttributeNames, len(c.ResourceAttributes)))
+	}
 	for i, a := range c.ResourceAttributes {
 		if a == "" {
 			errs = append(errs, fmt.Errorf("resource_attributes[%d]: must not be empty", i))
 		}
 	}
 	errs = append(errs, c.Histograms.validate())
-	if c.Exemplars.Enabled && c.Exemplars.MaxPerDataPoint <= 0 {
-		errs = append(errs, fmt.Errorf("exemplars.max_per_data_point: must be positive, got %d", c.Exemplars.MaxPerDataPoint))
+	if c.Exemplars.Enabled {
+		errs = append(errs, inRange("exemplars.max_per_data_point", c.Exemplars.MaxPerDataPoint, 1, maxExemplarsPerDataPoint))
 	}
 	if c.AggregationTemporality != TemporalityCumulative && c.AggregationTemporality != TemporalityDelta {
 		errs = append(errs, fmt.Errorf("aggregation_temporality: must be %q or %q, got %q", TemporalityCumulative, TemporalityDelta, c.AggregationTemporality))
 	}
-	if c.MetricsFlushInterval <= 0 {
-		errs = append(errs, fmt.Errorf("metrics_flush_interval: must be positive, got %v", c.MetricsFlushInterval))
+	if c.MetricsFlushInterval < minFlushInterval {
+		errs = append(errs, fmt.Errorf("metrics_flush_interval: must be at least %v, got %v", minFlushInterval, c.MetricsFlushInterval))
 	}
-	if c.MetricsExpiration <= 0 {
-		errs = append(errs, fmt.Errorf("metrics_expiration: must be positive, got %v", c.MetricsExpiration))
+	if c.MetricsExpiration < c.MetricsFlushInterval {
+		errs = append(errs, fmt.Errorf("metrics_expiration: must be at least metrics_flush_interval (%v), got %v", c.MetricsFlushInterval, c.MetricsExpiration))
 	}
-	if c.CardinalityLimit <= 0 {
-		errs = append(errs, fmt.Errorf("cardinality_limit: must be positive, got %d", c.CardinalityLimit))
-	}
+	errs = append(errs,
+		inRange("cardinality_limit", c.CardinalityLimit, 1, maxCardinalityLimit),
+		inRange("max_attribute_length", c.MaxAttributeLength, 1, maxAttributeLength),
+		inRange("max_request_bytes", c.MaxRequestBytes, minRequestBytes, maxRequestBytes))
 	return errors.Join(errs...)
+}
+
+func inRange(key string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("%s: must be between %d and %d, got %d", key, lo, hi, v)
+	}
+	return nil
 }
 
 func (h *HistogramsConfig) validate() error {
@@ -128,9 +179,7 @@ func (h *HistogramsConfig) validate() error {
 	switch h.Type {
 	case HistogramExplicit:
 	case HistogramExponential:
-		if h.MaxSize < 2 {
-			errs = append(errs, fmt.Errorf("histograms.max_size: must be at least 2, got %d", h.MaxSize))
-		}
+		errs = append(errs, inRange("histograms.max_size", int(h.MaxSize), 2, maxExponentialSize))
 	default:
 		errs = append(errs, fmt.Errorf("histograms.type: must be %q or %q, got %q", HistogramExplicit, HistogramExponential, h.Type))
 	}
@@ -155,6 +204,9 @@ func (h *HistogramsConfig) validate() error {
 func validateBounds(bounds []float64) error {
 	if len(bounds) == 0 {
 		return errors.New("must list at least one bucket bound")
+	}
+	if len(bounds) > maxExplicitBounds {
+		return fmt.Errorf("at most %d bucket bounds, got %d", maxExplicitBounds, len(bounds))
 	}
 	for i, b := range bounds {
 		if math.IsNaN(b) || math.IsInf(b, 0) {

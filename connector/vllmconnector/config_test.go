@@ -46,6 +46,8 @@ func TestLoadConfig(t *testing.T) {
 			MetricsFlushInterval:   30 * time.Second,
 			MetricsExpiration:      time.Hour,
 			CardinalityLimit:       100,
+			MaxAttributeLength:     128,
+			MaxRequestBytes:        2 << 20,
 		}},
 		{name: "all_resource_attributes", expected: func() *Config {
 			c := createDefaultConfig().(*Config)
@@ -55,16 +57,31 @@ func TestLoadConfig(t *testing.T) {
 		{name: "unsorted_buckets", validateErr: "histograms.buckets.gen_ai.server.request.duration: bounds must be sorted in increasing order: 0.5 follows 1"},
 		{name: "duplicate_buckets", validateErr: "histograms.buckets.vllm.request.queue.duration: bound 0.1 is listed twice"},
 		{name: "unknown_histogram", validateErr: "histograms.buckets.gen_ai.server.ttft: unknown histogram; known: gen_ai.server.time_to_first_token,"},
-		{name: "zero_flush", validateErr: "metrics_flush_interval: must be positive, got 0s"},
-		{name: "negative_expiration", validateErr: "metrics_expiration: must be positive, got -1m0s"},
+		{name: "zero_flush", validateErr: "metrics_flush_interval: must be at least 1s, got 0s"},
+		{name: "nanosecond_flush", validateErr: "metrics_flush_interval: must be at least 1s, got 1ns"},
+		{name: "negative_expiration", validateErr: "metrics_expiration: must be at least metrics_flush_interval (15s), got -1m0s"},
+		{name: "expiration_below_flush", validateErr: "metrics_expiration: must be at least metrics_flush_interval (1m0s), got 30s"},
 		{name: "bad_temporality", validateErr: `aggregation_temporality: must be "cumulative" or "delta", got "DELTA"`},
 		{name: "bad_histogram_type", validateErr: `histograms.type: must be "explicit" or "exponential", got "exponetial"`},
 		{name: "reserved_dimension", validateErr: `dimensions[0].name: "gen_ai.response.model" is set by the connector itself`},
-		{name: "zero_exemplars", validateErr: "exemplars.max_per_data_point: must be positive, got 0"},
-		{name: "zero_cardinality", validateErr: "cardinality_limit: must be positive, got 0"},
+		{name: "zero_exemplars", validateErr: "exemplars.max_per_data_point: must be between 1 and 100, got 0"},
+		{name: "huge_exemplars", validateErr: "exemplars.max_per_data_point: must be between 1 and 100, got 2000000000"},
+		{name: "zero_cardinality", validateErr: "cardinality_limit: must be between 1 and 1000000, got 0"},
+		{name: "huge_cardinality", validateErr: "cardinality_limit: must be between 1 and 1000000, got 1000001"},
+		{name: "huge_max_size", validateErr: "histograms.max_size: must be between 2 and 1024, got 100000"},
+		{name: "too_many_bounds", validateErr: "histograms.buckets.vllm.request.queue.duration: at most 256 bucket bounds, got 300"},
+		{name: "too_many_dimensions", validateErr: "dimensions: at most 32, got 33"},
+		{name: "zero_attribute_length", validateErr: "max_attribute_length: must be between 1 and 4096, got 0"},
+		{name: "small_request", validateErr: "max_request_bytes: must be between 65536 and 67108864, got 1000"},
+		{name: "bare_duration", unmarshalErr: "slo.ttft: 200 has no unit; write a duration with its unit, such as 200ms"},
+		{name: "fractional_duration", unmarshalErr: "slo.ttft: 0.2 has no unit"},
+		{name: "bare_flush_interval", unmarshalErr: "metrics_flush_interval: 15 has no unit"},
+		{name: "fractional_cardinality", unmarshalErr: "cardinality_limit: 10.5 is not an integer"},
+		{name: "overflowing_cardinality", unmarshalErr: "cardinality_limit: 1e+20 is out of range"},
+		{name: "overflowing_max_size", unmarshalErr: "histograms.max_size: 4294967296 is out of range (at most 2147483647)"},
 		{name: "zero_slo", validateErr: "slo.e2e: must be positive, got 0s"},
-		{name: "typo", unmarshalErr: "metrics_flush_intervall"},
-		{name: "nested_typo", unmarshalErr: "enable"},
+		{name: "typo", unmarshalErr: "has invalid keys: metrics_flush_intervall"},
+		{name: "nested_typo", unmarshalErr: "has invalid keys: enable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,7 +91,7 @@ func TestLoadConfig(t *testing.T) {
 			err = sub.Unmarshal(cfg)
 			if tt.unmarshalErr != "" {
 				require.Error(t, err)
-				assert.Contains(t, err.Error(), "has invalid keys: "+tt.unmarshalErr)
+				assert.Contains(t, err.Error(), tt.unmarshalErr)
 				return
 			}
 			require.NoError(t, err)

@@ -3,11 +3,12 @@ package vllmconnector // import "github.com/otelcol-vllm/otelcol-vllm/connector/
 import (
 	"bytes"
 	"context"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/consumer"
@@ -19,10 +20,6 @@ import (
 	"github.com/otelcol-vllm/otelcol-vllm/internal/rejections"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
 )
-
-// keySeparator separates the parts of a series or resource key; attribute values rarely contain it, and a
-// collision would only merge two series, never lose data.
-const keySeparator = 0
 
 type vllmConnector struct {
 	logger    *zap.Logger
@@ -40,9 +37,9 @@ type vllmConnector struct {
 	seriesCount int
 	lastFlush   pcommon.Timestamp
 	rec         vllmrequest.Record
-	keyBuf      []byte
-	resourceBuf []byte
-	sortBuf     []string
+	keys        keyer
+	keyBuf      []byte // reused for series keys
+	resourceBuf []byte // reused for resource keys
 	// the series found last, and its resource and key; reset whenever series are removed
 	lastResource *resourceState
 	lastSeries   *series
@@ -78,6 +75,7 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 			sloEnabled:   cfg.Request.SLO.Enabled(),
 		},
 		delta:     cfg.AggregationTemporality == TemporalityDelta,
+		keys:      keyer{maxLen: cfg.MaxAttributeLength, keepResource: cfg.ResourceAttributes},
 		resources: map[string]*resourceState{},
 		lastFlush: pcommon.NewTimestampFromTime(clock.Now()),
 		done:      make(chan struct{}),
@@ -139,7 +137,7 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 		resourceAttrs := rs.Resource().Attributes()
 		resource := vllmrequest.NewResource(resourceAttrs)
 		var res *resourceState
-		resourceKnown := false
+		var resourceKey []byte // computed at the resource's first request span
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
@@ -150,146 +148,97 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 					continue
 				}
 				recognised++
-				rejections.Count(ctx, c.telemetry.VllmConnectorFieldsRejected, &c.rec)
-				if !resourceKnown {
-					res, resourceKnown = c.resources[string(c.resourceKey(resourceAttrs))], true
+				rejections.Count(ctx, c.telemetry.ConnectorVllmFieldsRejected, &c.rec)
+				if resourceKey == nil {
+					resourceKey = c.keys.resourceKey(c.resourceBuf[:0], resourceAttrs)
+					c.resourceBuf = resourceKey
+					res = c.resources[string(resourceKey)]
 				}
-				s, isNew := c.findSeries(res, span)
-				if isNew {
+				key := c.keys.seriesKey(c.keyBuf[:0], c.rec.Provider, c.rec.Operation, c.rec.Model, span, c.cfg.Dimensions)
+				c.keyBuf = key
+				s := c.findSeries(res, key)
+				if s == nil {
 					if c.seriesCount >= c.cfg.CardinalityLimit {
 						s = c.overflowSeries(now)
 						overflowed++
 					} else {
 						if res == nil {
-							res = c.addResource(resourceAttrs)
+							res = c.addResource(resourceAttrs, resourceKey)
 						}
-						s = c.addSeries(res, span, now)
+						s = c.addSeries(res, span, key, now)
 					}
 				}
 				c.recorder.record(s, &c.rec, span, now)
 			}
 		}
 	}
+	counts := c.keys.counts
+	c.keys.counts = attributeCounts{}
 	c.mu.Unlock()
-	c.telemetry.VllmConnectorSpansSeen.Add(ctx, seen)
-	c.telemetry.VllmConnectorSpansRecognized.Add(ctx, recognised)
+	c.telemetry.ConnectorVllmSpansSeen.Add(ctx, seen)
+	c.telemetry.ConnectorVllmSpansRecognized.Add(ctx, recognised)
 	if overflowed > 0 {
-		c.telemetry.VllmConnectorSeriesOverflow.Add(ctx, overflowed)
+		c.telemetry.ConnectorVllmSeriesOverflow.Add(ctx, overflowed)
 	}
+	c.countAttributes(ctx, &counts)
 	return nil
 }
 
-// resourceKey writes the identity of a resource — its allow-listed attributes in a stable order — into a
-// reused buffer.
-func (c *vllmConnector) resourceKey(attrs pcommon.Map) []byte {
-	buf := c.resourceBuf[:0]
-	appendAttr := func(k string, v pcommon.Value) {
-		buf = append(buf, k...)
-		buf = append(buf, keySeparator)
-		buf = appendValue(buf, v)
-		buf = append(buf, keySeparator)
-	}
-	if len(c.cfg.ResourceAttributes) > 0 {
-		for _, k := range c.cfg.ResourceAttributes {
-			if v, ok := attrs.Get(k); ok {
-				appendAttr(k, v)
-			}
+// countAttributes adds what keying truncated or dropped to the internal telemetry.
+func (c *vllmConnector) countAttributes(ctx context.Context, counts *attributeCounts) {
+	for kind := attributeKind(0); kind < numAttributeKinds; kind++ {
+		if n := counts.truncated[kind]; n > 0 {
+			c.telemetry.ConnectorVllmAttributesTruncated.Add(ctx, n, attributeKindOptions[kind]...)
 		}
-	} else {
-		keys := c.sortBuf[:0]
-		attrs.Range(func(k string, _ pcommon.Value) bool {
-			keys = append(keys, k)
-			return true
-		})
-		sort.Strings(keys)
-		for _, k := range keys {
-			v, _ := attrs.Get(k)
-			appendAttr(k, v)
-		}
-		c.sortBuf = keys[:0]
-	}
-	c.resourceBuf = buf
-	return buf
-}
-
-func appendValue(buf []byte, v pcommon.Value) []byte {
-	if v.Type() == pcommon.ValueTypeStr {
-		return append(buf, v.Str()...)
-	}
-	return append(buf, v.AsString()...)
-}
-
-// seriesKey writes the data point attributes of the current record and span into a reused buffer.
-func (c *vllmConnector) seriesKey(span ptrace.Span) []byte {
-	buf := append(c.keyBuf[:0], c.rec.Provider...)
-	buf = append(buf, keySeparator)
-	buf = append(buf, c.rec.Operation...)
-	buf = append(buf, keySeparator)
-	buf = append(buf, c.rec.Model...)
-	for _, d := range c.cfg.Dimensions {
-		buf = append(buf, keySeparator)
-		if v, ok := span.Attributes().Get(d.Name); ok {
-			buf = append(buf, 'v')
-			buf = appendValue(buf, v)
-		} else if d.Default != nil {
-			buf = append(buf, 'v')
-			buf = append(buf, *d.Default...)
-		} else {
-			buf = append(buf, '-') // absent: distinct from any value
+		if n := counts.dropped[kind]; n > 0 {
+			c.telemetry.ConnectorVllmAttributesDropped.Add(ctx, n, attributeKindOptions[kind]...)
 		}
 	}
-	c.keyBuf = buf
-	return buf
 }
 
-// findSeries returns the series of the current record, or isNew when the resource or the series is unknown.
-// Consecutive spans of a batch mostly share a series, so the last hit is checked before the map.
-func (c *vllmConnector) findSeries(res *resourceState, span ptrace.Span) (s *series, isNew bool) {
-	key := c.seriesKey(span)
+// attributeKindOptions are prebuilt, so that counting needs no allocation.
+var attributeKindOptions = func() (o [numAttributeKinds][]metric.AddOption) {
+	for k := range o {
+		o[k] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", attributeKind(k).String())))}
+	}
+	return o
+}()
+
+// findSeries returns the series of key in res, or nil when the resource or the series is unknown. Consecutive
+// spans of a batch mostly share a series, so the last hit is checked before the map.
+func (c *vllmConnector) findSeries(res *resourceState, key []byte) *series {
 	if res == nil {
-		return nil, true
+		return nil
 	}
 	if c.lastSeries != nil && c.lastResource == res && bytes.Equal(c.lastKey, key) {
-		return c.lastSeries, false
+		return c.lastSeries
 	}
 	s, ok := res.series[string(key)]
 	if !ok {
-		return nil, true
+		return nil
 	}
 	c.lastResource, c.lastSeries, c.lastKey = res, s, append(c.lastKey[:0], key...)
-	return s, false
+	return s
 }
 
-func (c *vllmConnector) addResource(attrs pcommon.Map) *resourceState {
+// addResource creates the resource whose identity resourceKey encoded as key.
+func (c *vllmConnector) addResource(attrs pcommon.Map, key []byte) *resourceState {
 	res := &resourceState{attrs: pcommon.NewMap(), series: map[string]*series{}}
-	if len(c.cfg.ResourceAttributes) > 0 {
-		for _, k := range c.cfg.ResourceAttributes {
-			if v, ok := attrs.Get(k); ok {
-				v.CopyTo(res.attrs.PutEmpty(k))
-			}
-		}
-	} else {
-		attrs.CopyTo(res.attrs)
-	}
-	c.resources[string(c.resourceBuf)] = res
+	c.keys.copyResource(attrs, res.attrs)
+	c.resources[string(key)] = res
 	return res
 }
 
-// addSeries creates the series whose key seriesKey just wrote.
-func (c *vllmConnector) addSeries(res *resourceState, span ptrace.Span, now time.Time) *series {
+// addSeries creates the series of the current record and span, whose identity seriesKey encoded as key.
+func (c *vllmConnector) addSeries(res *resourceState, span ptrace.Span, key []byte, now time.Time) *series {
 	s := &series{attrs: pcommon.NewMap(), start: pcommon.NewTimestampFromTime(now)}
 	s.attrs.EnsureCapacity(3 + len(c.cfg.Dimensions))
-	s.attrs.PutStr(vllmrequest.AttrProviderName, c.rec.Provider)
-	s.attrs.PutStr(vllmrequest.AttrOperationName, c.rec.Operation)
-	s.attrs.PutStr(vllmrequest.AttrResponseModel, c.rec.Model)
-	for _, d := range c.cfg.Dimensions {
-		if v, ok := span.Attributes().Get(d.Name); ok {
-			v.CopyTo(s.attrs.PutEmpty(d.Name))
-		} else if d.Default != nil {
-			s.attrs.PutStr(d.Name, *d.Default)
-		}
-	}
-	res.series[string(c.keyBuf)] = s
+	maxLen := c.cfg.MaxAttributeLength // seriesKey has counted the truncations
+	s.attrs.PutStr(vllmrequest.AttrProviderName, keep(truncateUTF8(c.rec.Provider, maxLen)))
+	s.attrs.PutStr(vllmrequest.AttrOperationName, keep(truncateUTF8(c.rec.Operation, maxLen)))
+	s.attrs.PutStr(vllmrequest.AttrResponseModel, keep(truncateUTF8(c.rec.Model, maxLen)))
+	c.keys.putDimensions(span, c.cfg.Dimensions, s.attrs)
+	res.series[string(key)] = s
 	c.seriesCount++
 	return s
 }
@@ -309,16 +258,33 @@ func (c *vllmConnector) overflowSeries(now time.Time) *series {
 	return s
 }
 
-// flush sends the aggregated metrics downstream. The next consumer is called outside the lock, so a slow
-// exporter does not stall span ingestion.
+// flush sends the aggregated metrics downstream, one bounded request after the other, so that one request the
+// next consumer rejects does not take the others with it. The next consumer is called outside the lock, so a
+// slow exporter does not stall span ingestion. Once ctx is done (a shutdown's deadline), the requests not yet
+// sent are dropped and counted.
 func (c *vllmConnector) flush(ctx context.Context) {
 	c.mu.Lock()
-	md := c.buildMetrics(c.clock.Now())
+	requests := c.buildMetrics(c.clock.Now())
 	c.mu.Unlock()
-	if md.DataPointCount() == 0 {
-		return
-	}
-	if err := c.next.ConsumeMetrics(ctx, md); err != nil {
-		c.logger.Error("Failed to send vLLM metrics", zap.Error(err), zap.Int("data_points", md.DataPointCount()))
+	for i, md := range requests {
+		if err := ctx.Err(); err != nil {
+			points := 0
+			for _, rest := range requests[i:] {
+				points += rest.DataPointCount()
+			}
+			c.logger.Error("Dropped vLLM metrics not sent before the deadline", zap.Error(err), zap.Int("data_points", points))
+			c.telemetry.ConnectorVllmDataPointsDropped.Add(ctx, int64(points), droppedShutdownDeadline...)
+			return
+		}
+		points := md.DataPointCount()
+		if err := c.next.ConsumeMetrics(ctx, md); err != nil {
+			c.logger.Error("Failed to send vLLM metrics", zap.Error(err), zap.Int("data_points", points))
+			c.telemetry.ConnectorVllmDataPointsDropped.Add(ctx, int64(points), droppedExportFailed...)
+		}
 	}
 }
+
+var (
+	droppedExportFailed     = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "export_failed")))}
+	droppedShutdownDeadline = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "shutdown_deadline")))}
+)

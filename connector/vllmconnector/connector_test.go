@@ -504,7 +504,7 @@ func TestResourceAllowListAndDimensions(t *testing.T) {
 	p := onePoint(t, md, metricRequests, map[string]any{"gen_ai.response.model": "Qwen/Qwen2.5-7B-Instruct"})
 	assert.Equal(t, map[string]any{
 		"gen_ai.provider.name": "vllm", "gen_ai.operation.name": "chat", "gen_ai.response.model": "Qwen/Qwen2.5-7B-Instruct",
-		"gen_ai.request.max_tokens": int64(64), "tenant": "shared",
+		"gen_ai.request.max_tokens": "64", "tenant": "shared", // dimensions are labels: their string form
 	}, p.attrs)
 	assert.Equal(t, int64(2), p.num.IntValue())
 }
@@ -552,10 +552,10 @@ func TestConnectorTelemetry(t *testing.T) {
 		require.NoError(t, conn.ConsumeTraces(context.Background(), readFixture(t, f)))
 	}
 	require.NoError(t, conn.Shutdown(context.Background()))
-	metadatatest.AssertEqualVllmConnectorSpansSeen(t, tel, []metricdata.DataPoint[int64]{{Value: 6}}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualVllmConnectorSpansRecognized(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualVllmConnectorSeriesOverflow(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualVllmConnectorFieldsRejected(t, tel, []metricdata.DataPoint[int64]{{
+	metadatatest.AssertEqualConnectorVllmSpansSeen(t, tel, []metricdata.DataPoint[int64]{{Value: 6}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualConnectorVllmSpansRecognized(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualConnectorVllmSeriesOverflow(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualConnectorVllmFieldsRejected(t, tel, []metricdata.DataPoint[int64]{{
 		Value: 1, Attributes: attribute.NewSet(attribute.String("field", "ttft"), attribute.String("reason", "nan")),
 	}}, metricdatatest.IgnoreTimestamp())
 }

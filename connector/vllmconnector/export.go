@@ -8,30 +8,29 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/histogram"
-	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadata"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
 )
 
-// buildMetrics expires idle series, writes every live series into pdata and, for delta temporality, resets
-// them. It runs under the connector's lock.
-func (c *vllmConnector) buildMetrics(now time.Time) pmetric.Metrics {
+// buildMetrics expires idle series, writes every live series into requests of at most max_request_bytes and,
+// for delta temporality, resets them. It runs under the connector's lock.
+func (c *vllmConnector) buildMetrics(now time.Time) []pmetric.Metrics {
 	c.expire(now)
 	c.lastResource, c.lastSeries = nil, nil // the cached series may have expired
-	md := pmetric.NewMetrics()
 	ts := pcommon.NewTimestampFromTime(now)
+	b := newRequestBuilder(c.cfg.MaxRequestBytes)
 	keys := make([]string, 0, len(c.resources))
 	for k := range c.resources {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		c.exportResource(md, c.resources[k], ts)
+		c.exportResource(b, c.resources[k], ts)
 	}
 	if c.overflow != nil {
-		c.exportResource(md, c.overflow, ts)
+		c.exportResource(b, c.overflow, ts)
 	}
 	c.lastFlush = ts
-	return md
+	return b.finish()
 }
 
 // expire forgets series idle for longer than metrics_expiration, and resources left without series.
@@ -39,7 +38,8 @@ func (c *vllmConnector) expire(now time.Time) {
 	cutoff := now.Add(-c.cfg.MetricsExpiration)
 	expireIn := func(res *resourceState) {
 		for k, s := range res.series {
-			if s.lastSeen.Before(cutoff) {
+			// a series recorded since the last flush is sent once more before it may go
+			if !s.updated && s.lastSeen.Before(cutoff) {
 				delete(res.series, k)
 				if res != c.overflow {
 					c.seriesCount--
@@ -66,12 +66,15 @@ type metricSet struct {
 	scope       pmetric.MetricSlice
 	temporality pmetric.AggregationTemporality
 	exponential bool
-	histograms  map[string]pmetric.Metric
-	sums        map[string]pmetric.Metric
+	byName      map[string]pmetric.Metric
+}
+
+func newMetricSet(scope pmetric.MetricSlice, temporality pmetric.AggregationTemporality, exponential bool) *metricSet {
+	return &metricSet{scope: scope, temporality: temporality, exponential: exponential, byName: map[string]pmetric.Metric{}}
 }
 
 func (m *metricSet) histogram(d *histogramDef) pmetric.Metric {
-	if metric, ok := m.histograms[d.name]; ok {
+	if metric, ok := m.byName[d.name]; ok {
 		return metric
 	}
 	metric := m.scope.AppendEmpty()
@@ -83,12 +86,12 @@ func (m *metricSet) histogram(d *histogramDef) pmetric.Metric {
 	} else {
 		metric.SetEmptyHistogram().SetAggregationTemporality(m.temporality)
 	}
-	m.histograms[d.name] = metric
+	m.byName[d.name] = metric
 	return metric
 }
 
 func (m *metricSet) sum(name, unit, description string) pmetric.NumberDataPointSlice {
-	if metric, ok := m.sums[name]; ok {
+	if metric, ok := m.byName[name]; ok {
 		return metric.Sum().DataPoints()
 	}
 	metric := m.scope.AppendEmpty()
@@ -98,11 +101,33 @@ func (m *metricSet) sum(name, unit, description string) pmetric.NumberDataPointS
 	sum := metric.SetEmptySum()
 	sum.SetIsMonotonic(true)
 	sum.SetAggregationTemporality(m.temporality)
-	m.sums[name] = metric
+	m.byName[name] = metric
 	return sum.DataPoints()
 }
 
-func (c *vllmConnector) exportResource(md pmetric.Metrics, res *resourceState, ts pcommon.Timestamp) {
+// adopt moves every metric of from into m, appending the data points of a metric m has already.
+func (m *metricSet) adopt(from pmetric.MetricSlice) {
+	for i := 0; i < from.Len(); i++ {
+		src := from.At(i)
+		dst, ok := m.byName[src.Name()]
+		if !ok {
+			dst = m.scope.AppendEmpty()
+			src.MoveTo(dst)
+			m.byName[dst.Name()] = dst
+			continue
+		}
+		switch src.Type() {
+		case pmetric.MetricTypeHistogram:
+			src.Histogram().DataPoints().MoveAndAppendTo(dst.Histogram().DataPoints())
+		case pmetric.MetricTypeExponentialHistogram:
+			src.ExponentialHistogram().DataPoints().MoveAndAppendTo(dst.ExponentialHistogram().DataPoints())
+		case pmetric.MetricTypeSum:
+			src.Sum().DataPoints().MoveAndAppendTo(dst.Sum().DataPoints())
+		}
+	}
+}
+
+func (c *vllmConnector) exportResource(b *requestBuilder, res *resourceState, ts pcommon.Timestamp) {
 	keys := make([]string, 0, len(res.series))
 	for k, s := range res.series {
 		if !c.delta || s.updated {
@@ -113,25 +138,22 @@ func (c *vllmConnector) exportResource(md pmetric.Metrics, res *resourceState, t
 		return
 	}
 	sort.Strings(keys)
-	rm := md.ResourceMetrics().AppendEmpty()
-	res.attrs.CopyTo(rm.Resource().Attributes())
-	sm := rm.ScopeMetrics().AppendEmpty()
-	sm.Scope().SetName(metadata.ScopeName)
 	temporality := pmetric.AggregationTemporalityCumulative
 	if c.delta {
 		temporality = pmetric.AggregationTemporalityDelta
 	}
-	set := &metricSet{
-		scope: sm.Metrics(), temporality: temporality, exponential: c.recorder.exponential,
-		histograms: map[string]pmetric.Metric{}, sums: map[string]pmetric.Metric{},
-	}
+	b.startResource(res.attrs)
 	for _, k := range keys {
 		s := res.series[k]
 		start := s.start
 		if c.delta && c.lastFlush > start {
 			start = c.lastFlush // a delta point covers the interval since the previous flush
 		}
-		c.exportSeries(set, s, start, ts)
+		// Each series is written on its own first, so that its size is known before it is placed.
+		scratch := pmetric.NewMetrics()
+		metrics := scratch.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+		c.exportSeries(newMetricSet(metrics, temporality, c.recorder.exponential), s, start, ts)
+		b.add(scratch, metrics)
 		if c.delta {
 			s.flushedDelta()
 		} else {

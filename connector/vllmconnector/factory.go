@@ -29,6 +29,8 @@ func createDefaultConfig() component.Config {
 		MetricsFlushInterval:   15 * time.Second,
 		MetricsExpiration:      10 * time.Minute,
 		CardinalityLimit:       5000,
+		MaxAttributeLength:     256,
+		MaxRequestBytes:        1 << 20,
 	}
 }
 

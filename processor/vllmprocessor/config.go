@@ -3,6 +3,7 @@ package vllmprocessor // import "github.com/otelcol-vllm/otelcol-vllm/processor/
 import (
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/otelcol-vllm/otelcol-vllm/internal/confcheck"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
 )
 
@@ -13,7 +14,18 @@ type Config struct {
 	_       struct{}
 }
 
-var _ confmap.Validator = (*Config)(nil)
+var (
+	_ confmap.Validator   = (*Config)(nil)
+	_ confmap.Unmarshaler = (*Config)(nil)
+)
+
+// Unmarshal rejects values the decoder would reinterpret (`slo: {ttft: 200}` would be 200ns) before decoding.
+func (c *Config) Unmarshal(conf *confmap.Conf) error {
+	if err := confcheck.Check(conf.ToStringMap(), c); err != nil {
+		return err
+	}
+	return conf.Unmarshal(c)
+}
 
 // Validate names the key of every invalid setting.
 func (c *Config) Validate() error { return c.Request.Validate() }

@@ -61,7 +61,7 @@ func (p *spanEnricher) shutdown(context.Context) error {
 
 func (p *spanEnricher) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
 	var rec vllmrequest.Record
-	var seen, recognised int64
+	var recognised int64
 	var violations []string
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -70,20 +70,18 @@ func (p *spanEnricher) processTraces(ctx context.Context, td ptrace.Traces) (ptr
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
-			seen += int64(spans.Len())
 			for k := 0; k < spans.Len(); k++ {
 				span := spans.At(k)
 				if !p.deriver.Derive(span, &resource, &rec) {
 					continue
 				}
 				recognised++
-				rejections.Count(ctx, p.telemetry.VllmProcessorFieldsRejected, &rec)
+				rejections.Count(ctx, p.telemetry.ProcessorVllmFieldsRejected, &rec)
 				violations = p.enrich(span.Attributes(), &rec, violations[:0])
 			}
 		}
 	}
-	p.telemetry.VllmProcessorSpansSeen.Add(ctx, seen)
-	p.telemetry.VllmProcessorSpansRecognized.Add(ctx, recognised)
+	p.telemetry.ProcessorVllmSpansRecognized.Add(ctx, recognised)
 	return td, nil
 }
 

@@ -154,12 +154,11 @@ func TestProcessorTelemetry(t *testing.T) {
 	}
 	require.NoError(t, p.Shutdown(context.Background()))
 
-	metadatatest.AssertEqualVllmProcessorSpansSeen(t, tel, []metricdata.DataPoint[int64]{{Value: 7}}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualVllmProcessorSpansRecognized(t, tel, []metricdata.DataPoint[int64]{{Value: 4}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualProcessorVllmSpansRecognized(t, tel, []metricdata.DataPoint[int64]{{Value: 4}}, metricdatatest.IgnoreTimestamp())
 	rejected := func(field, reason string) metricdata.DataPoint[int64] {
 		return metricdata.DataPoint[int64]{Value: 1, Attributes: attribute.NewSet(attribute.String("field", field), attribute.String("reason", reason))}
 	}
-	metadatatest.AssertEqualVllmProcessorFieldsRejected(t, tel, []metricdata.DataPoint[int64]{
+	metadatatest.AssertEqualProcessorVllmFieldsRejected(t, tel, []metricdata.DataPoint[int64]{
 		rejected("queue", "negative"), rejected("prefill", "exceeds_e2e"), rejected("inference", "exceeds_e2e"),
 		rejected("ttft", "nan"), rejected("e2e", "wrong_type"),
 	}, metricdatatest.IgnoreTimestamp())

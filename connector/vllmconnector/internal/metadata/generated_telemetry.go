@@ -23,13 +23,16 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                        metric.Meter
-	mu                           sync.Mutex
-	registrations                []metric.Registration
-	VllmConnectorFieldsRejected  metric.Int64Counter
-	VllmConnectorSeriesOverflow  metric.Int64Counter
-	VllmConnectorSpansRecognized metric.Int64Counter
-	VllmConnectorSpansSeen       metric.Int64Counter
+	meter                            metric.Meter
+	mu                               sync.Mutex
+	registrations                    []metric.Registration
+	ConnectorVllmAttributesDropped   metric.Int64Counter
+	ConnectorVllmAttributesTruncated metric.Int64Counter
+	ConnectorVllmDataPointsDropped   metric.Int64Counter
+	ConnectorVllmFieldsRejected      metric.Int64Counter
+	ConnectorVllmSeriesOverflow      metric.Int64Counter
+	ConnectorVllmSpansRecognized     metric.Int64Counter
+	ConnectorVllmSpansSeen           metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -61,26 +64,44 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
-	builder.VllmConnectorFieldsRejected, err = builder.meter.Int64Counter(
-		"otelcol_vllm_connector_fields_rejected",
-		metric.WithDescription("vLLM span attributes rejected (NaN, infinite, negative, too large, wrong type); the rest of the request still counts. [Alpha]"),
+	builder.ConnectorVllmAttributesDropped, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_attributes_dropped",
+		metric.WithDescription("Attributes left out of a series, by `kind` (dimension, resource) - a map, slice, bytes or empty value, a resource attribute key longer than max_attribute_length, or a resource attribute beyond the 128 kept when all are kept. [Alpha]"),
 		metric.WithUnit("{attribute}"),
 	)
 	errs = errors.Join(errs, err)
-	builder.VllmConnectorSeriesOverflow, err = builder.meter.Int64Counter(
-		"otelcol_vllm_connector_series_overflow",
+	builder.ConnectorVllmAttributesTruncated, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_attributes_truncated",
+		metric.WithDescription("Attribute values cut to max_attribute_length bytes before they became part of a series, by `kind` (model, provider, operation, dimension, resource). [Alpha]"),
+		metric.WithUnit("{attribute}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorVllmDataPointsDropped, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_data_points_dropped",
+		metric.WithDescription("Data points of a flush that did not reach the next consumer, by `reason` (export_failed, shutdown_deadline). [Alpha]"),
+		metric.WithUnit("{datapoint}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorVllmFieldsRejected, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_fields_rejected",
+		metric.WithDescription("vLLM span attributes rejected (NaN, infinite, negative, too large, wrong type), by `field` and `reason`; the rest of the request still counts. [Alpha]"),
+		metric.WithUnit("{attribute}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorVllmSeriesOverflow, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_series_overflow",
 		metric.WithDescription("Requests aggregated into the otel.metric.overflow series because cardinality_limit was reached. [Alpha]"),
 		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)
-	builder.VllmConnectorSpansRecognized, err = builder.meter.Int64Counter(
-		"otelcol_vllm_connector_spans_recognized",
+	builder.ConnectorVllmSpansRecognized, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_spans_recognized",
 		metric.WithDescription("Spans recognised as vLLM request spans. [Alpha]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)
-	builder.VllmConnectorSpansSeen, err = builder.meter.Int64Counter(
-		"otelcol_vllm_connector_spans_seen",
+	builder.ConnectorVllmSpansSeen, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_spans_seen",
 		metric.WithDescription("Spans inspected by the connector. [Alpha]"),
 		metric.WithUnit("{span}"),
 	)

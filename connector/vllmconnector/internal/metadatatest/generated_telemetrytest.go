@@ -21,10 +21,10 @@ func NewSettings(tt *componenttest.Telemetry) connector.Settings {
 	return set
 }
 
-func AssertEqualVllmConnectorFieldsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+func AssertEqualConnectorVllmAttributesDropped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
-		Name:        "otelcol_vllm_connector_fields_rejected",
-		Description: "vLLM span attributes rejected (NaN, infinite, negative, too large, wrong type); the rest of the request still counts. [Alpha]",
+		Name:        "otelcol_connector_vllm_attributes_dropped",
+		Description: "Attributes left out of a series, by `kind` (dimension, resource) - a map, slice, bytes or empty value, a resource attribute key longer than max_attribute_length, or a resource attribute beyond the 128 kept when all are kept. [Alpha]",
 		Unit:        "{attribute}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -32,14 +32,62 @@ func AssertEqualVllmConnectorFieldsRejected(t *testing.T, tt *componenttest.Tele
 			DataPoints:  dps,
 		},
 	}
-	got, err := tt.GetMetric("otelcol_vllm_connector_fields_rejected")
+	got, err := tt.GetMetric("otelcol_connector_vllm_attributes_dropped")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
-func AssertEqualVllmConnectorSeriesOverflow(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+func AssertEqualConnectorVllmAttributesTruncated(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
-		Name:        "otelcol_vllm_connector_series_overflow",
+		Name:        "otelcol_connector_vllm_attributes_truncated",
+		Description: "Attribute values cut to max_attribute_length bytes before they became part of a series, by `kind` (model, provider, operation, dimension, resource). [Alpha]",
+		Unit:        "{attribute}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_connector_vllm_attributes_truncated")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualConnectorVllmDataPointsDropped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_connector_vllm_data_points_dropped",
+		Description: "Data points of a flush that did not reach the next consumer, by `reason` (export_failed, shutdown_deadline). [Alpha]",
+		Unit:        "{datapoint}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_connector_vllm_data_points_dropped")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualConnectorVllmFieldsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_connector_vllm_fields_rejected",
+		Description: "vLLM span attributes rejected (NaN, infinite, negative, too large, wrong type), by `field` and `reason`; the rest of the request still counts. [Alpha]",
+		Unit:        "{attribute}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_connector_vllm_fields_rejected")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualConnectorVllmSeriesOverflow(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_connector_vllm_series_overflow",
 		Description: "Requests aggregated into the otel.metric.overflow series because cardinality_limit was reached. [Alpha]",
 		Unit:        "{request}",
 		Data: metricdata.Sum[int64]{
@@ -48,14 +96,14 @@ func AssertEqualVllmConnectorSeriesOverflow(t *testing.T, tt *componenttest.Tele
 			DataPoints:  dps,
 		},
 	}
-	got, err := tt.GetMetric("otelcol_vllm_connector_series_overflow")
+	got, err := tt.GetMetric("otelcol_connector_vllm_series_overflow")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
-func AssertEqualVllmConnectorSpansRecognized(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+func AssertEqualConnectorVllmSpansRecognized(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
-		Name:        "otelcol_vllm_connector_spans_recognized",
+		Name:        "otelcol_connector_vllm_spans_recognized",
 		Description: "Spans recognised as vLLM request spans. [Alpha]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
@@ -64,14 +112,14 @@ func AssertEqualVllmConnectorSpansRecognized(t *testing.T, tt *componenttest.Tel
 			DataPoints:  dps,
 		},
 	}
-	got, err := tt.GetMetric("otelcol_vllm_connector_spans_recognized")
+	got, err := tt.GetMetric("otelcol_connector_vllm_spans_recognized")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
-func AssertEqualVllmConnectorSpansSeen(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+func AssertEqualConnectorVllmSpansSeen(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
-		Name:        "otelcol_vllm_connector_spans_seen",
+		Name:        "otelcol_connector_vllm_spans_seen",
 		Description: "Spans inspected by the connector. [Alpha]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
@@ -80,7 +128,7 @@ func AssertEqualVllmConnectorSpansSeen(t *testing.T, tt *componenttest.Telemetry
 			DataPoints:  dps,
 		},
 	}
-	got, err := tt.GetMetric("otelcol_vllm_connector_spans_seen")
+	got, err := tt.GetMetric("otelcol_connector_vllm_spans_seen")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

@@ -19,20 +19,32 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
-	tb.VllmConnectorFieldsRejected.Add(context.Background(), 1)
-	tb.VllmConnectorSeriesOverflow.Add(context.Background(), 1)
-	tb.VllmConnectorSpansRecognized.Add(context.Background(), 1)
-	tb.VllmConnectorSpansSeen.Add(context.Background(), 1)
-	AssertEqualVllmConnectorFieldsRejected(t, testTel,
+	tb.ConnectorVllmAttributesDropped.Add(context.Background(), 1)
+	tb.ConnectorVllmAttributesTruncated.Add(context.Background(), 1)
+	tb.ConnectorVllmDataPointsDropped.Add(context.Background(), 1)
+	tb.ConnectorVllmFieldsRejected.Add(context.Background(), 1)
+	tb.ConnectorVllmSeriesOverflow.Add(context.Background(), 1)
+	tb.ConnectorVllmSpansRecognized.Add(context.Background(), 1)
+	tb.ConnectorVllmSpansSeen.Add(context.Background(), 1)
+	AssertEqualConnectorVllmAttributesDropped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
-	AssertEqualVllmConnectorSeriesOverflow(t, testTel,
+	AssertEqualConnectorVllmAttributesTruncated(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
-	AssertEqualVllmConnectorSpansRecognized(t, testTel,
+	AssertEqualConnectorVllmDataPointsDropped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
-	AssertEqualVllmConnectorSpansSeen(t, testTel,
+	AssertEqualConnectorVllmFieldsRejected(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualConnectorVllmSeriesOverflow(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualConnectorVllmSpansRecognized(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualConnectorVllmSpansSeen(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 

@@ -26,9 +26,8 @@ type TelemetryBuilder struct {
 	meter                        metric.Meter
 	mu                           sync.Mutex
 	registrations                []metric.Registration
-	VllmProcessorFieldsRejected  metric.Int64Counter
-	VllmProcessorSpansRecognized metric.Int64Counter
-	VllmProcessorSpansSeen       metric.Int64Counter
+	ProcessorVllmFieldsRejected  metric.Int64Counter
+	ProcessorVllmSpansRecognized metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -60,21 +59,15 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
-	builder.VllmProcessorFieldsRejected, err = builder.meter.Int64Counter(
-		"otelcol_vllm_processor_fields_rejected",
+	builder.ProcessorVllmFieldsRejected, err = builder.meter.Int64Counter(
+		"otelcol_processor_vllm_fields_rejected",
 		metric.WithDescription("vLLM span attributes rejected (NaN, infinite, negative, too large, wrong type), by field and reason; the rest of the request is still enriched. [Alpha]"),
 		metric.WithUnit("{attribute}"),
 	)
 	errs = errors.Join(errs, err)
-	builder.VllmProcessorSpansRecognized, err = builder.meter.Int64Counter(
-		"otelcol_vllm_processor_spans_recognized",
+	builder.ProcessorVllmSpansRecognized, err = builder.meter.Int64Counter(
+		"otelcol_processor_vllm_spans_recognized",
 		metric.WithDescription("Spans recognised as vLLM request spans and enriched. [Alpha]"),
-		metric.WithUnit("{span}"),
-	)
-	errs = errors.Join(errs, err)
-	builder.VllmProcessorSpansSeen, err = builder.meter.Int64Counter(
-		"otelcol_vllm_processor_spans_seen",
-		metric.WithDescription("Spans inspected by the processor. [Alpha]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

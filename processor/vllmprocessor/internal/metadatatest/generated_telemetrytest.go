@@ -21,9 +21,9 @@ func NewSettings(tt *componenttest.Telemetry) processor.Settings {
 	return set
 }
 
-func AssertEqualVllmProcessorFieldsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+func AssertEqualProcessorVllmFieldsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
-		Name:        "otelcol_vllm_processor_fields_rejected",
+		Name:        "otelcol_processor_vllm_fields_rejected",
 		Description: "vLLM span attributes rejected (NaN, infinite, negative, too large, wrong type), by field and reason; the rest of the request is still enriched. [Alpha]",
 		Unit:        "{attribute}",
 		Data: metricdata.Sum[int64]{
@@ -32,14 +32,14 @@ func AssertEqualVllmProcessorFieldsRejected(t *testing.T, tt *componenttest.Tele
 			DataPoints:  dps,
 		},
 	}
-	got, err := tt.GetMetric("otelcol_vllm_processor_fields_rejected")
+	got, err := tt.GetMetric("otelcol_processor_vllm_fields_rejected")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
-func AssertEqualVllmProcessorSpansRecognized(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+func AssertEqualProcessorVllmSpansRecognized(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
-		Name:        "otelcol_vllm_processor_spans_recognized",
+		Name:        "otelcol_processor_vllm_spans_recognized",
 		Description: "Spans recognised as vLLM request spans and enriched. [Alpha]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
@@ -48,23 +48,7 @@ func AssertEqualVllmProcessorSpansRecognized(t *testing.T, tt *componenttest.Tel
 			DataPoints:  dps,
 		},
 	}
-	got, err := tt.GetMetric("otelcol_vllm_processor_spans_recognized")
-	require.NoError(t, err)
-	metricdatatest.AssertEqual(t, want, got, opts...)
-}
-
-func AssertEqualVllmProcessorSpansSeen(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
-	want := metricdata.Metrics{
-		Name:        "otelcol_vllm_processor_spans_seen",
-		Description: "Spans inspected by the processor. [Alpha]",
-		Unit:        "{span}",
-		Data: metricdata.Sum[int64]{
-			Temporality: metricdata.CumulativeTemporality,
-			IsMonotonic: true,
-			DataPoints:  dps,
-		},
-	}
-	got, err := tt.GetMetric("otelcol_vllm_processor_spans_seen")
+	got, err := tt.GetMetric("otelcol_processor_vllm_spans_recognized")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

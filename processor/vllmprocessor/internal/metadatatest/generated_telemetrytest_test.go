@@ -19,16 +19,12 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
-	tb.VllmProcessorFieldsRejected.Add(context.Background(), 1)
-	tb.VllmProcessorSpansRecognized.Add(context.Background(), 1)
-	tb.VllmProcessorSpansSeen.Add(context.Background(), 1)
-	AssertEqualVllmProcessorFieldsRejected(t, testTel,
+	tb.ProcessorVllmFieldsRejected.Add(context.Background(), 1)
+	tb.ProcessorVllmSpansRecognized.Add(context.Background(), 1)
+	AssertEqualProcessorVllmFieldsRejected(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
-	AssertEqualVllmProcessorSpansRecognized(t, testTel,
-		[]metricdata.DataPoint[int64]{{Value: 1}},
-		metricdatatest.IgnoreTimestamp())
-	AssertEqualVllmProcessorSpansSeen(t, testTel,
+	AssertEqualProcessorVllmSpansRecognized(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 

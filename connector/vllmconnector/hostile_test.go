@@ -1,0 +1,349 @@
+package vllmconnector
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+
+	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadatatest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+)
+
+// hostileBatch returns n V1 request spans whose model (on the resource, as vLLM V1 sends it) is
+// model(i) and whose span attributes are set by attrs(i, span attributes).
+func hostileBatch(n int, model func(i int) string, attrs func(i int, a pcommon.Map)) ptrace.Traces {
+	td := vllmtest.V1Batch(n, 1)
+	rs := td.ResourceSpans().At(0)
+	rs.Resource().Attributes().Remove("gen_ai.request.model")
+	spans := rs.ScopeSpans().At(0).Spans()
+	for i := 0; i < spans.Len(); i++ {
+		a := spans.At(i).Attributes()
+		a.PutStr("gen_ai.request.id", fmt.Sprintf("chatcmpl-%d", i))
+		if model != nil {
+			a.PutStr("gen_ai.response.model", model(i))
+		}
+		if attrs != nil {
+			attrs(i, a)
+		}
+	}
+	return td
+}
+
+// allPoints merges every request the sink received into one Metrics, for lookups.
+func allPoints(sink interface{ AllMetrics() []pmetric.Metrics }) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	for _, r := range sink.AllMetrics() {
+		r.ResourceMetrics().MoveAndAppendTo(md.ResourceMetrics())
+	}
+	return md
+}
+
+func longString(prefix string, n int) string { return prefix + strings.Repeat("x", n-len(prefix)) }
+
+func TestSeriesKeysDoNotCollide(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b func(a pcommon.Map)
+		dims []Dimension
+		same bool
+	}{
+		{
+			name: "model and operation boundary",
+			a:    func(a pcommon.Map) { a.PutStr("gen_ai.operation.name", "chat\x00m"); a.PutStr("gen_ai.response.model", "x") },
+			b:    func(a pcommon.Map) { a.PutStr("gen_ai.operation.name", "chat"); a.PutStr("gen_ai.response.model", "m\x00x") },
+		},
+		{
+			name: "model and dimension boundary",
+			dims: []Dimension{{Name: "tenant"}},
+			a:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "a\x00vX"); a.PutStr("tenant", "Y") },
+			b:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "a"); a.PutStr("tenant", "X\x00vY") },
+		},
+		{
+			name: "dimension absent and dimension value",
+			dims: []Dimension{{Name: "tenant"}, {Name: "team"}},
+			a:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutStr("tenant", "-") },
+			b:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutStr("team", "-") },
+		},
+		{
+			// dimensions become labels, which have no type: one series, on purpose
+			name: "Int(5) and Str(\"5\") are one label value",
+			dims: []Dimension{{Name: "tenant"}},
+			a:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutInt("tenant", 5) },
+			b:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutStr("tenant", "5") },
+			same: true,
+		},
+		{
+			name: "Double(5) and Int(5) are one label value",
+			dims: []Dimension{{Name: "tenant"}},
+			a:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutDouble("tenant", 5) },
+			b:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutInt("tenant", 5) },
+			same: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			cfg.Dimensions = tt.dims
+			h := newHarness(t, cfg)
+			td := hostileBatch(2, nil, func(i int, a pcommon.Map) {
+				if i == 0 {
+					tt.a(a)
+				} else {
+					tt.b(a)
+				}
+			})
+			require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
+			md := h.flush(t, time.Second)
+			requests := points(md, metricRequests)
+			if tt.same {
+				require.Len(t, requests, 1)
+				assert.Equal(t, int64(2), requests[0].num.IntValue())
+				assert.Equal(t, "5", requests[0].attrs["tenant"], "exported in its string form")
+				return
+			}
+			require.Len(t, requests, 2, "two attribute sets, two series")
+			spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+			for i, want := range []ptrace.Span{spans.At(0), spans.At(1)} {
+				got := requests[0]
+				if !sameAttrs(got.attrs, want.Attributes(), tt.dims) {
+					got = requests[1]
+				}
+				assert.True(t, sameAttrs(got.attrs, want.Attributes(), tt.dims), "span %d is exported under its own attributes: %v", i, got.attrs)
+				assert.Equal(t, int64(1), got.num.IntValue())
+			}
+		})
+	}
+}
+
+// sameAttrs says whether point attributes carry the operation, model and dimensions of span attributes.
+func sameAttrs(point map[string]any, span pcommon.Map, dims []Dimension) bool {
+	keys := []string{"gen_ai.response.model"}
+	if _, ok := span.Get("gen_ai.operation.name"); ok {
+		keys = append(keys, "gen_ai.operation.name")
+	}
+	for _, d := range dims {
+		keys = append(keys, d.Name)
+	}
+	for _, k := range keys {
+		v, ok := span.Get(k)
+		if pv, pok := point[k]; ok != pok || ok && pv != v.AsString() {
+			return false
+		}
+	}
+	return true
+}
+
+func TestAttributeValuesAreCappedAndCounted(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := createDefaultConfig().(*Config)
+	cfg.MaxAttributeLength = 16
+	cfg.Dimensions = []Dimension{{Name: "tenant"}, {Name: "labels"}}
+	sink := new(consumertest.MetricsSink)
+	c, err := newConnector(metadatatest.NewSettings(tel), cfg, sink, clockwork.NewFakeClockAt(t0))
+	require.NoError(t, err)
+
+	td := hostileBatch(1, func(int) string { return longString("model-", 64<<10) }, func(_ int, a pcommon.Map) {
+		a.PutStr("gen_ai.provider.name", longString("prov-", 100))
+		a.PutStr("tenant", "ü"+strings.Repeat("é", 20)) // truncated at a rune boundary
+		a.PutEmptySlice("labels").AppendEmpty().SetStr("a") // not a scalar: dropped
+	})
+	res := td.ResourceSpans().At(0).Resource().Attributes()
+	res.PutStr("service.instance.id", longString("instance-", 1000))
+	nested := res.PutEmptySlice("service.namespace") // a deep array, as a hostile OTLP/JSON request sends
+	for range 100_000 {
+		nested = nested.AppendEmpty().SetEmptySlice()
+	}
+	require.NoError(t, c.ConsumeTraces(context.Background(), td))
+	require.NoError(t, c.Shutdown(context.Background()))
+
+	md := allPoints(sink)
+	require.Equal(t, 1, md.ResourceMetrics().Len())
+	assert.Equal(t, map[string]any{"service.name": "vllm-server", "service.instance.id": "instance-xxxxxxx"},
+		md.ResourceMetrics().At(0).Resource().Attributes().AsRaw(), "the array is dropped, the long value cut")
+	p := onePoint(t, md, metricRequests, nil)
+	assert.Equal(t, map[string]any{
+		"gen_ai.provider.name": "prov-xxxxxxxxxxx", "gen_ai.operation.name": "chat",
+		"gen_ai.response.model": "model-xxxxxxxxxx", "tenant": "ü" + strings.Repeat("é", 7),
+	}, p.attrs)
+	for k, v := range p.attrs {
+		assert.LessOrEqual(t, len(v.(string)), 16, k)
+	}
+	metadatatest.AssertEqualConnectorVllmAttributesTruncated(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("kind", "model")), Value: 1},
+		{Attributes: attribute.NewSet(attribute.String("kind", "provider")), Value: 1},
+		{Attributes: attribute.NewSet(attribute.String("kind", "dimension")), Value: 1},
+		{Attributes: attribute.NewSet(attribute.String("kind", "resource")), Value: 1},
+	}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualConnectorVllmAttributesDropped(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("kind", "dimension")), Value: 1},
+		{Attributes: attribute.NewSet(attribute.String("kind", "resource")), Value: 1},
+	}, metricdatatest.IgnoreTimestamp())
+}
+
+func TestKeepAllResourceAttributesIsBounded(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.ResourceAttributes = []string{}
+	h := newHarness(t, cfg)
+	td := hostileBatch(1, func(int) string { return "m" }, nil)
+	res := td.ResourceSpans().At(0).Resource().Attributes()
+	res.Clear()
+	for i := range 1000 {
+		res.PutStr(fmt.Sprintf("attr.%04d", i), "v")
+	}
+	res.PutStr(longString("key.", 1000), "v") // a key longer than max_attribute_length
+	require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
+	md := h.flush(t, time.Second)
+	attrs := md.ResourceMetrics().At(0).Resource().Attributes()
+	assert.Equal(t, maxKeptResourceAttributes, attrs.Len())
+	_, ok := attrs.Get("attr.0000")
+	assert.True(t, ok, "the first in key order are kept")
+	_, ok = attrs.Get(fmt.Sprintf("attr.%04d", maxKeptResourceAttributes))
+	assert.False(t, ok)
+}
+
+// TestMemoryIsBoundedByConfiguration sends the attack of distinct 64 KB model names: the heap the connector
+// keeps grows with cardinality_limit and max_attribute_length, not with the size of the input.
+func TestMemoryIsBoundedByConfiguration(t *testing.T) {
+	const limit, spans, valueSize = 1000, 3000, 64 << 10
+	cfg := seedSLOConfig()
+	cfg.Exemplars.Enabled = true
+	cfg.CardinalityLimit = limit
+	h := newHarness(t, cfg)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for batch := 0; batch < spans/100; batch++ {
+		td := hostileBatch(100, func(i int) string { return longString(fmt.Sprintf("%d-%d-", batch, i), valueSize) }, nil)
+		require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	// The README's bound: per series at most 16 KiB plus 8 copies of max_attribute_length (key, map, point
+	// attributes); the input alone would be 64 KiB per series.
+	bound := int64(limit * (16<<10 + 8*cfg.MaxAttributeLength))
+	assert.Less(t, held, bound, "heap held after %d spans of %d KiB model names", spans, valueSize>>10)
+	t.Logf("heap held: %d KiB for %d series", held>>10, limit)
+	assert.Equal(t, limit, h.c.seriesCount)
+
+	h.clock.Advance(time.Second)
+	h.c.flush(context.Background())
+	requests := h.sink.AllMetrics()
+	var sizer pmetric.ProtoMarshaler
+	for _, r := range requests {
+		assert.LessOrEqual(t, sizer.MetricsSize(r), cfg.MaxRequestBytes)
+	}
+	runtime.KeepAlive(h)
+}
+
+func TestFlushIsSplitIntoBoundedRequests(t *testing.T) {
+	const series = 5000
+	cfg := seedSLOConfig()
+	cfg.Exemplars.Enabled = true
+	cfg.Dimensions = []Dimension{{Name: "series"}}
+	h := newHarness(t, cfg)
+	td := hostileBatch(series, func(i int) string {
+		if i == 42 {
+			return longString("poison-", 512<<10) // alone, it once made every flush exceed 4 MiB
+		}
+		return fmt.Sprintf("model-%d", i%7)
+	}, func(i int, a pcommon.Map) { a.PutInt("series", int64(i)) })
+	require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
+	h.clock.Advance(time.Second)
+	h.c.flush(context.Background())
+
+	requests := h.sink.AllMetrics()
+	require.Greater(t, len(requests), 1, "5,000 series do not fit one request of 1 MiB")
+	var sizer pmetric.ProtoMarshaler
+	seen := map[string]bool{}
+	for _, r := range requests {
+		assert.LessOrEqual(t, sizer.MetricsSize(r), cfg.MaxRequestBytes)
+		for _, p := range points(r, metricRequests) {
+			seen[p.attrs["series"].(string)] = true
+		}
+	}
+	assert.Len(t, seen, series, "every series arrives, the poison one too")
+	merged := allPoints(h.sink)
+	assert.Equal(t, series, len(points(merged, metricRequests)))
+	// every series keeps all its points in one request: its histograms sit beside its counter
+	for _, r := range requests {
+		assert.Equal(t, len(points(r, metricRequests)), len(points(r, metricRequestDuration)))
+	}
+}
+
+// cancelAfterFirst is a next consumer that ends the flush's context at its first request, as a shutdown
+// deadline would.
+type cancelAfterFirst struct {
+	consumertest.MetricsSink
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfterFirst) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	c.cancel()
+	return c.MetricsSink.ConsumeMetrics(ctx, md)
+}
+
+func (*cancelAfterFirst) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+func TestShutdownStopsAtItsDeadline(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := seedSLOConfig()
+	cfg.Dimensions = []Dimension{{Name: "series"}}
+	cfg.MaxRequestBytes = minRequestBytes
+	ctx, cancel := context.WithCancel(context.Background())
+	next := &cancelAfterFirst{cancel: cancel}
+	c, err := newConnector(metadatatest.NewSettings(tel), cfg, next, clockwork.NewFakeClockAt(t0))
+	require.NoError(t, err)
+	td := hostileBatch(2000, func(int) string { return "m" }, func(i int, a pcommon.Map) { a.PutInt("series", int64(i)) })
+	require.NoError(t, c.ConsumeTraces(context.Background(), td))
+	total := 0
+	c.mu.Lock()
+	for _, r := range c.buildMetricsCopy() {
+		total += r.DataPointCount()
+	}
+	c.mu.Unlock()
+
+	require.NoError(t, c.Shutdown(ctx))
+	require.Len(t, next.AllMetrics(), 1, "no request is sent once the deadline has passed")
+	sent := next.AllMetrics()[0].DataPointCount()
+	metadatatest.AssertEqualConnectorVllmDataPointsDropped(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("reason", "shutdown_deadline")), Value: int64(total - sent)},
+	}, metricdatatest.IgnoreTimestamp())
+}
+
+// buildMetricsCopy builds the requests a flush would send without resetting anything (cumulative).
+func (c *vllmConnector) buildMetricsCopy() []pmetric.Metrics {
+	saved := c.lastFlush
+	defer func() { c.lastFlush = saved }()
+	return c.buildMetrics(c.clock.Now())
+}
+
+func TestUnflushedSeriesAreNotExpired(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.MetricsFlushInterval = time.Minute
+	cfg.MetricsExpiration = time.Minute
+	h := newHarness(t, cfg)
+	h.consume(t, "v1_newest_scope")
+	md := h.flush(t, 2*time.Minute) // a late tick: the series is past its expiry but was never sent
+	require.Len(t, points(md, metricRequests), 1)
+	md = h.flush(t, 2*time.Minute)
+	assert.Empty(t, points(md, metricRequests), "sent once, then expired")
+}
