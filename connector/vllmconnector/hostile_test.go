@@ -65,8 +65,14 @@ func TestSeriesKeysDoNotCollide(t *testing.T) {
 	}{
 		{
 			name: "model and operation boundary",
-			a:    func(a pcommon.Map) { a.PutStr("gen_ai.operation.name", "chat\x00m"); a.PutStr("gen_ai.response.model", "x") },
-			b:    func(a pcommon.Map) { a.PutStr("gen_ai.operation.name", "chat"); a.PutStr("gen_ai.response.model", "m\x00x") },
+			a: func(a pcommon.Map) {
+				a.PutStr("gen_ai.operation.name", "chat\x00m")
+				a.PutStr("gen_ai.response.model", "x")
+			},
+			b: func(a pcommon.Map) {
+				a.PutStr("gen_ai.operation.name", "chat")
+				a.PutStr("gen_ai.response.model", "m\x00x")
+			},
 		},
 		{
 			name: "model and dimension boundary",
@@ -161,7 +167,7 @@ func TestAttributeValuesAreCappedAndCounted(t *testing.T) {
 
 	td := hostileBatch(1, func(int) string { return longString("model-", 64<<10) }, func(_ int, a pcommon.Map) {
 		a.PutStr("gen_ai.provider.name", longString("prov-", 100))
-		a.PutStr("tenant", "ü"+strings.Repeat("é", 20)) // truncated at a rune boundary
+		a.PutStr("tenant", "ü"+strings.Repeat("é", 20))     // truncated at a rune boundary
 		a.PutEmptySlice("labels").AppendEmpty().SetStr("a") // not a scalar: dropped
 	})
 	res := td.ResourceSpans().At(0).Resource().Attributes()
