@@ -423,10 +423,10 @@ func TestKubernetesOTLPEndpoint(t *testing.T) {
 		attrs[strings.TrimSpace(key)] = strings.TrimSpace(v)
 	}
 	served, _ := c.arg("--served-model-name")
-	// The connector reads the model from gen_ai.response.model (then gen_ai.request.model) on the span,
-	// then on the resource; vLLM's V1 spans carry neither.
-	if attrs["gen_ai.response.model"] == "" || attrs["gen_ai.response.model"] != served {
-		t.Errorf("vLLM: resource attribute gen_ai.response.model %q, want the --served-model-name %q", attrs["gen_ai.response.model"], served)
+	// The connector reads the model from gen_ai.response.model, then gen_ai.request.model, on the span, then
+	// on the resource; vLLM's V1 spans carry neither, so the resource names it.
+	if attrs["gen_ai.request.model"] == "" || attrs["gen_ai.request.model"] != served {
+		t.Errorf("vLLM: resource attribute gen_ai.request.model %q, want the --served-model-name %q", attrs["gen_ai.request.model"], served)
 	}
 	if attrs["service.instance.id"] != "$(POD_NAME)" {
 		t.Errorf("vLLM: resource attribute service.instance.id %q, want $(POD_NAME) (the scrape's instance)", attrs["service.instance.id"])

@@ -69,7 +69,7 @@ func snapshot(t *testing.T, prom *prometheusServer, exps []expectation) map[stri
 	t.Helper()
 	out := map[string]map[string]float64{}
 	for _, e := range exps {
-		out[e.expr] = byLabel(t, prom, e.expr, "gen_ai_response_model")
+		out[e.expr] = byLabel(t, prom, e.expr, "gen_ai_request_model")
 	}
 	return out
 }

@@ -298,7 +298,7 @@ type expectation struct {
 // modelExpectations derives, from vllmgen's summaries, every per-model value Prometheus must hold.
 func modelExpectations(want summary) []expectation {
 	per := func(expr string, f func(r report) float64) expectation {
-		e := expectation{expr: "sum by (gen_ai_response_model) (" + expr + ")", want: map[string]float64{}}
+		e := expectation{expr: "sum by (gen_ai_request_model) (" + expr + ")", want: map[string]float64{}}
 		for m, r := range want.Models {
 			e.want[m] = f(r)
 		}
@@ -342,7 +342,7 @@ func checkExpectations(t *testing.T, prom *prometheusServer, exps []expectation)
 	for {
 		failures = failures[:0]
 		for _, e := range exps {
-			got := byLabel(t, prom, e.expr, "gen_ai_response_model")
+			got := byLabel(t, prom, e.expr, "gen_ai_request_model")
 			for m, w := range e.want {
 				if w == 0 {
 					// a zero counter may have no series at all

@@ -58,7 +58,7 @@ func (s *metricsSink) Export(_ context.Context, req pmetricotlp.ExportRequest) (
 			for k := 0; k < ms.Len(); k++ {
 				if m := ms.At(k); m.Name() == "vllm.requests" {
 					for p := 0; p < m.Sum().DataPoints().Len(); p++ {
-						model, _ := m.Sum().DataPoints().At(p).Attributes().Get("gen_ai.response.model")
+						model, _ := m.Sum().DataPoints().At(p).Attributes().Get("gen_ai.request.model")
 						s.models[model.AsString()] = true
 					}
 				}

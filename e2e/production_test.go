@@ -85,7 +85,7 @@ func (s *otlpHTTPMetricsSink) record(md pmetric.Metrics) {
 				perKey := map[string]int64{}
 				for p := 0; p < m.Sum().DataPoints().Len(); p++ {
 					dp := m.Sum().DataPoints().At(p)
-					model, _ := dp.Attributes().Get("gen_ai.response.model")
+					model, _ := dp.Attributes().Get("gen_ai.request.model")
 					key := instance.AsString() + "/" + model.AsString() + "/" + operation(dp)
 					perKey[key] = max(perKey[key], dp.IntValue())
 				}

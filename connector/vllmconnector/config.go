@@ -26,6 +26,22 @@ const (
 	HistogramExponential = "exponential"
 )
 
+// Bucket presets accepted by histograms.preset.
+const (
+	// PresetVLLM is vLLM's own bounds, so the histograms equal vLLM's /metrics bucket for bucket.
+	PresetVLLM = "vllm"
+	// PresetSemconv is the explicit bounds the GenAI semantic conventions recommend.
+	PresetSemconv = "semconv"
+)
+
+// What histograms.single_token_tpot does with a request of at most one output token, which has no TPOT.
+const (
+	// SingleTokenTPOTOmit records nothing, the conventions' meaning of TPOT.
+	SingleTokenTPOTOmit = "omit"
+	// SingleTokenTPOTZero records 0, as vLLM's vllm:request_time_per_output_token_seconds does.
+	SingleTokenTPOTZero = "zero"
+)
+
 // Config of the vllm connector. The request recognition keys (span_names, model, provider, max_latency, slo)
 // are shared with the vllm processor.
 type Config struct {
@@ -89,6 +105,10 @@ type HistogramsConfig struct {
 	Type string `mapstructure:"type"`
 	// MaxSize is the most buckets of an exponential histogram.
 	MaxSize int32 `mapstructure:"max_size"`
+	// Preset chooses the default explicit bounds: vllm (vLLM's own) or semconv.
+	Preset string `mapstructure:"preset"`
+	// SingleTokenTPOT is omit (no TPOT point for ≤ 1 output token) or zero (a 0 point, as vLLM records).
+	SingleTokenTPOT string `mapstructure:"single_token_tpot"`
 	// Buckets overrides the explicit bounds of a metric, by metric name, in the metric's unit.
 	Buckets map[string][]float64 `mapstructure:"buckets"`
 	_       struct{}
@@ -118,6 +138,7 @@ func (c *Config) Unmarshal(conf *confmap.Conf) error {
 // reservedAttributes are data point attributes the connector sets itself; a dimension may not shadow them.
 var reservedAttributes = map[string]bool{
 	vllmrequest.AttrProviderName: true, vllmrequest.AttrOperationName: true, vllmrequest.AttrResponseModel: true,
+	vllmrequest.AttrRequestModel: true, vllmrequest.AttrErrorType: true,
 	attrTokenType: true, attrSLOObjective: true, attrSLOMet: true, attrOverflow: true,
 }
 
@@ -182,6 +203,12 @@ func (h *HistogramsConfig) validate() error {
 		errs = append(errs, inRange("histograms.max_size", int(h.MaxSize), 2, maxExponentialSize))
 	default:
 		errs = append(errs, fmt.Errorf("histograms.type: must be %q or %q, got %q", HistogramExplicit, HistogramExponential, h.Type))
+	}
+	if h.Preset != PresetVLLM && h.Preset != PresetSemconv {
+		errs = append(errs, fmt.Errorf("histograms.preset: must be %q or %q, got %q", PresetVLLM, PresetSemconv, h.Preset))
+	}
+	if h.SingleTokenTPOT != SingleTokenTPOTOmit && h.SingleTokenTPOT != SingleTokenTPOTZero {
+		errs = append(errs, fmt.Errorf("histograms.single_token_tpot: must be %q or %q, got %q", SingleTokenTPOTOmit, SingleTokenTPOTZero, h.SingleTokenTPOT))
 	}
 	names := make([]string, 0, len(h.Buckets))
 	for name := range h.Buckets {

@@ -38,7 +38,7 @@ func TestLoadConfig(t *testing.T) {
 			},
 			Dimensions:         []Dimension{{Name: "gen_ai.request.n"}, {Name: "tenant", Default: str("shared")}},
 			ResourceAttributes: []string{"service.name", "service.instance.id"},
-			Histograms: HistogramsConfig{Type: HistogramExponential, MaxSize: 80, Buckets: map[string][]float64{
+			Histograms: HistogramsConfig{Type: HistogramExponential, MaxSize: 80, Preset: PresetSemconv, SingleTokenTPOT: SingleTokenTPOTZero, Buckets: map[string][]float64{
 				"gen_ai.server.time_to_first_token": {0.05, 0.1, 0.5, 1},
 			}},
 			Exemplars:              ExemplarsConfig{Enabled: true, MaxPerDataPoint: 3},
@@ -63,6 +63,10 @@ func TestLoadConfig(t *testing.T) {
 		{name: "expiration_below_flush", validateErr: "metrics_expiration: must be at least metrics_flush_interval (1m0s), got 30s"},
 		{name: "bad_temporality", validateErr: `aggregation_temporality: must be "cumulative" or "delta", got "DELTA"`},
 		{name: "bad_histogram_type", validateErr: `histograms.type: must be "explicit" or "exponential", got "exponetial"`},
+		{name: "bad_preset", validateErr: `histograms.preset: must be "vllm" or "semconv", got "otel"`},
+		{name: "bad_single_token_tpot", validateErr: `histograms.single_token_tpot: must be "omit" or "zero", got "0"`},
+		{name: "reserved_request_model", validateErr: `dimensions[0].name: "gen_ai.request.model" is set by the connector itself`},
+		{name: "reserved_error_type", validateErr: `dimensions[0].name: "error.type" is set by the connector itself`},
 		{name: "reserved_dimension", validateErr: `dimensions[0].name: "gen_ai.response.model" is set by the connector itself`},
 		{name: "zero_exemplars", validateErr: "exemplars.max_per_data_point: must be between 1 and 100, got 0"},
 		{name: "huge_exemplars", validateErr: "exemplars.max_per_data_point: must be between 1 and 100, got 2000000000"},

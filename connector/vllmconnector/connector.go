@@ -73,6 +73,7 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 			maxExemplars: maxExemplars,
 			slo:          cfg.Request.SLO,
 			sloEnabled:   cfg.Request.SLO.Enabled(),
+			zeroTPOT:     cfg.Histograms.SingleTokenTPOT == SingleTokenTPOTZero,
 		},
 		delta:     cfg.AggregationTemporality == TemporalityDelta,
 		keys:      keyer{maxLen: cfg.MaxAttributeLength, keepResource: cfg.ResourceAttributes},
@@ -128,7 +129,7 @@ func (c *vllmConnector) Shutdown(ctx context.Context) error {
 
 // ConsumeTraces aggregates every vLLM request span of td; other spans are ignored.
 func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	var seen, recognised, overflowed int64
+	var seen, recognised, overflowed, unknownOperations int64
 	c.mu.Lock()
 	now := c.clock.Now()
 	rss := td.ResourceSpans()
@@ -154,7 +155,10 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 					c.resourceBuf = resourceKey
 					res = c.resources[string(resourceKey)]
 				}
-				key := c.keys.seriesKey(c.keyBuf[:0], c.rec.Provider, c.rec.Operation, c.rec.Model, span, c.cfg.Dimensions)
+				if !c.rec.OperationKnown {
+					unknownOperations++
+				}
+				key := c.keys.seriesKey(c.keyBuf[:0], &c.rec, span, c.cfg.Dimensions)
 				c.keyBuf = key
 				s := c.findSeries(res, key)
 				if s == nil {
@@ -179,6 +183,9 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 	c.telemetry.ConnectorVllmSpansRecognized.Add(ctx, recognised)
 	if overflowed > 0 {
 		c.telemetry.ConnectorVllmSeriesOverflow.Add(ctx, overflowed)
+	}
+	if unknownOperations > 0 {
+		c.telemetry.ConnectorVllmOperationsUnknown.Add(ctx, unknownOperations)
 	}
 	c.countAttributes(ctx, &counts)
 	return nil
@@ -232,11 +239,17 @@ func (c *vllmConnector) addResource(attrs pcommon.Map, key []byte) *resourceStat
 // addSeries creates the series of the current record and span, whose identity seriesKey encoded as key.
 func (c *vllmConnector) addSeries(res *resourceState, span ptrace.Span, key []byte, now time.Time) *series {
 	s := &series{attrs: pcommon.NewMap(), start: pcommon.NewTimestampFromTime(now)}
-	s.attrs.EnsureCapacity(3 + len(c.cfg.Dimensions))
+	s.attrs.EnsureCapacity(5 + len(c.cfg.Dimensions))
 	maxLen := c.cfg.MaxAttributeLength // seriesKey has counted the truncations
 	s.attrs.PutStr(vllmrequest.AttrProviderName, keep(truncateUTF8(c.rec.Provider, maxLen)))
 	s.attrs.PutStr(vllmrequest.AttrOperationName, keep(truncateUTF8(c.rec.Operation, maxLen)))
-	s.attrs.PutStr(vllmrequest.AttrResponseModel, keep(truncateUTF8(c.rec.Model, maxLen)))
+	s.attrs.PutStr(vllmrequest.AttrRequestModel, keep(truncateUTF8(c.rec.Model, maxLen)))
+	if c.rec.ResponseModel != "" {
+		s.attrs.PutStr(vllmrequest.AttrResponseModel, keep(truncateUTF8(c.rec.ResponseModel, maxLen)))
+	}
+	if c.rec.ErrorType != "" {
+		s.attrs.PutStr(vllmrequest.AttrErrorType, keep(truncateUTF8(c.rec.ErrorType, maxLen)))
+	}
 	c.keys.putDimensions(span, c.cfg.Dimensions, s.attrs)
 	res.series[string(key)] = s
 	c.seriesCount++

@@ -23,7 +23,7 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		Request:                vllmrequest.NewDefaultConfig(),
 		ResourceAttributes:     []string{"service.name", "service.namespace", "service.instance.id"},
-		Histograms:             HistogramsConfig{Type: HistogramExplicit, MaxSize: 160},
+		Histograms:             HistogramsConfig{Type: HistogramExplicit, MaxSize: 160, Preset: PresetVLLM, SingleTokenTPOT: SingleTokenTPOTOmit},
 		Exemplars:              ExemplarsConfig{MaxPerDataPoint: 5},
 		AggregationTemporality: TemporalityCumulative,
 		MetricsFlushInterval:   15 * time.Second,

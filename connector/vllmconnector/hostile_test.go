@@ -36,7 +36,7 @@ func hostileBatch(n int, model func(i int) string, attrs func(i int, a pcommon.M
 		a := spans.At(i).Attributes()
 		a.PutStr("gen_ai.request.id", fmt.Sprintf("chatcmpl-%d", i))
 		if model != nil {
-			a.PutStr("gen_ai.response.model", model(i))
+			a.PutStr("gen_ai.request.model", model(i))
 		}
 		if attrs != nil {
 			attrs(i, a)
@@ -67,38 +67,38 @@ func TestSeriesKeysDoNotCollide(t *testing.T) {
 			name: "model and operation boundary",
 			a: func(a pcommon.Map) {
 				a.PutStr("gen_ai.operation.name", "chat\x00m")
-				a.PutStr("gen_ai.response.model", "x")
+				a.PutStr("gen_ai.request.model", "x")
 			},
 			b: func(a pcommon.Map) {
 				a.PutStr("gen_ai.operation.name", "chat")
-				a.PutStr("gen_ai.response.model", "m\x00x")
+				a.PutStr("gen_ai.request.model", "m\x00x")
 			},
 		},
 		{
 			name: "model and dimension boundary",
 			dims: []Dimension{{Name: "tenant"}},
-			a:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "a\x00vX"); a.PutStr("tenant", "Y") },
-			b:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "a"); a.PutStr("tenant", "X\x00vY") },
+			a:    func(a pcommon.Map) { a.PutStr("gen_ai.request.model", "a\x00vX"); a.PutStr("tenant", "Y") },
+			b:    func(a pcommon.Map) { a.PutStr("gen_ai.request.model", "a"); a.PutStr("tenant", "X\x00vY") },
 		},
 		{
 			name: "dimension absent and dimension value",
 			dims: []Dimension{{Name: "tenant"}, {Name: "team"}},
-			a:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutStr("tenant", "-") },
-			b:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutStr("team", "-") },
+			a:    func(a pcommon.Map) { a.PutStr("gen_ai.request.model", "m"); a.PutStr("tenant", "-") },
+			b:    func(a pcommon.Map) { a.PutStr("gen_ai.request.model", "m"); a.PutStr("team", "-") },
 		},
 		{
 			// dimensions become labels, which have no type: one series, on purpose
 			name: "Int(5) and Str(\"5\") are one label value",
 			dims: []Dimension{{Name: "tenant"}},
-			a:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutInt("tenant", 5) },
-			b:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutStr("tenant", "5") },
+			a:    func(a pcommon.Map) { a.PutStr("gen_ai.request.model", "m"); a.PutInt("tenant", 5) },
+			b:    func(a pcommon.Map) { a.PutStr("gen_ai.request.model", "m"); a.PutStr("tenant", "5") },
 			same: true,
 		},
 		{
 			name: "Double(5) and Int(5) are one label value",
 			dims: []Dimension{{Name: "tenant"}},
-			a:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutDouble("tenant", 5) },
-			b:    func(a pcommon.Map) { a.PutStr("gen_ai.response.model", "m"); a.PutInt("tenant", 5) },
+			a:    func(a pcommon.Map) { a.PutStr("gen_ai.request.model", "m"); a.PutDouble("tenant", 5) },
+			b:    func(a pcommon.Map) { a.PutStr("gen_ai.request.model", "m"); a.PutInt("tenant", 5) },
 			same: true,
 		},
 	}
@@ -139,7 +139,7 @@ func TestSeriesKeysDoNotCollide(t *testing.T) {
 
 // sameAttrs says whether point attributes carry the operation, model and dimensions of span attributes.
 func sameAttrs(point map[string]any, span pcommon.Map, dims []Dimension) bool {
-	keys := []string{"gen_ai.response.model"}
+	keys := []string{"gen_ai.request.model"}
 	if _, ok := span.Get("gen_ai.operation.name"); ok {
 		keys = append(keys, "gen_ai.operation.name")
 	}
@@ -186,7 +186,7 @@ func TestAttributeValuesAreCappedAndCounted(t *testing.T) {
 	p := onePoint(t, md, metricRequests, nil)
 	assert.Equal(t, map[string]any{
 		"gen_ai.provider.name": "prov-xxxxxxxxxxx", "gen_ai.operation.name": "chat",
-		"gen_ai.response.model": "model-xxxxxxxxxx", "tenant": "ü" + strings.Repeat("é", 7),
+		"gen_ai.request.model": "model-xxxxxxxxxx", "tenant": "ü" + strings.Repeat("é", 7),
 	}, p.attrs)
 	for k, v := range p.attrs {
 		assert.LessOrEqual(t, len(v.(string)), 16, k)

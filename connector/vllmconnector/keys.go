@@ -10,6 +10,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
 )
 
 // attributeKind names, in internal telemetry, the attribute that was truncated or dropped.
@@ -21,10 +23,11 @@ const (
 	kindOperation
 	kindDimension
 	kindResource
+	kindErrorType
 	numAttributeKinds
 )
 
-var attributeKindNames = [numAttributeKinds]string{"model", "provider", "operation", "dimension", "resource"}
+var attributeKindNames = [numAttributeKinds]string{"model", "provider", "operation", "dimension", "resource", "error_type"}
 
 func (k attributeKind) String() string { return attributeKindNames[k] }
 
@@ -132,11 +135,23 @@ func appendDouble(buf []byte, f float64) []byte {
 	return buf
 }
 
-// seriesKey encodes provider, operation, model and the dimensions of a span.
-func (k *keyer) seriesKey(buf []byte, provider, operation, model string, span ptrace.Span, dims []Dimension) []byte {
-	buf = appendString(buf, k.truncate(provider, kindProvider))
-	buf = appendString(buf, k.truncate(operation, kindOperation))
-	buf = appendString(buf, k.truncate(model, kindModel))
+// seriesKey encodes the record's provider, operation, models and error type, and the dimensions of its span.
+func (k *keyer) seriesKey(buf []byte, rec *vllmrequest.Record, span ptrace.Span, dims []Dimension) []byte {
+	buf = appendString(buf, k.truncate(rec.Provider, kindProvider))
+	buf = appendString(buf, k.truncate(rec.Operation, kindOperation))
+	buf = appendString(buf, k.truncate(rec.Model, kindModel))
+	// the response model and the error type are absent on most requests: '-' is distinct from any value
+	for _, part := range [...]struct {
+		value string
+		kind  attributeKind
+	}{{rec.ResponseModel, kindModel}, {rec.ErrorType, kindErrorType}} {
+		if part.value == "" {
+			buf = append(buf, '-')
+		} else {
+			buf = append(buf, 'v')
+			buf = appendString(buf, k.truncate(part.value, part.kind))
+		}
+	}
 	for i := range dims {
 		d := &dims[i]
 		if v, ok := d.spanValue(span, &k.counts); ok {

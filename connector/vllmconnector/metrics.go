@@ -47,6 +47,17 @@ var (
 	throughputBuckets = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}
 )
 
+// The explicit bounds the GenAI semantic conventions recommend (histograms.preset: semconv). They start at
+// 10 ms where vLLM's E2E list starts at 0.3 s, so fast requests (embeddings) are resolved. The vLLM phase
+// histograms, which the conventions do not define, use the request-duration list; tokens use the
+// conventions' token-usage list.
+var (
+	semconvTTFTBuckets     = []float64{0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0}
+	semconvPerTokenBuckets = []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5}
+	semconvRequestBuckets  = []float64{0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92}
+	semconvTokenBuckets    = []float64{1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864}
+)
+
 // histogramID indexes the histograms every series keeps.
 type histogramID uint8
 
@@ -73,7 +84,8 @@ type histogramDef struct {
 	name        string
 	unit        string
 	description string
-	buckets     []float64
+	buckets     []float64 // vLLM's (histograms.preset: vllm)
+	semconv     []float64 // the conventions' (histograms.preset: semconv)
 	// latency is the record's latency this histogram observes, when it observes one.
 	latency    vllmrequest.Latency
 	hasLatency bool
@@ -85,31 +97,31 @@ type histogramDef struct {
 
 var histogramDefs = [numHistograms]histogramDef{
 	histTTFT: {name: metricTTFT, unit: "s", description: "Time to first token of vLLM requests (queue + prefill + frontend).",
-		buckets: ttftBuckets, latency: vllmrequest.TimeToFirstToken, hasLatency: true, objective: vllmrequest.ObjectiveTTFT, hasObjective: true},
+		buckets: ttftBuckets, semconv: semconvTTFTBuckets, latency: vllmrequest.TimeToFirstToken, hasLatency: true, objective: vllmrequest.ObjectiveTTFT, hasObjective: true},
 	histTPOT: {name: metricTPOT, unit: "s", description: "Mean time per output token after the first: decode / (output tokens - 1).",
-		buckets: perTokenBuckets, objective: vllmrequest.ObjectiveTPOT, hasObjective: true},
+		buckets: perTokenBuckets, semconv: semconvPerTokenBuckets, objective: vllmrequest.ObjectiveTPOT, hasObjective: true},
 	histRequestDuration: {name: metricRequestDuration, unit: "s", description: "End-to-end duration of vLLM requests, from arrival to the last token.",
-		buckets: requestBuckets, latency: vllmrequest.EndToEnd, hasLatency: true, objective: vllmrequest.ObjectiveE2E, hasObjective: true},
+		buckets: requestBuckets, semconv: semconvRequestBuckets, latency: vllmrequest.EndToEnd, hasLatency: true, objective: vllmrequest.ObjectiveE2E, hasObjective: true},
 	histQueue: {name: metricQueue, unit: "s", description: "Time vLLM requests waited in the scheduler queue.",
-		buckets: requestBuckets, latency: vllmrequest.Queue, hasLatency: true, objective: vllmrequest.ObjectiveQueue, hasObjective: true},
+		buckets: requestBuckets, semconv: semconvRequestBuckets, latency: vllmrequest.Queue, hasLatency: true, objective: vllmrequest.ObjectiveQueue, hasObjective: true},
 	histPrefill: {name: metricPrefill, unit: "s", description: "Prefill time of vLLM requests (derived as TTFT - queue on V0).",
-		buckets: requestBuckets, latency: vllmrequest.Prefill, hasLatency: true},
+		buckets: requestBuckets, semconv: semconvRequestBuckets, latency: vllmrequest.Prefill, hasLatency: true},
 	histDecode: {name: metricDecode, unit: "s", description: "Decode time of vLLM requests (derived as E2E - TTFT on V0).",
-		buckets: requestBuckets, latency: vllmrequest.Decode, hasLatency: true},
+		buckets: requestBuckets, semconv: semconvRequestBuckets, latency: vllmrequest.Decode, hasLatency: true},
 	histInference: {name: metricInference, unit: "s", description: "Inference (prefill + decode) time of vLLM requests.",
-		buckets: requestBuckets, latency: vllmrequest.Inference, hasLatency: true},
+		buckets: requestBuckets, semconv: semconvRequestBuckets, latency: vllmrequest.Inference, hasLatency: true},
 	histScheduler: {name: metricScheduler, unit: "s", description: "Time spent in vLLM's scheduler (V0 only).",
-		buckets: requestBuckets, latency: vllmrequest.Scheduler, hasLatency: true},
+		buckets: requestBuckets, semconv: semconvRequestBuckets, latency: vllmrequest.Scheduler, hasLatency: true},
 	histModelForward: {name: metricModelForward, unit: "s", description: "Model forward time (V0 with --collect-detailed-traces model|all).",
-		buckets: requestBuckets, latency: vllmrequest.ModelForward, hasLatency: true},
+		buckets: requestBuckets, semconv: semconvRequestBuckets, latency: vllmrequest.ModelForward, hasLatency: true},
 	histModelExecute: {name: metricModelExecute, unit: "s", description: "Model execute time (V0 with --collect-detailed-traces worker|all).",
-		buckets: requestBuckets, latency: vllmrequest.ModelExecute, hasLatency: true},
+		buckets: requestBuckets, semconv: semconvRequestBuckets, latency: vllmrequest.ModelExecute, hasLatency: true},
 	histDecodeThroughput: {name: metricDecodeThroughput, unit: "{token}/s", description: "Decode throughput of vLLM requests: (output tokens - 1) / decode time.",
-		buckets: throughputBuckets},
+		buckets: throughputBuckets, semconv: throughputBuckets},
 	histPromptTokens: {name: metricRequestTokens, unit: "{token}", description: "Tokens per vLLM request, by gen_ai.token.type.",
-		buckets: tokenBuckets, tokenType: tokenTypeInput},
+		buckets: tokenBuckets, semconv: semconvTokenBuckets, tokenType: tokenTypeInput},
 	histCompletionTokens: {name: metricRequestTokens, unit: "{token}", description: "Tokens per vLLM request, by gen_ai.token.type.",
-		buckets: tokenBuckets, tokenType: tokenTypeOutput},
+		buckets: tokenBuckets, semconv: semconvTokenBuckets, tokenType: tokenTypeOutput},
 }
 
 // histogramByName finds the histogram a histograms.buckets key refers to.
@@ -139,6 +151,9 @@ func bucketBounds(cfg *Config) [numHistograms][]float64 {
 	var out [numHistograms][]float64
 	for id, d := range histogramDefs {
 		bounds := slices.Clone(d.buckets)
+		if cfg.Histograms.Preset == PresetSemconv {
+			bounds = slices.Clone(d.semconv)
+		}
 		if override, ok := cfg.Histograms.Buckets[d.name]; ok {
 			bounds = slices.Clone(override)
 		}

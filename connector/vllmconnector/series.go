@@ -46,6 +46,8 @@ type recorder struct {
 	maxExemplars int
 	slo          vllmrequest.SLOConfig
 	sloEnabled   bool
+	// zeroTPOT records TPOT 0 for requests of at most one output token (histograms.single_token_tpot: zero)
+	zeroTPOT bool
 }
 
 func (r *recorder) newHistogram(id histogramID) histogram.Histogram {
@@ -56,12 +58,18 @@ func (r *recorder) newHistogram(id histogramID) histogram.Histogram {
 }
 
 // histogramValue is the value a record gives histogram id, if any.
-func histogramValue(id histogramID, rec *vllmrequest.Record) (float64, bool) {
+func (r *recorder) histogramValue(id histogramID, rec *vllmrequest.Record) (float64, bool) {
 	d := &histogramDefs[id]
 	switch {
 	case d.hasLatency:
 		return rec.Latency(d.latency)
 	case id == histTPOT:
+		if !rec.HasTimePerOutputToken && r.zeroTPOT {
+			// vLLM observes 0 for every request of at most one output token, pooling requests included
+			if n, ok := rec.Completion(); rec.NonGenerative || ok && n <= 1 {
+				return 0, true
+			}
+		}
 		return rec.TimePerOutputToken, rec.HasTimePerOutputToken
 	case id == histDecodeThroughput:
 		return rec.DecodeThroughput, rec.HasDecodeThroughput
@@ -78,7 +86,7 @@ func histogramValue(id histogramID, rec *vllmrequest.Record) (float64, bool) {
 // record adds one request to s.
 func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, now time.Time) {
 	for id := histogramID(0); id < numHistograms; id++ {
-		v, ok := histogramValue(id, rec)
+		v, ok := r.histogramValue(id, rec)
 		if !ok {
 			continue
 		}

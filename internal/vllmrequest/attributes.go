@@ -15,6 +15,9 @@ const (
 	AttrPromptTokens     = "gen_ai.usage.prompt_tokens"
 	AttrCompletionTokens = "gen_ai.usage.completion_tokens"
 	AttrRequestID        = "gen_ai.request.id"
+	// AttrFinishReasons is not sent by mainline vLLM; a proposed change (vLLM PR #32162) sends it for aborted
+	// requests as a JSON string ('["abort"]'), the conventions as a string array: both are read.
+	AttrFinishReasons = "gen_ai.response.finish_reasons"
 
 	latencyPrefix = "gen_ai.latency."
 )
@@ -25,11 +28,52 @@ const (
 	AttrOperationName = "gen_ai.operation.name"
 	AttrResponseModel = "gen_ai.response.model"
 	AttrRequestModel  = "gen_ai.request.model"
+	AttrErrorType     = "error.type"
 )
 
-// Operation names of the GenAI semantic conventions inferred from vLLM's request id.
+// Values of error.type the derivation core sets: the conventions' fallback for an error of unknown class, and
+// a request the client or vLLM aborted.
+const (
+	ErrorTypeOther = "_OTHER"
+	ErrorTypeAbort = "abort"
+)
+
+// Operation names inferred from vLLM's request id: the GenAI conventions' names where they have one (chat,
+// text_completion, embeddings), vLLM's API name otherwise.
 const (
 	OperationChat           = "chat"
 	OperationTextCompletion = "text_completion"
 	OperationEmbeddings     = "embeddings"
+	OperationClassify       = "classify"
+	OperationScore          = "score"
+	OperationPooling        = "pooling"
+	OperationTranscription  = "transcription"
+	OperationTranslation    = "translation"
 )
+
+// requestIDPrefixes maps the request id prefix of each vLLM API (vllm/entrypoints/**/serving.py) to its
+// operation. Longer prefixes come first where one starts another.
+var requestIDPrefixes = [...]struct{ prefix, operation string }{
+	{"chatcmpl-", OperationChat},
+	{"cmpl-", OperationTextCompletion},
+	{"embd-", OperationEmbeddings},
+	{"resp_", OperationChat}, // the Responses API
+	{"classify-", OperationClassify},
+	{"score-", OperationScore}, // also rerank
+	{"generative-scoring-", OperationScore},
+	{"pooling-", OperationPooling},
+	{"transcribe-", OperationTranscription},
+	{"rt-", OperationTranscription}, // realtime transcription
+	{"translate-", OperationTranslation},
+	{"generate-tokens-", OperationTextCompletion},
+}
+
+// IsGenerative says whether an operation generates output tokens: the others (embeddings, classify, score,
+// pooling) have no first token and no decode, so TTFT, TPOT, decode and output tokens mean nothing for them.
+func IsGenerative(operation string) bool {
+	switch operation {
+	case OperationEmbeddings, OperationClassify, OperationScore, OperationPooling:
+		return false
+	}
+	return true
+}

@@ -36,20 +36,6 @@ func NewDeriver(cfg Config) *Deriver {
 	}
 }
 
-// IsRequestSpan says whether the span is a vLLM request span: its name is one of span_names and it carries at
-// least one gen_ai.latency.* attribute (of any type: a wrong-typed latency is rejected, not ignored).
-func (d *Deriver) IsRequestSpan(span ptrace.Span) bool {
-	if !d.nameMatches(span.Name()) {
-		return false
-	}
-	found := false
-	span.Attributes().Range(func(k string, _ pcommon.Value) bool {
-		found = strings.HasPrefix(k, latencyPrefix)
-		return !found
-	})
-	return found
-}
-
 func (d *Deriver) nameMatches(name string) bool {
 	for _, n := range d.spanNames {
 		if n == name {
@@ -79,6 +65,7 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 	}
 	recognised := false
 	var requestID string
+	var aborted, errored bool
 	modelRank := len(d.models) // index in model.attributes of the span's best model attribute so far
 	span.Attributes().Range(func(k string, v pcommon.Value) bool {
 		if !recognised && strings.HasPrefix(k, latencyPrefix) {
@@ -111,6 +98,8 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 			if v.Type() == pcommon.ValueTypeStr {
 				requestID = v.Str()
 			}
+		case AttrFinishReasons:
+			aborted, errored = finishReasons(v)
 		case AttrProviderName:
 			if v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
 				rec.Provider, rec.ProviderOnSpan = v.Str(), true
@@ -120,6 +109,9 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 				rec.Operation, rec.OperationOnSpan = v.Str(), true
 			}
 		default:
+			if k == AttrResponseModel && v.Type() == pcommon.ValueTypeStr {
+				rec.ResponseModel = v.Str()
+			}
 			// model attributes are looked for among the keys vLLM does not use for anything else
 			for i := 0; i < modelRank; i++ {
 				if k == d.models[i] && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
@@ -135,16 +127,26 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 		return false
 	}
 
-	d.checkAgainstEndToEnd(rec)
-	deriveMissing(rec)
-	deriveRates(rec)
-
 	if !rec.ProviderOnSpan {
 		rec.Provider = d.provider
 	}
+	rec.OperationKnown = rec.OperationOnSpan
 	if !rec.OperationOnSpan {
-		rec.Operation = OperationFromRequestID(requestID)
+		rec.Operation, rec.OperationKnown = OperationFromRequestID(requestID)
 	}
+	rec.NonGenerative = !IsGenerative(rec.Operation)
+	rec.ErrorType = errorType(span, aborted, errored)
+
+	d.checkAgainstEndToEnd(rec)
+	deriveMissing(rec)
+	if rec.NonGenerative {
+		// a pooling request's TTFT is its prefill and its decode a formality: recorded, they would sit among
+		// the generative requests' values
+		rec.clearLatency(TimeToFirstToken)
+		rec.clearLatency(Decode)
+		rec.CompletionTokens, rec.hasTokens[1] = 0, false
+	}
+	deriveRates(rec)
 	if modelRank == len(d.models) {
 		rec.Model, rec.ModelFromResource = d.resourceModel(resource)
 	}
@@ -307,21 +309,83 @@ func (d *Deriver) resourceModel(res *Resource) (model string, fromResource bool)
 	return d.model, false
 }
 
-// OperationFromRequestID infers gen_ai.operation.name from vLLM's request id prefix. Early V1 prefixes the
-// children of an n>1 request with "<index>_", which is skipped.
-func OperationFromRequestID(id string) string {
+// OperationFromRequestID infers gen_ai.operation.name from vLLM's request id prefix; known is false for an id
+// of no known API, which is text_completion. Early V1 prefixes the children of an n>1 request with "<index>_",
+// which is skipped; the offline LLM class numbers its requests.
+func OperationFromRequestID(id string) (operation string, known bool) {
 	if i := strings.IndexByte(id, '_'); i > 0 && isDigits(id[:i]) {
 		id = id[i+1:]
 	}
-	switch {
-	case strings.HasPrefix(id, "chatcmpl-"):
-		return OperationChat
-	case strings.HasPrefix(id, "cmpl-"):
-		return OperationTextCompletion
-	case strings.HasPrefix(id, "embd-"), strings.HasPrefix(id, "embed"):
-		return OperationEmbeddings
+	for _, p := range requestIDPrefixes {
+		if strings.HasPrefix(id, p.prefix) {
+			return p.operation, true
+		}
 	}
-	return OperationTextCompletion
+	if id != "" && isDigits(id) {
+		return OperationTextCompletion, true
+	}
+	return OperationTextCompletion, false
+}
+
+// finishReasons says whether a gen_ai.response.finish_reasons value names an abort or an error. It accepts
+// the conventions' string array and the JSON-encoded string a proposed vLLM change sends.
+func finishReasons(v pcommon.Value) (aborted, errored bool) {
+	check := func(reason string) {
+		switch reason {
+		case "abort":
+			aborted = true
+		case "error":
+			errored = true
+		}
+	}
+	switch v.Type() {
+	case pcommon.ValueTypeSlice:
+		s := v.Slice()
+		for i := 0; i < s.Len(); i++ {
+			if e := s.At(i); e.Type() == pcommon.ValueTypeStr {
+				check(e.Str())
+			}
+		}
+	case pcommon.ValueTypeStr:
+		// a JSON list of strings; finish reasons are plain words, so quoted tokens are enough
+		rest := v.Str()
+		for {
+			start := strings.IndexByte(rest, '"')
+			if start < 0 {
+				break
+			}
+			end := strings.IndexByte(rest[start+1:], '"')
+			if end < 0 {
+				break
+			}
+			check(rest[start+1 : start+1+end])
+			rest = rest[start+end+2:]
+		}
+	}
+	return aborted, errored
+}
+
+// errorType is the error.type of a span's request: empty when it succeeded. A span with status ERROR is typed
+// by its exception event (the conventions' choice), else _OTHER; an abort without error status is "abort".
+func errorType(span ptrace.Span, aborted, errored bool) string {
+	if span.Status().Code() == ptrace.StatusCodeError {
+		events := span.Events()
+		for i := 0; i < events.Len(); i++ {
+			if e := events.At(i); e.Name() == "exception" {
+				if t, ok := e.Attributes().Get("exception.type"); ok && t.Type() == pcommon.ValueTypeStr && t.Str() != "" {
+					return t.Str()
+				}
+			}
+		}
+		return ErrorTypeOther
+	}
+	switch {
+	case aborted:
+		return ErrorTypeAbort
+	case errored:
+		return ErrorTypeOther
+	}
+	return ""
 }
 
 func isDigits(s string) bool {

@@ -127,7 +127,6 @@ func TestDeriveFixtures(t *testing.T) {
 			recognised := 0
 			for i, span := range spans {
 				ok := d.Derive(span, resourceOf(resources[i]), &rec)
-				assert.Equal(t, ok, d.IsRequestSpan(span), "IsRequestSpan agrees with Derive")
 				if !ok {
 					continue
 				}
@@ -279,25 +278,120 @@ func TestRecognition(t *testing.T) {
 			s.SetName(tt.span)
 			var rec Record
 			assert.Equal(t, tt.want, d.Derive(s, resourceOf(pcommon.NewMap()), &rec))
-			assert.Equal(t, tt.want, d.IsRequestSpan(s))
 		})
 	}
 }
 
 func TestOperationFromRequestID(t *testing.T) {
-	tests := map[string]string{
-		"chatcmpl-abc":   OperationChat,
-		"cmpl-abc":       OperationTextCompletion,
-		"embd-abc":       OperationEmbeddings,
-		"embedding-1":    OperationEmbeddings,
-		"0_chatcmpl-abc": OperationChat, // early V1 n>1 child
-		"12_cmpl-abc":    OperationTextCompletion,
-		"x_chatcmpl-abc": OperationTextCompletion,
-		"0":              OperationTextCompletion, // offline LLM()
-		"":               OperationTextCompletion,
+	tests := []struct {
+		id, want string
+		known    bool
+	}{
+		{"chatcmpl-abc", OperationChat, true},
+		{"cmpl-abc", OperationTextCompletion, true},
+		{"embd-abc", OperationEmbeddings, true},
+		{"resp_abc", OperationChat, true},
+		{"classify-abc", OperationClassify, true},
+		{"score-abc", OperationScore, true},
+		{"generative-scoring-abc", OperationScore, true},
+		{"pooling-abc", OperationPooling, true},
+		{"transcribe-abc", OperationTranscription, true},
+		{"rt-abc", OperationTranscription, true},
+		{"translate-abc", OperationTranslation, true},
+		{"generate-tokens-abc", OperationTextCompletion, true},
+		{"0_chatcmpl-abc", OperationChat, true}, // early V1 n>1 child
+		{"12_cmpl-abc", OperationTextCompletion, true},
+		{"3_pooling-abc", OperationPooling, true},
+		{"0", OperationTextCompletion, true},  // offline LLM()
+		{"17", OperationTextCompletion, true}, // offline LLM()
+		{"embedding-1", OperationTextCompletion, false},
+		{"x_chatcmpl-abc", OperationTextCompletion, false},
+		{"newapi-abc", OperationTextCompletion, false},
+		{"", OperationTextCompletion, false},
 	}
-	for id, want := range tests {
-		assert.Equal(t, want, OperationFromRequestID(id), id)
+	for _, tt := range tests {
+		op, known := OperationFromRequestID(tt.id)
+		assert.Equal(t, tt.want, op, tt.id)
+		assert.Equal(t, tt.known, known, tt.id)
+	}
+}
+
+func TestNonGenerativeOperations(t *testing.T) {
+	d := NewDeriver(NewDefaultConfig())
+	for _, tt := range []struct {
+		id         string
+		generative bool
+	}{
+		{"embd-1", false}, {"classify-1", false}, {"score-1", false}, {"pooling-1", false},
+		{"chatcmpl-1", true}, {"cmpl-1", true}, {"transcribe-1", true}, {"translate-1", true}, {"resp_1", true},
+	} {
+		t.Run(tt.id, func(t *testing.T) {
+			s := span(map[string]any{
+				AttrRequestID: tt.id, AttrEndToEnd: 0.5, AttrQueue: 0.01, AttrPrefill: 0.3, AttrDecode: 0.0,
+				AttrInference: 0.3, AttrTimeToFirstToken: 0.35, AttrPromptTokens: int64(40), AttrCompletionTokens: int64(0),
+			})
+			var rec Record
+			require.True(t, d.Derive(s, resourceOf(pcommon.NewMap()), &rec))
+			assert.Equal(t, !tt.generative, rec.NonGenerative)
+			for _, l := range []Latency{EndToEnd, Queue, Prefill, Inference} {
+				_, ok := rec.Latency(l)
+				assert.True(t, ok, "%v is recorded for every operation", l)
+			}
+			_, hasTTFT := rec.Latency(TimeToFirstToken)
+			_, hasDecode := rec.Latency(Decode)
+			_, hasCompletion := rec.Completion()
+			prompt, hasPrompt := rec.Prompt()
+			assert.Equal(t, tt.generative, hasTTFT, "TTFT")
+			assert.Equal(t, tt.generative, hasDecode, "decode")
+			assert.Equal(t, tt.generative, hasCompletion, "output tokens")
+			assert.True(t, hasPrompt)
+			assert.Equal(t, int64(40), prompt)
+			assert.False(t, rec.HasTimePerOutputToken)
+		})
+	}
+}
+
+func TestErrorsAndAborts(t *testing.T) {
+	d := NewDeriver(NewDefaultConfig())
+	tests := []struct {
+		name      string
+		status    ptrace.StatusCode
+		exception string
+		reasons   any
+		want      string
+	}{
+		{name: "success", want: ""},
+		{name: "finish reasons stop", reasons: `["stop"]`, want: ""},
+		{name: "aborted, JSON string", reasons: `["abort"]`, want: ErrorTypeAbort},
+		{name: "aborted, string array", reasons: []any{"stop", "abort"}, want: ErrorTypeAbort},
+		{name: "finish reason error", reasons: `["error"]`, want: ErrorTypeOther},
+		{name: "status error", status: ptrace.StatusCodeError, want: ErrorTypeOther},
+		{name: "status error with exception", status: ptrace.StatusCodeError, exception: "vllm.v1.engine.exceptions.EngineDeadError",
+			reasons: `["abort"]`, want: "vllm.v1.engine.exceptions.EngineDeadError"},
+		{name: "status ok", status: ptrace.StatusCodeOk, want: ""},
+		{name: "malformed reasons", reasons: `["abo`, want: ""},
+		{name: "reasons of a wrong type", reasons: int64(3), want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			attrs := map[string]any{AttrRequestID: "chatcmpl-1", AttrEndToEnd: 1.8, AttrTimeToFirstToken: 0.3, AttrCompletionTokens: int64(37)}
+			if tt.reasons != nil {
+				attrs[AttrFinishReasons] = tt.reasons
+			}
+			s := span(attrs)
+			s.Status().SetCode(tt.status)
+			if tt.exception != "" {
+				e := s.Events().AppendEmpty()
+				e.SetName("exception")
+				e.Attributes().PutStr("exception.type", tt.exception)
+			}
+			var rec Record
+			require.True(t, d.Derive(s, resourceOf(pcommon.NewMap()), &rec))
+			assert.Equal(t, tt.want, rec.ErrorType)
+			ttft, ok := rec.Latency(TimeToFirstToken)
+			assert.True(t, ok, "an errored request keeps the values it has")
+			assert.Equal(t, 0.3, ttft)
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package vllmrequest
 import (
 	"math"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
@@ -16,8 +17,12 @@ func FuzzDerive(f *testing.F) {
 	f.Add(math.Inf(1), math.Inf(-1), math.NaN(), -0.0, 1e308, int64(-1), int64(math.MaxInt64), "", uint8(3))
 	f.Add(0.07, 0.07, 0.004, 0.05, 0.0, int64(300), int64(1), "embd-1", uint8(4))
 	f.Add(0.07, 0.07, 0.004, 0.05, 5e-324, int64(300), int64(1<<31), "cmpl-tiny-decode", uint8(0))
+	f.Add(0.5, 0.5, 0.01, 0.4, 0.0, int64(30), int64(0), "pooling-1", uint8(0))
+	f.Add(0.15, 4.9, 0.09, 0.05, 2.0, int64(64), int64(41), "resp_1", uint8(0))
 	d := NewDeriver(NewDefaultConfig())
 	maxLatency := NewDefaultConfig().MaxLatency.Seconds()
+	// seed 003's objectives, all four set, so that every verdict is checked
+	slo := SLOConfig{TTFT: dur(200 * time.Millisecond), TPOT: dur(50 * time.Millisecond), E2E: dur(5 * time.Second), Queue: dur(100 * time.Millisecond)}
 	f.Fuzz(func(t *testing.T, ttft, e2e, queue, prefill, decode float64, prompt, completion int64, id string, typeMask uint8) {
 		s := span(nil)
 		attrs := s.Attributes()
@@ -63,10 +68,36 @@ func FuzzDerive(f *testing.F) {
 		if p, ok := rec.Prompt(); ok && (p < 0 || p > MaxTokens) {
 			t.Fatalf("invalid prompt tokens %d", p)
 		}
+		if c, ok := rec.Completion(); ok && (c < 0 || c > MaxTokens || rec.NonGenerative) {
+			t.Fatalf("invalid completion tokens %d (non-generative: %v)", c, rec.NonGenerative)
+		}
+		if rec.HasTimePerOutputToken {
+			if c, _ := rec.Completion(); c < 2 {
+				t.Fatalf("TPOT %v with %d output tokens", rec.TimePerOutputToken, c)
+			}
+		}
 		if rec.Operation == "" || rec.Model == "" || rec.Provider == "" {
 			t.Fatalf("labels must never be empty: %+v", rec)
 		}
-		var slo SLOConfig
-		_ = slo.EvaluateSLO(&rec)
+		// the goodput verdict agrees with the objectives': met exactly when nothing is violated
+		verdict := slo.EvaluateSLO(&rec)
+		violations := verdict.Violations(nil)
+		if verdict.AllMet != (len(violations) == 0) {
+			t.Fatalf("AllMet %v with violations %v", verdict.AllMet, violations)
+		}
+		for _, o := range Objectives() {
+			v, ok := rec.objectiveValue(o)
+			threshold, _ := slo.Threshold(o)
+			want := NotEvaluated
+			if ok {
+				want = Violated
+				if v <= threshold.Seconds() {
+					want = Met
+				}
+			}
+			if verdict.Verdicts[o] != want {
+				t.Fatalf("%s: verdict %v for value %v (known %v), threshold %v", o, verdict.Verdicts[o], v, ok, threshold)
+			}
+		}
 	})
 }

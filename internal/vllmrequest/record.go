@@ -18,25 +18,12 @@ const (
 
 var latencyNames = [NumLatencies]string{"queue", "prefill", "decode", "inference", "ttft", "e2e", "scheduler", "model_forward", "model_execute"}
 
-var latencyAttributes = [NumLatencies]string{
-	AttrQueue, AttrPrefill, AttrDecode, AttrInference, AttrTimeToFirstToken, AttrEndToEnd,
-	AttrScheduler, AttrModelForward, AttrModelExecute,
-}
-
 // String is the short name used in telemetry and logs (e.g. "ttft").
 func (l Latency) String() string {
 	if l < NumLatencies {
 		return latencyNames[l]
 	}
 	return "unknown"
-}
-
-// Attribute is the vLLM span attribute the latency is read from.
-func (l Latency) Attribute() string {
-	if l < NumLatencies {
-		return latencyAttributes[l]
-	}
-	return ""
 }
 
 // Reason says why a field of a vLLM span was rejected.
@@ -109,9 +96,21 @@ type Record struct {
 	DecodeThroughput    float64
 	HasDecodeThroughput bool
 
-	Model     string
-	Provider  string
-	Operation string
+	// Model is the requested model, gen_ai.request.model: the first of model.attributes found on the span or its
+	// resource, else model.default.
+	Model string
+	// ResponseModel is the span's gen_ai.response.model (V0 spans), empty when it carries none.
+	ResponseModel string
+	Provider      string
+	Operation     string
+	// OperationKnown is false when the operation was not on the span and the request id has no known prefix.
+	OperationKnown bool
+	// NonGenerative is true for operations that generate no tokens (embeddings, classify, score, pooling):
+	// their record has no TTFT, decode, TPOT or output tokens.
+	NonGenerative bool
+	// ErrorType is the request's error.type: empty when it succeeded, else the exception type of a span with
+	// status ERROR, _OTHER, or "abort".
+	ErrorType string
 	// ModelFromResource is true when Model came from the resource, not the span (V1 spans carry no model).
 	ModelFromResource bool
 	// ProviderOnSpan and OperationOnSpan are true when the span already carried those attributes.

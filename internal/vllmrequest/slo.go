@@ -42,9 +42,14 @@ const (
 // SLOResult holds the verdict of every objective for one request.
 type SLOResult struct {
 	Verdicts [NumObjectives]Verdict
-	// AllMet is the goodput verdict: no objective violated.
+	// Errored is true when the request ended in an error or was aborted: it never meets "all".
+	Errored bool
+	// AllMet is the goodput verdict: no objective violated and no error.
 	AllMet bool
 }
+
+// ViolationError is the name Violations gives an errored or aborted request.
+const ViolationError = "error"
 
 // Violations appends the names of the violated objectives to dst.
 func (r SLOResult) Violations(dst []string) []string {
@@ -53,12 +58,16 @@ func (r SLOResult) Violations(dst []string) []string {
 			dst = append(dst, Objective(o).String())
 		}
 	}
+	if r.Errored {
+		dst = append(dst, ViolationError)
+	}
 	return dst
 }
 
 // EvaluateSLO judges a record against the configured objectives.
 func (s *SLOConfig) EvaluateSLO(rec *Record) SLOResult {
-	res := SLOResult{AllMet: true}
+	res := SLOResult{Errored: rec.ErrorType != ""}
+	res.AllMet = !res.Errored
 	for _, o := range Objectives() {
 		threshold, ok := s.Threshold(o)
 		if !ok {
@@ -83,7 +92,14 @@ func (r *Record) objectiveValue(o Objective) (float64, bool) {
 	case ObjectiveTTFT:
 		return r.Latency(TimeToFirstToken)
 	case ObjectiveTPOT:
-		return r.TimePerOutputToken, r.HasTimePerOutputToken
+		if r.HasTimePerOutputToken {
+			return r.TimePerOutputToken, true
+		}
+		// vLLM's serving benchmark gives a request of one output token TPOT 0, which meets any objective
+		if n, ok := r.Completion(); ok && n <= 1 && !r.NonGenerative {
+			return 0, true
+		}
+		return 0, false
 	case ObjectiveE2E:
 		return r.Latency(EndToEnd)
 	case ObjectiveQueue:

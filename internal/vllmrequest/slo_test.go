@@ -42,10 +42,36 @@ func TestEvaluateSLO(t *testing.T) {
 			violations: []string{"ttft", "tpot"},
 		},
 		{
-			name:  "1-token output: TPOT not counted, counts as met for all",
+			// vLLM's serving benchmark: TPOT 0 for one output token, so the objective is met
+			name:  "1-token output meets TPOT",
 			slo:   seed,
 			attrs: map[string]any{AttrTimeToFirstToken: 0.1, AttrEndToEnd: 0.1, AttrDecode: 0.0, AttrCompletionTokens: int64(1)},
+			want:  [NumObjectives]Verdict{Met, Met, Met, NotEvaluated}, allMet: true,
+		},
+		{
+			name:  "0-token output meets TPOT",
+			slo:   seed,
+			attrs: map[string]any{AttrRequestID: "chatcmpl-1", AttrTimeToFirstToken: 0.1, AttrEndToEnd: 0.1, AttrCompletionTokens: int64(0)},
+			want:  [NumObjectives]Verdict{Met, Met, Met, NotEvaluated}, allMet: true,
+		},
+		{
+			name:  "no output token count: TPOT not evaluated",
+			slo:   seed,
+			attrs: map[string]any{AttrTimeToFirstToken: 0.1, AttrEndToEnd: 0.1},
 			want:  [NumObjectives]Verdict{Met, NotEvaluated, Met, NotEvaluated}, allMet: true,
+		},
+		{
+			name:  "embeddings: no TTFT or TPOT objective",
+			slo:   seed,
+			attrs: map[string]any{AttrRequestID: "embd-1", AttrTimeToFirstToken: 0.5, AttrEndToEnd: 0.5, AttrCompletionTokens: int64(0)},
+			want:  [NumObjectives]Verdict{NotEvaluated, NotEvaluated, Met, NotEvaluated}, allMet: true,
+		},
+		{
+			name:       "aborted request never meets all",
+			slo:        seed,
+			attrs:      map[string]any{AttrTimeToFirstToken: 0.1, AttrEndToEnd: 0.5, AttrDecode: 0.2, AttrCompletionTokens: int64(11), AttrFinishReasons: `["abort"]`},
+			want:       [NumObjectives]Verdict{Met, Met, Met, NotEvaluated},
+			violations: []string{"error"},
 		},
 		{
 			name:       "rejected e2e is not evaluated, queue violated",

@@ -89,7 +89,7 @@ func (p *spanEnricher) processTraces(ctx context.Context, td ptrace.Traces) (ptr
 func (p *spanEnricher) added(rec *vllmrequest.Record, verdict vllmrequest.SLOResult) int {
 	n := 0
 	for _, add := range [...]bool{
-		!rec.ProviderOnSpan, !rec.OperationOnSpan, rec.ModelFromResource,
+		!rec.ProviderOnSpan, !rec.OperationOnSpan, true, // gen_ai.request.model, unless the span has it
 		rec.HasTimePerOutputToken, rec.HasDecodeThroughput, p.slo.Enabled(), p.slo.Enabled() && !verdict.AllMet,
 	} {
 		if add {
@@ -119,11 +119,9 @@ func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violat
 	if !rec.OperationOnSpan {
 		attrs.PutStr(vllmrequest.AttrOperationName, rec.Operation)
 	}
-	if rec.ModelFromResource {
-		// V1 spans carry no model; copying the resource's makes the span searchable by model in Jaeger.
-		if _, ok := attrs.Get(vllmrequest.AttrRequestModel); !ok {
-			attrs.PutStr(vllmrequest.AttrRequestModel, rec.Model)
-		}
+	// V1 spans carry no model: the one the metrics carry makes the span searchable by model in Jaeger.
+	if _, ok := attrs.Get(vllmrequest.AttrRequestModel); !ok {
+		attrs.PutStr(vllmrequest.AttrRequestModel, rec.Model)
 	}
 	if rec.HasTimePerOutputToken {
 		attrs.PutDouble(AttrTimePerOutputToken, rec.TimePerOutputToken)

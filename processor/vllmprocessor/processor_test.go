@@ -57,7 +57,7 @@ func TestProcessorAddsDerivedAttributes(t *testing.T) {
 		added   []map[string]any // per span, exactly the attributes the processor must add
 	}{
 		{"v1_newest_scope", seedSLOConfig(), []map[string]any{{
-			"gen_ai.provider.name": "vllm", "gen_ai.operation.name": "chat",
+			"gen_ai.provider.name": "vllm", "gen_ai.operation.name": "chat", "gen_ai.request.model": "unknown", // model.default
 			AttrTimePerOutputToken: 2.9102 / 255, AttrDecodeThroughput: 255 / 2.9102,
 			AttrSLOMet: false, AttrSLOViolations: []any{"ttft"},
 		}}},
@@ -68,7 +68,7 @@ func TestProcessorAddsDerivedAttributes(t *testing.T) {
 			AttrSLOMet: true,
 		}}},
 		{"v0", seedSLOConfig(), []map[string]any{{
-			"gen_ai.provider.name": "vllm", "gen_ai.operation.name": "chat",
+			"gen_ai.provider.name": "vllm", "gen_ai.operation.name": "chat", "gen_ai.request.model": "mistralai/Mistral-7B-Instruct-v0.3",
 			AttrTimePerOutputToken: 0.1, AttrDecodeThroughput: 10.0,
 			AttrPrefillDuration: 0.25, AttrDecodeDuration: 1.0, AttrInferenceDuration: 1.25,
 			AttrSLOMet: false, AttrSLOViolations: []any{"ttft", "tpot"},
@@ -85,6 +85,15 @@ func TestProcessorAddsDerivedAttributes(t *testing.T) {
 		{"v1_greedy", createDefaultConfig().(*Config), []map[string]any{{
 			"gen_ai.provider.name": "vllm", "gen_ai.operation.name": "chat", "gen_ai.request.model": qwen,
 			AttrTimePerOutputToken: 0.02, AttrDecodeThroughput: 50.0,
+		}}},
+		{"v1_aborted", seedSLOConfig(), []map[string]any{{
+			"gen_ai.provider.name": "vllm", "gen_ai.operation.name": "chat", "gen_ai.request.model": qwen,
+			AttrTimePerOutputToken: 1.441 / 36, AttrDecodeThroughput: 36 / 1.441,
+			AttrSLOMet: false, AttrSLOViolations: []any{"ttft", "error"}, // the same verdict as the connector's
+		}}},
+		{"v1_embeddings", seedSLOConfig(), []map[string]any{{
+			"gen_ai.provider.name": "vllm", "gen_ai.operation.name": "embeddings", "gen_ai.request.model": qwen,
+			AttrSLOMet: true, // no TTFT or TPOT objective for a pooling request
 		}}},
 		{"not_vllm", seedSLOConfig(), []map[string]any{{}, {}, {}}},
 	}

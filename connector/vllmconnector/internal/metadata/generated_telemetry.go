@@ -30,6 +30,7 @@ type TelemetryBuilder struct {
 	ConnectorVllmAttributesTruncated metric.Int64Counter
 	ConnectorVllmDataPointsDropped   metric.Int64Counter
 	ConnectorVllmFieldsRejected      metric.Int64Counter
+	ConnectorVllmOperationsUnknown   metric.Int64Counter
 	ConnectorVllmSeriesOverflow      metric.Int64Counter
 	ConnectorVllmSpansRecognized     metric.Int64Counter
 	ConnectorVllmSpansSeen           metric.Int64Counter
@@ -86,6 +87,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_connector_vllm_fields_rejected",
 		metric.WithDescription("vLLM span attributes rejected (NaN, infinite, negative, too large, wrong type), by `field` and `reason`; the rest of the request still counts. [Alpha]"),
 		metric.WithUnit("{attribute}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorVllmOperationsUnknown, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_operations_unknown",
+		metric.WithDescription("vLLM request spans whose request id has no known prefix (a vLLM API this version does not know), counted as text_completion. [Alpha]"),
+		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ConnectorVllmSeriesOverflow, err = builder.meter.Int64Counter(

@@ -23,6 +23,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ConnectorVllmAttributesTruncated.Add(context.Background(), 1)
 	tb.ConnectorVllmDataPointsDropped.Add(context.Background(), 1)
 	tb.ConnectorVllmFieldsRejected.Add(context.Background(), 1)
+	tb.ConnectorVllmOperationsUnknown.Add(context.Background(), 1)
 	tb.ConnectorVllmSeriesOverflow.Add(context.Background(), 1)
 	tb.ConnectorVllmSpansRecognized.Add(context.Background(), 1)
 	tb.ConnectorVllmSpansSeen.Add(context.Background(), 1)
@@ -36,6 +37,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualConnectorVllmFieldsRejected(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualConnectorVllmOperationsUnknown(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualConnectorVllmSeriesOverflow(t, testTel,
