@@ -1,0 +1,99 @@
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+const prometheusRuleComponentDir = "kubernetes/prometheusrule"
+
+// TestKubernetesPrometheusRuleComponent: the optional kustomize component is a Component that adds exactly its
+// PrometheusRule, and that PrometheusRule holds the groups of deploy/prometheus's rule files.
+func TestKubernetesPrometheusRuleComponent(t *testing.T) {
+	var kust struct {
+		APIVersion string   `yaml:"apiVersion"`
+		Kind       string   `yaml:"kind"`
+		Resources  []string `yaml:"resources"`
+	}
+	decodeYAMLFile(t, filepath.Join(prometheusRuleComponentDir, "kustomization.yaml"), &kust)
+	if kust.APIVersion != "kustomize.config.k8s.io/v1alpha1" || kust.Kind != "Component" {
+		t.Errorf("%s/kustomization.yaml: %s %s, want a kustomize.config.k8s.io/v1alpha1 Component", prometheusRuleComponentDir, kust.APIVersion, kust.Kind)
+	}
+	var onDisk []string
+	for _, path := range glob(t, filepath.Join(prometheusRuleComponentDir, "*.yaml")) {
+		if filepath.Base(path) != "kustomization.yaml" {
+			onDisk = append(onDisk, filepath.Base(path))
+		}
+	}
+	if !slices.Equal(kust.Resources, []string{"prometheusrule.yaml"}) || !slices.Equal(onDisk, kust.Resources) {
+		t.Errorf("component resources %q, files %q; want prometheusrule.yaml alone", kust.Resources, onDisk)
+	}
+
+	path := filepath.Join(prometheusRuleComponentDir, "prometheusrule.yaml")
+	objs := kubernetesObjects(t, path)
+	if len(objs) != 1 || objs[0].Kind != "PrometheusRule" {
+		t.Fatalf("%s: want one PrometheusRule, got %v", path, objs)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRuleGroupsEqual(t, path, data)
+}
+
+// checkRuleGroupsEqual compares the spec.groups of a PrometheusRule with the groups of deploy/prometheus's
+// rule files: the same group names, each group identical (every field, as generic YAML values).
+func checkRuleGroupsEqual(t *testing.T, where string, prometheusRule []byte) {
+	t.Helper()
+	var rule monitoringv1.PrometheusRule
+	if err := sigsyaml.UnmarshalStrict(prometheusRule, &rule); err != nil {
+		t.Fatalf("%s: no PrometheusRule: %v", where, err)
+	}
+	var got struct {
+		Spec struct {
+			Groups []any `json:"groups"`
+		} `json:"spec"`
+	}
+	if err := sigsyaml.Unmarshal(prometheusRule, &got); err != nil {
+		t.Fatal(err)
+	}
+	var want []any
+	for _, path := range ruleFiles {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct {
+			Groups []any `json:"groups"`
+		}
+		if err := sigsyaml.Unmarshal(data, &f); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		want = append(want, f.Groups...)
+	}
+	if len(want) == 0 {
+		t.Fatal("deploy/prometheus has no rule groups")
+	}
+	if diff := cmp.Diff(groupsByName(t, want), groupsByName(t, got.Spec.Groups)); diff != "" {
+		t.Errorf("%s: groups differ from deploy/prometheus (-want +got):\n%s", where, diff)
+	}
+}
+
+func groupsByName(t *testing.T, groups []any) map[string]any {
+	t.Helper()
+	byName := map[string]any{}
+	for _, g := range groups {
+		name, _ := at(g, "name").(string)
+		if _, dup := byName[name]; dup || name == "" {
+			t.Errorf("group name %q empty or repeated", name)
+		}
+		byName[name] = g
+	}
+	return byName
+}
