@@ -44,6 +44,7 @@ const (
 // kubernetesTypes are the Go types of every kind the chart renders, by apiVersion/kind. A rendered object of
 // another kind fails the tests.
 var kubernetesTypes = map[string]func() any{
+	"v1/Namespace":      func() any { return &corev1.Namespace{} },
 	"v1/ConfigMap":      func() any { return &corev1.ConfigMap{} },
 	"v1/Service":        func() any { return &corev1.Service{} },
 	"v1/ServiceAccount": func() any { return &corev1.ServiceAccount{} },
@@ -118,10 +119,19 @@ func renderChart(t *testing.T, helm, chart string, args ...string) rendered {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return decodeRendered(t, out)
+	r := decodeRendered(t, out, helmNamespace)
+	// The pods carry the config's checksum, so that `helm upgrade` rolls them when it changes. (The ConfigMap
+	// holds the config as a YAML block, which ends it with a newline.)
+	sum := sha256.Sum256([]byte(strings.TrimSuffix(r.kit.config, "\n")))
+	if got := r.kit.daemonSet.Spec.Template.Metadata.Annotations["checksum/config"]; got != hex.EncodeToString(sum[:]) {
+		t.Errorf("pod annotation checksum/config %q is not the sha256 of the collector config", got)
+	}
+	return r
 }
 
-func decodeRendered(t *testing.T, out string) rendered {
+// decodeRendered decodes the objects of a multi-document YAML stream (`helm template`, `kustomize build`)
+// whose namespaced objects belong in namespace.
+func decodeRendered(t *testing.T, out, namespace string) rendered {
 	t.Helper()
 	r := rendered{typed: map[string]any{}, raw: map[string][]byte{}}
 	var objects []k8sObject
@@ -165,18 +175,12 @@ func decodeRendered(t *testing.T, out string) rendered {
 			t.Fatalf("rendered %s twice", key)
 		}
 		r.typed[key], r.raw[key] = typed, raw
-		if head.Metadata.Namespace != helmNamespace && head.Kind != "ClusterRole" && head.Kind != "ClusterRoleBinding" {
-			t.Errorf("%s: namespace %q, want the release namespace %q", key, head.Metadata.Namespace, helmNamespace)
+		if clusterScoped := slices.Contains([]string{"Namespace", "ClusterRole", "ClusterRoleBinding"}, head.Kind); !clusterScoped && head.Metadata.Namespace != namespace {
+			t.Errorf("%s: namespace %q, want %q", key, head.Metadata.Namespace, namespace)
 		}
-		objects = append(objects, k8sObject{Kind: head.Kind, Name: head.Metadata.Name, File: "helm template", document: &doc})
+		objects = append(objects, k8sObject{Kind: head.Kind, Name: head.Metadata.Name, File: "rendered", document: &doc})
 	}
-	r.kit = newKubernetesKit(t, helmNamespace, objects)
-	// The pods carry the config's checksum, so that `helm upgrade` rolls them when it changes. (The ConfigMap
-	// holds the config as a YAML block, which ends it with a newline.)
-	sum := sha256.Sum256([]byte(strings.TrimSuffix(r.kit.config, "\n")))
-	if got := r.kit.daemonSet.Spec.Template.Metadata.Annotations["checksum/config"]; got != hex.EncodeToString(sum[:]) {
-		t.Errorf("pod annotation checksum/config %q is not the sha256 of the collector config", got)
-	}
+	r.kit = newKubernetesKit(t, namespace, objects)
 	if err := yaml.Unmarshal([]byte(r.kit.config), &r.config); err != nil {
 		t.Fatalf("collector config: %v", err)
 	}

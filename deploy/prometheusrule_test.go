@@ -1,9 +1,11 @@
 package deploy
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -51,6 +53,12 @@ func TestKubernetesPrometheusRuleComponent(t *testing.T) {
 // rule files: the same group names, each group identical (every field, as generic YAML values).
 func checkRuleGroupsEqual(t *testing.T, where string, prometheusRule []byte) {
 	t.Helper()
+	compareRuleGroups(t, where, prometheusRule, func(groups []any) []any { return groups })
+}
+
+// compareRuleGroups is checkRuleGroupsEqual with both sides' groups passed through normalize first.
+func compareRuleGroups(t *testing.T, where string, prometheusRule []byte, normalize func([]any) []any) {
+	t.Helper()
 	var rule monitoringv1.PrometheusRule
 	if err := sigsyaml.UnmarshalStrict(prometheusRule, &rule); err != nil {
 		t.Fatalf("%s: no PrometheusRule: %v", where, err)
@@ -80,7 +88,7 @@ func checkRuleGroupsEqual(t *testing.T, where string, prometheusRule []byte) {
 	if len(want) == 0 {
 		t.Fatal("deploy/prometheus has no rule groups")
 	}
-	if diff := cmp.Diff(groupsByName(t, want), groupsByName(t, got.Spec.Groups)); diff != "" {
+	if diff := cmp.Diff(groupsByName(t, normalize(want)), groupsByName(t, normalize(got.Spec.Groups))); diff != "" {
 		t.Errorf("%s: groups differ from deploy/prometheus (-want +got):\n%s", where, diff)
 	}
 }
@@ -96,4 +104,25 @@ func groupsByName(t *testing.T, groups []any) map[string]any {
 		byName[name] = g
 	}
 	return byName
+}
+
+// exprWhitespaceCollapsed returns the groups with every rule's expr reduced to its words separated by single
+// spaces. PromQL ignores whitespace.
+func exprWhitespaceCollapsed(groups []any) []any {
+	var out []any
+	for _, g := range groups {
+		data, _ := json.Marshal(g)
+		var group map[string]any
+		_ = json.Unmarshal(data, &group) // a deep copy
+		rules, _ := group["rules"].([]any)
+		for _, r := range rules {
+			if rule, ok := r.(map[string]any); ok {
+				if expr, ok := rule["expr"].(string); ok {
+					rule["expr"] = strings.Join(strings.Fields(expr), " ")
+				}
+			}
+		}
+		out = append(out, group)
+	}
+	return out
 }
