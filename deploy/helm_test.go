@@ -535,6 +535,27 @@ var helmVariants = []helmVariant{
 		},
 	},
 	{
+		name: "extraConfig merges maps and replaces lists and scalars",
+		args: []string{"--set-json", `extraConfig={"connectors":{"vllm":{"exemplars":{"enabled":false},"resource_attributes":["service.name"]}},"receivers":{"nvml":{"collection_interval":"30s"}}}`},
+		check: func(t *testing.T, r rendered) {
+			want := map[string]any{
+				"connectors.vllm.exemplars.enabled":        false,
+				"connectors.vllm.resource_attributes":      []any{"service.name"},
+				"connectors.vllm.slo.ttft":                 "200ms", // kept: the merge is key by key
+				"receivers.nvml.collection_interval":       "30s",
+				"processors.memory_limiter.check_interval": "1s",
+			}
+			for path, value := range want {
+				if diff := cmp.Diff(value, at(r.config, strings.Split(path, ".")...)); diff != "" {
+					t.Errorf("%s (-want +got):\n%s", path, diff)
+				}
+			}
+			if got := at(r.config, "receivers", "nvml", "metrics", "hw.status", "enabled"); got != true {
+				t.Errorf("receivers.nvml.metrics[hw.status].enabled %v: the merge dropped a key extraConfig does not set", got)
+			}
+		},
+	},
+	{
 		name: "two objectives",
 		args: []string{"--set", "slo.tpot=,slo.e2e=,slo.queue=1s"},
 		check: func(t *testing.T, r rendered) {

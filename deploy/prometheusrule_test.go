@@ -111,9 +111,10 @@ func groupsByName(t *testing.T, groups []any) map[string]any {
 func exprWhitespaceCollapsed(groups []any) []any {
 	var out []any
 	for _, g := range groups {
+		// A deep copy. The groups were decoded from JSON, so they encode and decode again without error.
 		data, _ := json.Marshal(g)
 		var group map[string]any
-		_ = json.Unmarshal(data, &group) // a deep copy
+		_ = json.Unmarshal(data, &group)
 		rules, _ := group["rules"].([]any)
 		for _, r := range rules {
 			if rule, ok := r.(map[string]any); ok {
