@@ -20,7 +20,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -51,11 +50,11 @@ var kubernetesTypes = map[string]func() any{
 	"apps/v1/DaemonSet": func() any { return &appsv1.DaemonSet{} },
 	"rbac.authorization.k8s.io/v1/ClusterRole":        func() any { return &rbacv1.ClusterRole{} },
 	"rbac.authorization.k8s.io/v1/ClusterRoleBinding": func() any { return &rbacv1.ClusterRoleBinding{} },
-	"monitoring.coreos.com/v1/ServiceMonitor":         func() any { return &monitoringv1.ServiceMonitor{} },
-	"monitoring.coreos.com/v1/PrometheusRule":         func() any { return &monitoringv1.PrometheusRule{} },
+	"monitoring.coreos.com/v1/ServiceMonitor":         func() any { return &serviceMonitor{} },
+	"monitoring.coreos.com/v1/PrometheusRule":         func() any { return &prometheusRule{} },
 }
 
-// rendered is the output of `helm template`: every object decoded strictly into its Kubernetes type, and the
+// rendered is the output of `helm template` or `kustomize build`: every object decoded strictly into its Kubernetes type, and the
 // loosely typed kit the Kubernetes manifest checks read.
 type rendered struct {
 	typed  map[string]any // "Kind/name" -> *corev1.ConfigMap, *appsv1.DaemonSet, ...
@@ -439,11 +438,11 @@ func TestHelmChartAllValues(t *testing.T) {
 	eq("extraConfig cardinality_limit", at(v, "extraConfig", "connectors", "vllm", "cardinality_limit"), at(r.config, "connectors", "vllm", "cardinality_limit"))
 
 	// ServiceMonitor: it selects the headless metrics Service, which selects the collector pods.
-	sm := theTyped[*monitoringv1.ServiceMonitor](t, r, "ServiceMonitor")
+	sm := theTyped[*serviceMonitor](t, r, "ServiceMonitor")
 	for key, value := range valueAs[map[string]string](t, v, "serviceMonitor", "labels") {
 		eq("ServiceMonitor label "+key, value, sm.Labels[key])
 	}
-	eq("ServiceMonitor endpoints", []monitoringv1.Endpoint{{Port: "metrics", Interval: monitoringv1.Duration(at(v, "serviceMonitor", "interval").(string))}}, sm.Spec.Endpoints)
+	eq("ServiceMonitor endpoints", []serviceMonitorEndpoint{{Port: "metrics", Interval: at(v, "serviceMonitor", "interval").(string)}}, sm.Spec.Endpoints)
 	eq("ServiceMonitor namespaces", []string{helmNamespace}, sm.Spec.NamespaceSelector.MatchNames)
 	var selected []string
 	for key, obj := range r.typed {
@@ -460,7 +459,7 @@ func TestHelmChartAllValues(t *testing.T) {
 	}
 	eq("Services the ServiceMonitor selects", []string{"Service/" + fullname + "-metrics"}, selected)
 
-	rule := theTyped[*monitoringv1.PrometheusRule](t, r, "PrometheusRule")
+	rule := theTyped[*prometheusRule](t, r, "PrometheusRule")
 	for key, value := range valueAs[map[string]string](t, v, "prometheusRule", "labels") {
 		eq("PrometheusRule label "+key, value, rule.Labels[key])
 	}

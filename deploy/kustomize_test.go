@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 )
 
 // readmeOverlayMarker is the first line of the overlay example in deploy/README.md.
@@ -50,7 +48,7 @@ func TestKustomizeReadmeOverlay(t *testing.T) {
 
 	r := decodeRendered(t, kustomizeBuild(t, kustomize, overlay), "otelcol-vllm")
 	wantKinds(t, r, "ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace", "PrometheusRule", "Service", "ServiceAccount")
-	rule := theTyped[*monitoringv1.PrometheusRule](t, r, "PrometheusRule")
+	rule := theTyped[*prometheusRule](t, r, "PrometheusRule")
 	if rule.Labels["release"] != "kube-prometheus-stack" {
 		t.Errorf("PrometheusRule labels %v: the README's patch did not add release", rule.Labels)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
@@ -51,16 +50,16 @@ func TestKubernetesPrometheusRuleComponent(t *testing.T) {
 
 // checkRuleGroupsEqual compares the spec.groups of a PrometheusRule with the groups of deploy/prometheus's
 // rule files: the same group names, each group identical (every field, as generic YAML values).
-func checkRuleGroupsEqual(t *testing.T, where string, prometheusRule []byte) {
+func checkRuleGroupsEqual(t *testing.T, where string, manifest []byte) {
 	t.Helper()
-	compareRuleGroups(t, where, prometheusRule, func(groups []any) []any { return groups })
+	compareRuleGroups(t, where, manifest, func(groups []any) []any { return groups })
 }
 
 // compareRuleGroups is checkRuleGroupsEqual with both sides' groups passed through normalize first.
-func compareRuleGroups(t *testing.T, where string, prometheusRule []byte, normalize func([]any) []any) {
+func compareRuleGroups(t *testing.T, where string, manifest []byte, normalize func([]any) []any) {
 	t.Helper()
-	var rule monitoringv1.PrometheusRule
-	if err := sigsyaml.UnmarshalStrict(prometheusRule, &rule); err != nil {
+	var rule prometheusRule
+	if err := sigsyaml.UnmarshalStrict(manifest, &rule); err != nil {
 		t.Fatalf("%s: no PrometheusRule: %v", where, err)
 	}
 	var got struct {
@@ -68,7 +67,7 @@ func compareRuleGroups(t *testing.T, where string, prometheusRule []byte, normal
 			Groups []any `json:"groups"`
 		} `json:"spec"`
 	}
-	if err := sigsyaml.Unmarshal(prometheusRule, &got); err != nil {
+	if err := sigsyaml.Unmarshal(manifest, &got); err != nil {
 		t.Fatal(err)
 	}
 	var want []any
