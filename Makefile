@@ -11,11 +11,17 @@ DIST_DIR    := $(CURDIR)/_build
 DIST_BIN    := $(DIST_DIR)/otelcol-vllm
 PROMTOOL    ?= $(shell command -v promtool 2>/dev/null || echo /usr/bin/promtool)
 PROMETHEUS  ?= $(shell command -v prometheus 2>/dev/null || echo /usr/bin/prometheus)
+# Helm, built from its Go module into a cache outside the clone, keyed by its version (the chart tests run it).
+HELM_VERSION := v3.22.0
+HELM        ?= $(HOME)/.cache/otelcol-vllm/tools/helm-$(HELM_VERSION)/helm
+# kustomize, the same way (the tests build deploy/kubernetes and the README's overlay with it). v5.8.3 needs Go 1.27.
+KUSTOMIZE_VERSION := v5.8.2
+KUSTOMIZE   ?= $(HOME)/.cache/otelcol-vllm/tools/kustomize-$(KUSTOMIZE_VERSION)/kustomize
 export CGO_ENABLED := 1
 # go-nvml's cgo wrappers call NVML functions that NVML 13 marks deprecated; the warnings are noise.
 export CGO_CFLAGS  ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: all test vet fmt-check unit generate tools ocb dist run prometheus-tools bench bench-e2e
+.PHONY: all test vet fmt-check unit generate tools ocb dist run prometheus-tools helm kustomize bench bench-e2e
 
 all: test
 
@@ -34,6 +40,28 @@ $(OCB):
 ## generate: regenerate mdatagen output (internal/metadata, documentation.md) for every component
 generate: $(MDATAGEN)
 	PATH="$(TOOLS):$$PATH" $(GO) generate ./...
+
+## helm: Helm into the tools cache. The ldflags set what Helm's own build sets: its version, and the Kubernetes
+## version `helm template` and `helm lint` assume (1.<minor of the client-go Helm is built with>; without it,
+## Helm assumes 1.20 and refuses the chart's kubeVersion).
+helm: $(HELM)
+
+$(HELM):
+	@echo "building Helm $(HELM_VERSION) into $(@D) (a few minutes the first time)"
+	@mkdir -p $(@D)
+	@gomod=$$(cd $(@D) && $(GO) mod download -json helm.sh/helm/v3@$(HELM_VERSION) | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$$/\1/p'); \
+	minor=$$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$$gomod"); \
+	[ -n "$$minor" ] || { echo "cannot read the client-go version of Helm $(HELM_VERSION) from $$gomod"; exit 1; }; \
+	cd $(@D) && GOBIN=$(@D) $(GO) install -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+		-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$$minor -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$$minor" \
+		helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+## kustomize: kustomize into the tools cache
+kustomize: $(KUSTOMIZE)
+
+$(KUSTOMIZE):
+	@mkdir -p $(@D)
+	cd $(@D) && GOBIN=$(@D) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 ## dist: build the otelcol-vllm distribution with ocb into _build/ (ocb's output, go.mod included, is kept
 ## there between runs, so a rebuild only compiles what changed)
@@ -75,10 +103,12 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './_build/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## unit: every Go test with the race detector. Tests that need the built distribution, promtool or prometheus
-## read their paths from OTELCOL_VLLM_BIN, PROMTOOL and PROMETHEUS, which this target always sets.
-unit: dist prometheus-tools
-	OTELCOL_VLLM_BIN=$(DIST_BIN) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) $(GO) test -race -count=1 ./...
+## unit: every Go test with the race detector. Tests that need the built distribution, promtool, prometheus or
+## helm or kustomize read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS, HELM and KUSTOMIZE, which this
+## target always sets.
+unit: dist prometheus-tools $(HELM) $(KUSTOMIZE)
+	OTELCOL_VLLM_BIN=$(DIST_BIN) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) \
+		$(GO) test -race -count=1 ./...
 
 ## test: everything CI runs
 test: vet fmt-check unit

@@ -186,3 +186,15 @@ func glob(t *testing.T, pattern string) []string {
 	}
 	return files
 }
+
+// at returns the value at a path of nested maps (YAML mapping keys), or nil.
+func at(tree any, path ...string) any {
+	for _, key := range path {
+		m, ok := tree.(map[string]any)
+		if !ok {
+			return nil
+		}
+		tree = m[key]
+	}
+	return tree
+}

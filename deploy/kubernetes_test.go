@@ -143,12 +143,14 @@ type service struct {
 	Spec     struct {
 		Selector              map[string]string `yaml:"selector"`
 		InternalTrafficPolicy string            `yaml:"internalTrafficPolicy"`
-		Ports                 []struct {
-			Name       string `yaml:"name"`
-			Port       int    `yaml:"port"`
-			TargetPort string `yaml:"targetPort"`
-		} `yaml:"ports"`
+		Ports                 []servicePort     `yaml:"ports"`
 	} `yaml:"spec"`
+}
+
+type servicePort struct {
+	Name       string `yaml:"name"`
+	Port       int    `yaml:"port"`
+	TargetPort string `yaml:"targetPort"`
 }
 
 type k8sObject struct {
@@ -218,6 +220,8 @@ type kubernetesKit struct {
 	agent     container
 	service   service
 	config    string // the collector config inside the ConfigMap
+	// externalRBAC: the service account's rights are granted outside these objects (Helm's rbac.create=false).
+	externalRBAC bool
 }
 
 func loadKubernetesKit(t *testing.T) kubernetesKit {
@@ -244,16 +248,39 @@ func loadKubernetesKit(t *testing.T) kubernetesKit {
 		t.Errorf("kustomization.yaml resources %q, but the directory holds %q", listed, onDisk)
 	}
 
-	k := kubernetesKit{namespace: kust.Namespace}
+	var objects []k8sObject
 	for _, r := range kust.Resources {
-		k.objects = append(k.objects, kubernetesObjects(t, filepath.Join(kubernetesDir, r))...)
+		objects = append(objects, kubernetesObjects(t, filepath.Join(kubernetesDir, r))...)
 	}
+	return newKubernetesKit(t, kust.Namespace, objects)
+}
+
+// newKubernetesKit finds the DaemonSet, its collector container, the OTLP Service and the collector config
+// among the objects of one deployment (the kustomize base, or a rendered Helm chart).
+func newKubernetesKit(t *testing.T, namespace string, objects []k8sObject) kubernetesKit {
+	t.Helper()
+	k := kubernetesKit{namespace: namespace, objects: objects}
 	theOne(t, k.objects, "DaemonSet").decode(t, &k.daemonSet)
 	if len(k.daemonSet.Spec.Template.Spec.Containers) != 1 {
 		t.Fatalf("DaemonSet: want one container, got %d", len(k.daemonSet.Spec.Template.Spec.Containers))
 	}
 	k.agent = k.daemonSet.Spec.Template.Spec.Containers[0]
-	theOne(t, k.objects, "Service").decode(t, &k.service)
+	// The Service vLLM sends its spans to: the one with an otlp-grpc port (the Helm chart may add a headless
+	// Service for the collector's own metrics).
+	var otlpServices []service
+	for _, o := range k.objects {
+		var svc service
+		if o.Kind == "Service" {
+			o.decode(t, &svc)
+			if slices.ContainsFunc(svc.Spec.Ports, func(p servicePort) bool { return p.Name == "otlp-grpc" }) {
+				otlpServices = append(otlpServices, svc)
+			}
+		}
+	}
+	if len(otlpServices) != 1 {
+		t.Fatalf("want exactly one Service with an otlp-grpc port, found %d", len(otlpServices))
+	}
+	k.service = otlpServices[0]
 
 	// The ConfigMap mounted where --config points.
 	configPath, ok := k.agent.arg("--config")
@@ -282,12 +309,19 @@ func loadKubernetesKit(t *testing.T) kubernetesKit {
 
 func TestKubernetesDaemonSet(t *testing.T) {
 	k := loadKubernetesKit(t)
+	if rc := k.daemonSet.Spec.Template.Spec.RuntimeClassName; rc != "nvidia" {
+		t.Errorf("runtimeClassName %q, want nvidia (the NVIDIA runtime mounts NVML and the devices)", rc)
+	}
+	checkDaemonSet(t, k)
+}
+
+// checkDaemonSet checks what every deployment of the node agent needs: GPU nodes only, no privileges, a
+// memory limit, NVML through the NVIDIA runtime, and pod discovery rights when the config scrapes pods.
+func checkDaemonSet(t *testing.T, k kubernetesKit) {
+	t.Helper()
 	ds, agent := k.daemonSet, k.agent
 	pod := ds.Spec.Template.Spec
 
-	if pod.RuntimeClassName != "nvidia" {
-		t.Errorf("runtimeClassName %q, want nvidia (the NVIDIA runtime mounts NVML and the devices)", pod.RuntimeClassName)
-	}
 	if len(pod.NodeSelector) == 0 && len(pod.Affinity) == 0 {
 		t.Error("no nodeSelector or affinity: the agent belongs on GPU nodes only")
 	}
@@ -337,6 +371,9 @@ func TestKubernetesDaemonSet(t *testing.T) {
 	}
 
 	// The service account can list and watch pods (the prometheus receiver's pod discovery).
+	if !strings.Contains(k.config, "kubernetes_sd_configs") || k.externalRBAC {
+		return
+	}
 	var role struct {
 		Rules []policyRule `yaml:"rules"`
 	}
@@ -365,39 +402,7 @@ func TestKubernetesDaemonSet(t *testing.T) {
 
 func TestKubernetesOTLPEndpoint(t *testing.T) {
 	k := loadKubernetesKit(t)
-	// vLLM must reach the collector of its own node: a node-local Service, or host ports.
-	hostPorts := slices.ContainsFunc(k.agent.Ports, func(p containerPort) bool { return p.HostPort != 0 })
-	if k.service.Spec.InternalTrafficPolicy != "Local" && !hostPorts {
-		t.Error("the Service is not node-local (internalTrafficPolicy: Local) and the DaemonSet has no hostPort")
-	}
-	svcPort := map[string]int{}
-	for _, p := range k.service.Spec.Ports {
-		if k.agent.portNamed(p.TargetPort) == 0 {
-			t.Errorf("Service port %s: targetPort %q is no container port", p.Name, p.TargetPort)
-		}
-		svcPort[p.TargetPort] = p.Port
-	}
-
-	// The collector's OTLP receiver listens where the Service sends.
-	var cfg struct {
-		Receivers struct {
-			OTLP struct {
-				Protocols map[string]struct {
-					Endpoint string `yaml:"endpoint"`
-				} `yaml:"protocols"`
-			} `yaml:"otlp"`
-		} `yaml:"receivers"`
-	}
-	if err := yaml.Unmarshal([]byte(k.config), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for protocol, port := range map[string]string{"grpc": "otlp-grpc", "http": "otlp-http"} {
-		// The host is ${env:MY_POD_IP}, so split at the last colon.
-		endpoint := cfg.Receivers.OTLP.Protocols[protocol].Endpoint
-		if p := endpoint[strings.LastIndexByte(endpoint, ':')+1:]; p != strconv.Itoa(k.agent.portNamed(port)) {
-			t.Errorf("otlp %s endpoint %q does not listen on container port %s (%d)", protocol, endpoint, port, k.agent.portNamed(port))
-		}
-	}
+	svcPort := checkOTLPService(t, k)
 
 	// The example vLLM Deployment sends its spans to that Service, names its service and model, and asks
 	// to be scraped.
@@ -442,11 +447,56 @@ func TestKubernetesOTLPEndpoint(t *testing.T) {
 	}
 }
 
+// checkOTLPService checks that vLLM reaches the collector of its own node, on the ports its OTLP receiver
+// listens on, and returns the Service port of each target port.
+func checkOTLPService(t *testing.T, k kubernetesKit) map[string]int {
+	t.Helper()
+	// vLLM must reach the collector of its own node: a node-local Service, or host ports.
+	hostPorts := slices.ContainsFunc(k.agent.Ports, func(p containerPort) bool { return p.HostPort != 0 })
+	if k.service.Spec.InternalTrafficPolicy != "Local" && !hostPorts {
+		t.Error("the Service is not node-local (internalTrafficPolicy: Local) and the DaemonSet has no hostPort")
+	}
+	svcPort := map[string]int{}
+	for _, p := range k.service.Spec.Ports {
+		if k.agent.portNamed(p.TargetPort) == 0 {
+			t.Errorf("Service port %s: targetPort %q is no container port", p.Name, p.TargetPort)
+		}
+		svcPort[p.TargetPort] = p.Port
+	}
+
+	// The collector's OTLP receiver listens where the Service sends.
+	var cfg struct {
+		Receivers struct {
+			OTLP struct {
+				Protocols map[string]struct {
+					Endpoint string `yaml:"endpoint"`
+				} `yaml:"protocols"`
+			} `yaml:"otlp"`
+		} `yaml:"receivers"`
+	}
+	if err := yaml.Unmarshal([]byte(k.config), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for protocol, port := range map[string]string{"grpc": "otlp-grpc", "http": "otlp-http"} {
+		// The host is ${env:MY_POD_IP}, so split at the last colon.
+		endpoint := cfg.Receivers.OTLP.Protocols[protocol].Endpoint
+		if p := endpoint[strings.LastIndexByte(endpoint, ':')+1:]; p != strconv.Itoa(k.agent.portNamed(port)) {
+			t.Errorf("otlp %s endpoint %q does not listen on container port %s (%d)", protocol, endpoint, port, k.agent.portNamed(port))
+		}
+	}
+	return svcPort
+}
+
 // envReference matches ${env:NAME} and ${NAME} in a collector config.
 var envReference = regexp.MustCompile(`\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
 
 func TestKubernetesCollectorConfig(t *testing.T) {
-	k := loadKubernetesKit(t)
+	checkCollectorConfig(t, loadKubernetesKit(t))
+}
+
+// checkCollectorConfig checks the collector config against what the rules and the dashboard rely on.
+func checkCollectorConfig(t *testing.T, k kubernetesKit) {
+	t.Helper()
 	var cfg struct {
 		Receivers  map[string]map[string]any `yaml:"receivers"`
 		Connectors map[string]any            `yaml:"connectors"`
@@ -542,8 +592,13 @@ func TestKubernetesCollectorConfig(t *testing.T) {
 // TestKubernetesCollectorConfigValidates runs `otelcol-vllm validate` on the config of the ConfigMap, with
 // the DaemonSet's environment (field references replaced by sample values).
 func TestKubernetesCollectorConfigValidates(t *testing.T) {
-	bin := toolFromEnv(t, "OTELCOL_VLLM_BIN")
-	k := loadKubernetesKit(t)
+	validateCollectorConfig(t, toolFromEnv(t, "OTELCOL_VLLM_BIN"), loadKubernetesKit(t))
+}
+
+// validateCollectorConfig runs `otelcol-vllm validate` on the kit's collector config with the DaemonSet's
+// environment.
+func validateCollectorConfig(t *testing.T, bin string, k kubernetesKit) {
+	t.Helper()
 	sample := map[string]string{"status.podIP": "10.0.0.7", "spec.nodeName": "gpu-node-1", "metadata.name": "otelcol-vllm-abcde"}
 	env := os.Environ()
 	for _, e := range k.agent.Env {

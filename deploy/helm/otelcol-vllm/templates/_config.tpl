@@ -1,0 +1,166 @@
+{{/*
+The collector config, before extraConfig is merged over it. Every ${env:...} it reads is set on the container
+by daemonset.yaml. Exporters and the pipelines that use them follow the exporters.* values.
+*/}}
+{{- define "otelcol-vllm.baseConfig" -}}
+{{- $v := .Values }}
+{{- $mem := include "otelcol-vllm.memoryLimiterMiB" . | fromJson }}
+{{- $slo := dict }}
+{{- range $key := list "ttft" "tpot" "e2e" "queue" }}
+{{- with get $v.slo $key }}{{ $_ := set $slo $key . }}{{ end }}
+{{- end }}
+{{- $rw := $v.exporters.remoteWrite }}
+{{- $jaeger := $v.exporters.jaeger }}
+{{- $otlp := $v.exporters.otlp }}
+{{- $traceExporters := list "vllm" }}
+{{- $metricsExporters := list }}
+{{- if $jaeger.enabled }}
+{{- $_ := required "exporters.jaeger.endpoint is required when exporters.jaeger.enabled is true" $jaeger.endpoint }}
+{{- $traceExporters = append $traceExporters "otlp_grpc/jaeger" }}
+{{- end }}
+{{- if $otlp.enabled }}
+{{- $_ := required "exporters.otlp.endpoint is required when exporters.otlp.enabled is true" $otlp.endpoint }}
+{{- if not (or $otlp.traces $otlp.metrics) }}
+{{- fail "exporters.otlp.enabled is true, but neither exporters.otlp.traces nor exporters.otlp.metrics is" }}
+{{- end }}
+{{- if $otlp.traces }}{{ $traceExporters = append $traceExporters "otlp_grpc/otlp" }}{{ end }}
+{{- if $otlp.metrics }}{{ $metricsExporters = append $metricsExporters "otlp_grpc/otlp" }}{{ end }}
+{{- end }}
+{{- if $rw.enabled }}
+{{- $_ := required "exporters.remoteWrite.endpoint is required when exporters.remoteWrite.enabled is true" $rw.endpoint }}
+{{- $metricsExporters = prepend $metricsExporters "prometheus_remote_write" }}
+{{- end }}
+{{- if not $metricsExporters }}
+{{- fail "no metrics exporter: enable exporters.remoteWrite, or exporters.otlp with exporters.otlp.metrics" }}
+{{- end }}
+extensions:
+  health_check:
+    endpoint: ${env:MY_POD_IP}:{{ $v.ports.health }}
+
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: ${env:MY_POD_IP}:{{ $v.ports.otlpGrpc }}
+      http:
+        endpoint: ${env:MY_POD_IP}:{{ $v.ports.otlpHttp }}
+  nvml:
+    collection_interval: {{ $v.nvml.collectionInterval }}
+    metrics:
+      hw.status:
+        enabled: true
+  {{- if $v.vllmMetrics.enabled }}
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: vllm
+          scrape_interval: {{ $v.vllmMetrics.scrapeInterval }}
+          kubernetes_sd_configs:
+            - role: pod
+              selectors:
+                - role: pod
+                  field: spec.nodeName=${env:K8S_NODE_NAME}
+          relabel_configs:
+            - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+              action: keep
+              regex: "true"
+            - source_labels: [__meta_kubernetes_pod_phase]
+              action: keep
+              regex: Running
+            - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
+              action: replace
+              regex: ([^:]+)(?::\d+)?;(\d+)
+              replacement: $$1:$$2
+              target_label: __address__
+            - source_labels: [__meta_kubernetes_pod_name]
+              target_label: instance
+            - source_labels: [__meta_kubernetes_namespace]
+              target_label: k8s_namespace_name
+  {{- end }}
+
+processors:
+  memory_limiter:
+    check_interval: {{ $v.memoryLimiter.checkInterval }}
+    limit_mib: {{ $mem.limit }}
+    spike_limit_mib: {{ $mem.spike }}
+  vllm:
+    slo: {{ $slo | toJson }}
+  resource/node:
+    attributes:
+      - key: service.name
+        value: nvml
+        action: upsert
+      - key: service.instance.id
+        value: ${env:K8S_NODE_NAME}
+        action: upsert
+  batch: {}
+
+connectors:
+  vllm:
+    slo: {{ $slo | toJson }}
+    exemplars:
+      enabled: {{ $v.connector.exemplars }}
+    resource_attributes: {{ $v.connector.resourceAttributes | toJson }}
+
+exporters:
+  {{- if $rw.enabled }}
+  prometheus_remote_write:
+    endpoint: {{ $rw.endpoint | quote }}
+    {{- with $rw.headers }}
+    headers: {{ . | toJson }}
+    {{- end }}
+    {{- with $rw.tls }}
+    tls: {{ . | toJson }}
+    {{- end }}
+  {{- end }}
+  {{- if $jaeger.enabled }}
+  otlp_grpc/jaeger:
+    endpoint: {{ $jaeger.endpoint | quote }}
+    {{- with $jaeger.tls }}
+    tls: {{ . | toJson }}
+    {{- end }}
+  {{- end }}
+  {{- if $otlp.enabled }}
+  otlp_grpc/otlp:
+    endpoint: {{ $otlp.endpoint | quote }}
+    {{- with $otlp.headers }}
+    headers: {{ . | toJson }}
+    {{- end }}
+    {{- with $otlp.tls }}
+    tls: {{ . | toJson }}
+    {{- end }}
+  {{- end }}
+
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: ${env:MY_POD_IP}
+                port: {{ $v.ports.metrics }}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, vllm, batch]
+      exporters: {{ $traceExporters | toJson }}
+    metrics/vllm:
+      receivers: {{ ternary (list "vllm" "prometheus") (list "vllm") (and $v.vllmMetrics.enabled true) | toJson }}
+      processors: [memory_limiter, batch]
+      exporters: {{ $metricsExporters | toJson }}
+    metrics/gpu:
+      receivers: [nvml]
+      processors: [memory_limiter, resource/node, batch]
+      exporters: {{ $metricsExporters | toJson }}
+{{- end }}
+
+{{/* The collector config as the ConfigMap holds it: the base config with extraConfig merged over it. */}}
+{{- define "otelcol-vllm.config" -}}
+{{- $config := include "otelcol-vllm.baseConfig" . | fromYaml }}
+{{- if hasKey $config "Error" }}
+{{- fail (printf "the rendered collector config is no YAML: %s" $config.Error) }}
+{{- end }}
+{{- mustMergeOverwrite $config (deepCopy .Values.extraConfig) | toYaml }}
+{{- end }}
