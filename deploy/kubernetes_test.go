@@ -421,6 +421,40 @@ func TestKubernetesOTLPEndpoint(t *testing.T) {
 	if e, _ := c.env("OTEL_SERVICE_NAME"); e.Value == "" {
 		t.Error("vLLM: OTEL_SERVICE_NAME is not set (the job label of its metrics)")
 	}
+	// Span coverage joins the span-derived and the scraped series on job: the scrape config sets job from the
+	// pod label app.kubernetes.io/name, which must be the pods' OTEL_SERVICE_NAME.
+	if e, _ := c.env("OTEL_SERVICE_NAME"); e.Value != vllm.Spec.Template.Metadata.Labels["app.kubernetes.io/name"] {
+		t.Errorf("vLLM: OTEL_SERVICE_NAME %q differs from the pod label app.kubernetes.io/name %q (the scraped job)",
+			e.Value, vllm.Spec.Template.Metadata.Labels["app.kubernetes.io/name"])
+	}
+	var scrape struct {
+		Receivers struct {
+			Prometheus struct {
+				Config struct {
+					ScrapeConfigs []struct {
+						RelabelConfigs []struct {
+							SourceLabels []string `yaml:"source_labels"`
+							TargetLabel  string   `yaml:"target_label"`
+						} `yaml:"relabel_configs"`
+					} `yaml:"scrape_configs"`
+				} `yaml:"config"`
+			} `yaml:"prometheus"`
+		} `yaml:"receivers"`
+	}
+	if err := yaml.Unmarshal([]byte(k.config), &scrape); err != nil {
+		t.Fatal(err)
+	}
+	jobFromLabel := false
+	for _, sc := range scrape.Receivers.Prometheus.Config.ScrapeConfigs {
+		for _, r := range sc.RelabelConfigs {
+			if r.TargetLabel == "job" && slices.Equal(r.SourceLabels, []string{"__meta_kubernetes_pod_label_app_kubernetes_io_name"}) {
+				jobFromLabel = true
+			}
+		}
+	}
+	if !jobFromLabel {
+		t.Error("prometheus receiver: no relabel_configs entry sets job from __meta_kubernetes_pod_label_app_kubernetes_io_name")
+	}
 	attrs := map[string]string{}
 	ra, _ := c.env("OTEL_RESOURCE_ATTRIBUTES")
 	for _, kv := range strings.Split(ra.Value, ",") {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"runtime"
 	"strings"
 	"time"
@@ -42,6 +43,20 @@ type Options struct {
 	SLO           workload.SLO
 	JSONSummary   bool
 	DryRun        bool
+	VLLM          VLLMOptions
+}
+
+// VLLMOptions is what vllmgen simulates of vLLM's own side: its /metrics endpoint, requests whose span is lost,
+// and requests the client aborts.
+type VLLMOptions struct {
+	// MetricsListen is the address /metrics is served on; empty serves nothing.
+	MetricsListen string
+	// MetricsLinger is how long /metrics stays up after the send ends; 0 means until SIGINT/SIGTERM.
+	MetricsLinger time.Duration
+	// SpanLoss is the fraction of finished requests whose span is not sent.
+	SpanLoss float64
+	// AbortFraction is the fraction of requests the client aborts before they finish.
+	AbortFraction float64
 }
 
 // Defaults that the README documents.
@@ -90,6 +105,10 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		sloQueue   = fs.Duration("slo-queue", 0, "queue time objective")
 		summary    = fs.String("summary", "text", "summary format: text | json (json goes to stdout)")
 		dryRun     = fs.Bool("dry-run", false, "generate and summarise, send nothing (no pacing)")
+		metrics    = fs.String("metrics-listen", "", "serve vLLM's own Prometheus /metrics for the simulated requests on this address (e.g. 127.0.0.1:8000)")
+		linger     = fs.Duration("metrics-linger", 30*time.Second, "keep serving /metrics this long after the send ends, so a scraper reads the final values (0 = until SIGINT/SIGTERM)")
+		spanLoss   = fs.Float64("span-loss", 0, "fraction of finished requests whose span is not sent (as a full SDK export queue drops them); /metrics still counts them")
+		abortFrac  = fs.Float64("abort-fraction", 0, "fraction of requests the client aborts: counted in /metrics as vLLM counts them, sent as no span")
 	)
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
@@ -174,6 +193,8 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		check(fmt.Errorf("--summary must be text or json, got %q", *summary))
 	}
 	o.DryRun = *dryRun
+	o.VLLM = VLLMOptions{MetricsListen: *metrics, MetricsLinger: *linger, SpanLoss: *spanLoss, AbortFraction: *abortFrac}
+	check(o.VLLM.validate())
 	if o.DryRun && o.Duration > 0 && o.Count == 0 && o.Rate == 0 {
 		check(errors.New("--dry-run does not pace: with --duration it needs --rate (it then generates rate × duration requests)"))
 	}
@@ -181,6 +202,27 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		return Options{}, err
 	}
 	return o, nil
+}
+
+func (v VLLMOptions) validate() error {
+	var errs []error
+	if v.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(v.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-listen: want host:port, got %q", v.MetricsListen))
+		}
+	}
+	if v.MetricsLinger < 0 {
+		errs = append(errs, fmt.Errorf("--metrics-linger must not be negative, got %v", v.MetricsLinger))
+	}
+	for _, p := range []struct {
+		flag  string
+		value float64
+	}{{"--span-loss", v.SpanLoss}, {"--abort-fraction", v.AbortFraction}} {
+		if !(p.value >= 0 && p.value <= 1) {
+			errs = append(errs, fmt.Errorf("%s must be within [0, 1], got %v", p.flag, p.value))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func splitList(s string) []string {

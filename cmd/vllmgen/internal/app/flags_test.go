@@ -35,6 +35,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	assert.False(t, o.SLO.Any())
 	assert.False(t, o.JSONSummary)
 	assert.False(t, o.DryRun)
+	assert.Equal(t, VLLMOptions{MetricsLinger: 30 * time.Second}, o.VLLM)
 }
 
 func TestParseFlags(t *testing.T) {
@@ -91,6 +92,17 @@ func TestParseFlags(t *testing.T) {
 				assert.Equal(t, time.Minute, o.Duration)
 			},
 		},
+		{
+			name: "vLLM side",
+			args: []string{"--metrics-listen", "127.0.0.1:8000", "--metrics-linger", "0", "--span-loss", "0.1", "--abort-fraction", "0.05"},
+			check: func(t *testing.T, o Options) {
+				assert.Equal(t, VLLMOptions{MetricsListen: "127.0.0.1:8000", SpanLoss: 0.1, AbortFraction: 0.05}, o.VLLM)
+			},
+		},
+		{name: "metrics listen", args: []string{"--metrics-listen", "8000"}, wantErr: `--metrics-listen: want host:port, got "8000"`},
+		{name: "negative linger", args: []string{"--metrics-linger", "-1s"}, wantErr: "--metrics-linger must not be negative"},
+		{name: "span loss", args: []string{"--span-loss", "1.5"}, wantErr: "--span-loss must be within [0, 1]"},
+		{name: "abort fraction", args: []string{"--abort-fraction", "NaN"}, wantErr: "--abort-fraction must be within [0, 1]"},
 		{name: "unknown shape", args: []string{"--shape", "v2"}, wantErr: `unknown shape "v2"`},
 		{name: "unknown protocol", args: []string{"--protocol", "http/json"}, wantErr: `unknown protocol`},
 		{name: "bad endpoint", args: []string{"--endpoint", "nohostport"}, wantErr: "want host:port"},

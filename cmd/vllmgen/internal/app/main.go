@@ -30,6 +30,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vllmgen: %v\n", err)
 		return ExitFailed
 	}
+	defer lingerMetrics(ctx, res, stderr)
 	summary := NewSummary(res)
 	if opts.JSONSummary {
 		err = summary.WriteJSON(stdout)
@@ -46,4 +47,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitFailed
 	}
 	return ExitOK
+}
+
+// lingerMetrics keeps vLLM's /metrics up after the summary, so that a scraper reads the final values.
+func lingerMetrics(ctx context.Context, res *Result, stderr io.Writer) {
+	if addr := res.MetricsAddr(); addr != "" && ctx.Err() == nil {
+		until := "until SIGINT/SIGTERM"
+		if d := res.Options.VLLM.MetricsLinger; d > 0 {
+			until = "for " + d.String() + " (SIGINT/SIGTERM stops earlier)"
+		}
+		fmt.Fprintf(stderr, "vllmgen: serving vLLM /metrics on http://%s/metrics %s\n", addr, until)
+	}
+	res.LingerMetrics(ctx)
 }

@@ -32,6 +32,35 @@ type Result struct {
 	// FailedExports counts export requests that returned an error; Errors keeps the first few messages.
 	FailedExports int64
 	Errors        []string
+	// VLLM is what vLLM's own /metrics counted, overall and per model, and how many spans were lost.
+	VLLM       ModelCoverage
+	VLLMModels map[string]ModelCoverage
+
+	metrics *metricsServer
+}
+
+// MetricsAddr is the address /metrics is served on, or "" when it is not.
+func (r *Result) MetricsAddr() string {
+	if r.metrics == nil {
+		return ""
+	}
+	return r.metrics.addr
+}
+
+// LingerMetrics keeps /metrics up for --metrics-linger (or until ctx ends), then stops serving it.
+func (r *Result) LingerMetrics(ctx context.Context) {
+	if r.metrics != nil {
+		r.metrics.linger(ctx, r.Options.VLLM.MetricsLinger)
+		r.metrics = nil
+	}
+}
+
+// Close stops serving /metrics at once.
+func (r *Result) Close() {
+	if r.metrics != nil {
+		r.metrics.shutdown()
+		r.metrics = nil
+	}
 }
 
 // Failed reports whether any span was not delivered.
@@ -54,18 +83,31 @@ func run(ctx context.Context, o Options, clock clockwork.Clock) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
+	side, err := newVLLMSide(o, clock.Now)
+	if err != nil {
+		return nil, err
+	}
+	var metrics *metricsServer
+	if o.VLLM.MetricsListen != "" {
+		if metrics, err = serveMetrics(o.VLLM.MetricsListen, side.registry); err != nil {
+			return nil, err
+		}
+	}
 	exporters := make([]otlpsend.Exporter, o.Workers)
 	if !o.DryRun {
 		for i := range exporters {
 			if exporters[i], err = otlpsend.New(o.Protocol, o.Endpoint); err != nil {
 				closeAll(exporters)
+				if metrics != nil {
+					metrics.shutdown()
+				}
 				return nil, err
 			}
 		}
 	}
 	defer closeAll(exporters)
 
-	res := &Result{Options: o, Tally: workload.NewTally(len(o.Models), o.SLO)}
+	res := &Result{Options: o, Tally: workload.NewTally(len(o.Models), o.SLO), metrics: metrics}
 	resourceCfg := workload.ResourceConfig{ServiceName: o.ServiceName, Extra: o.Resource, ProcessIDBase: processIDBase(o.Seed)}
 	jobs := make(chan *job, o.Workers)
 	free := make(chan *job, 2*o.Workers+1)
@@ -104,11 +146,12 @@ func run(ctx context.Context, o Options, clock clockwork.Clock) (*Result, error)
 		}()
 	}
 
-	d := dispatcher{opts: o, gen: gen, jobs: jobs, free: free, clock: clock, start: start}
+	d := dispatcher{opts: o, gen: gen, vllm: side, jobs: jobs, free: free, clock: clock, start: start}
 	res.Interrupted = !d.run(ctx)
 	close(jobs)
 	wg.Wait()
 	res.Elapsed = clock.Since(start)
+	res.VLLM, res.VLLMModels = side.coverage()
 	return res, nil
 }
 
@@ -177,6 +220,7 @@ func (w *worker) handle(ctx context.Context, j *job) {
 type dispatcher struct {
 	opts  Options
 	gen   *workload.Generator
+	vllm  *vllmSide
 	jobs  chan<- *job
 	free  chan *job
 	clock clockwork.Clock
@@ -238,10 +282,15 @@ func (d *dispatcher) run(ctx context.Context) bool {
 			stamp = d.clock.Now().UnixNano()
 		}
 		for k := range request {
+			request[k].ReleasedUnixNano = stamp
+		}
+		if d.vllm != nil {
+			request = d.vllm.admit(request) // vLLM counts every request; aborted and lost ones are not sent
+		}
+		for k := range request {
 			if len(d.cur.recs) == 0 {
 				d.firstDue = due
 			}
-			request[k].ReleasedUnixNano = stamp
 			d.cur.recs = append(d.cur.recs, request[k])
 			d.lastDue = due
 			if len(d.cur.recs) == o.Batch {

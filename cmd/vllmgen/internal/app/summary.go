@@ -37,6 +37,20 @@ type Summary struct {
 
 	FailedExports int64    `json:"failed_exports"`
 	ExportErrors  []string `json:"export_errors,omitempty"`
+
+	// VLLM is what the simulated vLLM server counted on its own /metrics: every finished request (whether its
+	// span was sent or lost) and every aborted one (no span). Total.Spans / VLLM.Total.Finished is the span
+	// coverage a collector should see.
+	VLLM VLLMSummary `json:"vllm"`
+}
+
+// VLLMSummary is vLLM's side of the run.
+type VLLMSummary struct {
+	MetricsListen string                   `json:"metrics_listen,omitempty"`
+	SpanLoss      float64                  `json:"span_loss"`
+	AbortFraction float64                  `json:"abort_fraction"`
+	Total         ModelCoverage            `json:"total"`
+	Models        map[string]ModelCoverage `json:"models"`
 }
 
 // NewSummary converts a Result.
@@ -52,6 +66,8 @@ func NewSummary(r *Result) Summary {
 		FailedExports:  r.FailedExports,
 		ExportErrors:   r.Errors,
 	}
+	s.VLLM = VLLMSummary{MetricsListen: r.MetricsAddr(), SpanLoss: o.VLLM.SpanLoss, AbortFraction: o.VLLM.AbortFraction,
+		Total: r.VLLM, Models: r.VLLMModels}
 	if secs := r.Elapsed.Seconds(); secs > 0 {
 		s.RequestsPerSecond = float64(s.Total.Requests) / secs
 		s.SpansPerSecond = float64(s.Total.Spans) / secs
@@ -127,6 +143,7 @@ func (s Summary) WriteText(w io.Writer) error {
 		}
 		_ = tw.Flush()
 	}
+	s.writeVLLM(&b)
 	if s.FailedExports > 0 || len(s.ExportErrors) > 0 {
 		fmt.Fprintf(&b, "\n%d export requests failed; first errors:\n", s.FailedExports)
 		for _, e := range s.ExportErrors {
@@ -144,4 +161,33 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// writeVLLM says what was sent against what vLLM's own /metrics counted.
+func (s Summary) writeVLLM(b *strings.Builder) {
+	v := s.VLLM.Total
+	b.WriteString("\nsent vs counted by vLLM's /metrics")
+	if s.VLLM.MetricsListen != "" {
+		fmt.Fprintf(b, " (served on http://%s/metrics)", s.VLLM.MetricsListen)
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\tfinished (vllm:request_success_total)\tstop\tlength\taborted (no span)\tspans sent\tspans lost\tspan coverage\t")
+	row := func(name string, c ModelCoverage, spans int64) {
+		coverage := "-"
+		if c.Finished > 0 {
+			coverage = fmt.Sprintf("%.4f", float64(spans)/float64(c.Finished))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", name, c.Finished,
+			c.RequestSuccess["stop"], c.RequestSuccess["length"], c.Aborted, spans, c.LostSpans, coverage)
+	}
+	for _, name := range sortedKeys(s.VLLM.Models) {
+		row(name, s.VLLM.Models[name], s.Models[name].Spans)
+	}
+	if len(s.VLLM.Models) > 1 {
+		row("(all)", v, s.Total.Spans)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(b, "vLLM also counted %d prompt and %d generation tokens (aborted requests' processed tokens included), %d TTFT and %d e2e observations\n",
+		v.PromptTokens, v.GenerationTokens, v.TTFTCount, v.E2ECount)
 }
