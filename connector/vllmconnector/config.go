@@ -71,7 +71,19 @@ type Config struct {
 	// MaxRequestBytes caps the encoded size of one request sent downstream: a flush is split into requests of
 	// at most this many bytes (protobuf), so that no flush exceeds a receiver's message limit (OTLP/gRPC: 4 MiB).
 	MaxRequestBytes int `mapstructure:"max_request_bytes"`
-	_               struct{}
+	// Sampling says what a sampled span stands for when its tracestate carries no OTEP 235 threshold.
+	Sampling SamplingConfig `mapstructure:"sampling"`
+	_        struct{}
+}
+
+// SamplingConfig gives the sampling probability of spans without an OTEP 235 threshold in their tracestate (the
+// Python SDK's TraceIdRatioBased sampler writes none). Spans with a threshold count with it, whatever is set here.
+type SamplingConfig struct {
+	// Ratio is the probability such spans were sampled with: each stands for 1/ratio requests. 1 = unsampled.
+	Ratio float64 `mapstructure:"ratio"`
+	// ServiceRatios overrides Ratio for the spans of a service.name.
+	ServiceRatios map[string]float64 `mapstructure:"service_ratios"`
+	_             struct{}
 }
 
 // Bounds on the settings, so that every configuration that validates also runs in bounded memory and CPU.
@@ -181,11 +193,28 @@ func (c *Config) Validate() error {
 	if c.MetricsExpiration < c.MetricsFlushInterval {
 		errs = append(errs, fmt.Errorf("metrics_expiration: must be at least metrics_flush_interval (%v), got %v", c.MetricsFlushInterval, c.MetricsExpiration))
 	}
+	errs = append(errs, validRatio("sampling.ratio", c.Sampling.Ratio))
+	services := make([]string, 0, len(c.Sampling.ServiceRatios))
+	for s := range c.Sampling.ServiceRatios {
+		services = append(services, s)
+	}
+	sort.Strings(services)
+	for _, s := range services {
+		errs = append(errs, validRatio("sampling.service_ratios."+s, c.Sampling.ServiceRatios[s]))
+	}
 	errs = append(errs,
 		inRange("cardinality_limit", c.CardinalityLimit, 1, maxCardinalityLimit),
 		inRange("max_attribute_length", c.MaxAttributeLength, 1, maxAttributeLength),
 		inRange("max_request_bytes", c.MaxRequestBytes, minRequestBytes, maxRequestBytes))
 	return errors.Join(errs...)
+}
+
+// validRatio accepts a sampling probability: above 0, at most 1.
+func validRatio(key string, r float64) error {
+	if !(r > 0 && r <= 1) { // NaN fails both
+		return fmt.Errorf("%s: must be a sampling probability above 0 and at most 1, got %v", key, r)
+	}
+	return nil
 }
 
 func inRange(key string, v, lo, hi int) error {

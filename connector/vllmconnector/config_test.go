@@ -48,6 +48,7 @@ func TestLoadConfig(t *testing.T) {
 			CardinalityLimit:       100,
 			MaxAttributeLength:     128,
 			MaxRequestBytes:        2 << 20,
+			Sampling:               SamplingConfig{Ratio: 0.5, ServiceRatios: map[string]float64{"vllm-llama": 0.1}},
 		}},
 		{name: "all_resource_attributes", expected: func() *Config {
 			c := createDefaultConfig().(*Config)
@@ -63,6 +64,10 @@ func TestLoadConfig(t *testing.T) {
 		{name: "expiration_below_flush", validateErr: "metrics_expiration: must be at least metrics_flush_interval (1m0s), got 30s"},
 		{name: "bad_temporality", validateErr: `aggregation_temporality: must be "cumulative" or "delta", got "DELTA"`},
 		{name: "bad_histogram_type", validateErr: `histograms.type: must be "explicit" or "exponential", got "exponetial"`},
+		{name: "zero_ratio", validateErr: "sampling.ratio: must be a sampling probability above 0 and at most 1, got 0"},
+		{name: "ratio_above_one", validateErr: "sampling.ratio: must be a sampling probability above 0 and at most 1, got 1.5"},
+		{name: "nan_service_ratio", validateErr: "sampling.service_ratios.vllm-llama: must be a sampling probability above 0 and at most 1, got NaN"},
+		{name: "negative_service_ratio", validateErr: "sampling.service_ratios.b: must be a sampling probability above 0 and at most 1, got -0.1"},
 		{name: "bad_preset", validateErr: `histograms.preset: must be "vllm" or "semconv", got "otel"`},
 		{name: "bad_single_token_tpot", validateErr: `histograms.single_token_tpot: must be "omit" or "zero", got "0"`},
 		{name: "reserved_request_model", validateErr: `dimensions[0].name: "gen_ai.request.model" is set by the connector itself`},

@@ -38,6 +38,7 @@ type vllmConnector struct {
 	lastFlush   pcommon.Timestamp
 	rec         vllmrequest.Record
 	keys        keyer
+	weights     weigher
 	keyBuf      []byte // reused for series keys
 	resourceBuf []byte // reused for resource keys
 	// the series found last, and its resource and key; reset whenever series are removed
@@ -77,6 +78,7 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 		},
 		delta:     cfg.AggregationTemporality == TemporalityDelta,
 		keys:      keyer{maxLen: cfg.MaxAttributeLength, keepResource: cfg.ResourceAttributes},
+		weights:   newWeigher(cfg.Sampling),
 		resources: map[string]*resourceState{},
 		lastFlush: pcommon.NewTimestampFromTime(clock.Now()),
 		done:      make(chan struct{}),
@@ -129,7 +131,7 @@ func (c *vllmConnector) Shutdown(ctx context.Context) error {
 
 // ConsumeTraces aggregates every vLLM request span of td; other spans are ignored.
 func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	var seen, recognised, overflowed, unknownOperations int64
+	var seen, recognised, overflowed, unknownOperations, malformedStates int64
 	c.mu.Lock()
 	now := c.clock.Now()
 	rss := td.ResourceSpans()
@@ -139,6 +141,7 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 		resource := vllmrequest.NewResource(resourceAttrs)
 		var res *resourceState
 		var resourceKey []byte // computed at the resource's first request span
+		fallbackWeight := c.weights.resourceWeight(resourceAttrs)
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
@@ -172,7 +175,11 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 						s = c.addSeries(res, span, key, now)
 					}
 				}
-				c.recorder.record(s, &c.rec, span, now)
+				weight, malformed := c.weights.spanWeight(span, fallbackWeight)
+				if malformed {
+					malformedStates++
+				}
+				c.recorder.record(s, &c.rec, span, weight, now)
 			}
 		}
 	}
@@ -186,6 +193,9 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 	}
 	if unknownOperations > 0 {
 		c.telemetry.ConnectorVllmOperationsUnknown.Add(ctx, unknownOperations)
+	}
+	if malformedStates > 0 {
+		c.telemetry.ConnectorVllmTracestateMalformed.Add(ctx, malformedStates)
 	}
 	c.countAttributes(ctx, &counts)
 	return nil

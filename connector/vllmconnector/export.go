@@ -164,7 +164,7 @@ func (c *vllmConnector) exportResource(b *requestBuilder, res *resourceState, ts
 
 func (c *vllmConnector) exportSeries(set *metricSet, s *series, start, ts pcommon.Timestamp) {
 	for id, h := range s.histograms {
-		if h == nil || h.Count() == 0 {
+		if h == nil || h.Empty() {
 			continue
 		}
 		d := &histogramDefs[id]
@@ -190,18 +190,18 @@ func (c *vllmConnector) exportSeries(set *metricSet, s *series, start, ts pcommo
 		}
 	}
 
-	point := func(dps pmetric.NumberDataPointSlice, v uint64) pmetric.NumberDataPoint {
+	point := func(dps pmetric.NumberDataPointSlice, v *count) pmetric.NumberDataPoint {
 		dp := dps.AppendEmpty()
 		dp.SetStartTimestamp(start)
 		dp.SetTimestamp(ts)
-		dp.SetIntValue(int64(v))
+		dp.SetIntValue(v.value())
 		s.attrs.CopyTo(dp.Attributes())
 		return dp
 	}
-	point(set.sum(metricRequests, "{request}", "vLLM requests finished (one per llm_request span)."), s.requests)
+	point(set.sum(metricRequests, "{request}", "vLLM requests finished (one per llm_request span, times its adjusted count when sampled)."), &s.requests)
 	for i, tokenType := range [2]string{tokenTypeInput, tokenTypeOutput} {
 		if s.hasTokens[i] {
-			dp := point(set.sum(metricTokens, "{token}", "Tokens processed by vLLM, by gen_ai.token.type."), s.tokens[i])
+			dp := point(set.sum(metricTokens, "{token}", "Tokens processed by vLLM, by gen_ai.token.type."), &s.tokens[i])
 			dp.Attributes().PutStr(attrTokenType, tokenType)
 		}
 	}
@@ -209,17 +209,17 @@ func (c *vllmConnector) exportSeries(set *metricSet, s *series, start, ts pcommo
 		return
 	}
 	sloPoints := set.sum(metricSLORequests, "{request}", "vLLM requests by SLO objective and verdict; objective \"all\" counts goodput.")
-	sloPoint := func(objective string, counts [2]uint64) {
+	sloPoint := func(objective string, counts *[2]count) {
 		for verdict, met := range [2]bool{true, false} {
-			dp := point(sloPoints, counts[verdict])
+			dp := point(sloPoints, &counts[verdict])
 			dp.Attributes().PutStr(attrSLOObjective, objective)
 			dp.Attributes().PutBool(attrSLOMet, met)
 		}
 	}
 	for _, o := range vllmrequest.Objectives() {
 		if _, ok := c.cfg.Request.SLO.Threshold(o); ok {
-			sloPoint(o.String(), s.slo[o])
+			sloPoint(o.String(), &s.slo[o])
 		}
 	}
-	sloPoint(vllmrequest.ObjectiveAll, s.slo[sloAll])
+	sloPoint(vllmrequest.ObjectiveAll, &s.slo[sloAll])
 }

@@ -1,6 +1,7 @@
 package vllmconnector // import "github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
 
 import (
+	"math"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -25,12 +26,30 @@ type series struct {
 	updated  bool // recorded since the last flush
 
 	histograms [numHistograms]histogram.Histogram // created on first value, so V1 series hold no V0-only ones
-	requests   uint64
-	tokens     [2]uint64 // input, output
+	requests   count
+	tokens     [2]count // input, output
 	hasTokens  [2]bool
 	// slo counts requests per objective as [met, violated]; index NumObjectives is "all".
-	slo [vllmrequest.NumObjectives + 1][2]uint64
+	slo [vllmrequest.NumObjectives + 1][2]count
 }
+
+// count accumulates adjusted counts (a sampled span stands for 1/probability requests). Fractional counts are
+// added with Neumaier's compensated summation, so that millions of them do not drift, and rounded only when
+// written: 300 spans at 75% are 400 requests.
+type count struct{ sum, compensation float64 }
+
+func (c *count) add(w float64) {
+	t := c.sum + w
+	if math.Abs(c.sum) >= math.Abs(w) {
+		c.compensation += (c.sum - t) + w
+	} else {
+		c.compensation += (w - t) + c.sum
+	}
+	c.sum = t
+}
+
+// value is the count rounded to the nearest integer, as OTLP's integer sums need it.
+func (c *count) value() int64 { return int64(math.Round(c.sum + c.compensation)) }
 
 const (
 	sloMet      = 0
@@ -83,8 +102,8 @@ func (r *recorder) histogramValue(id histogramID, rec *vllmrequest.Record) (floa
 	return 0, false
 }
 
-// record adds one request to s.
-func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, now time.Time) {
+// record adds one request to s, standing for weight requests (its adjusted count).
+func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, weight float64, now time.Time) {
 	for id := histogramID(0); id < numHistograms; id++ {
 		v, ok := r.histogramValue(id, rec)
 		if !ok {
@@ -95,18 +114,18 @@ func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, 
 			h = r.newHistogram(id)
 			s.histograms[id] = h
 		}
-		h.Record(v)
+		h.Record(v, weight)
 		if r.maxExemplars > 0 {
 			h.Exemplars().Offer(v, span.EndTimestamp(), span.TraceID(), span.SpanID())
 		}
 	}
-	s.requests++
+	s.requests.add(weight)
 	if n, ok := rec.Prompt(); ok {
-		s.tokens[0] += uint64(n)
+		s.tokens[0].add(float64(n) * weight)
 		s.hasTokens[0] = true
 	}
 	if n, ok := rec.Completion(); ok {
-		s.tokens[1] += uint64(n)
+		s.tokens[1].add(float64(n) * weight)
 		s.hasTokens[1] = true
 	}
 	if r.sloEnabled {
@@ -114,15 +133,15 @@ func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, 
 		for o, v := range verdict.Verdicts {
 			switch v {
 			case vllmrequest.Met:
-				s.slo[o][sloMet]++
+				s.slo[o][sloMet].add(weight)
 			case vllmrequest.Violated:
-				s.slo[o][sloViolated]++
+				s.slo[o][sloViolated].add(weight)
 			}
 		}
 		if verdict.AllMet {
-			s.slo[sloAll][sloMet]++
+			s.slo[sloAll][sloMet].add(weight)
 		} else {
-			s.slo[sloAll][sloViolated]++
+			s.slo[sloAll][sloViolated].add(weight)
 		}
 	}
 	s.lastSeen = now
@@ -136,9 +155,9 @@ func (s *series) flushedDelta() {
 			h.Reset()
 		}
 	}
-	s.requests = 0
-	s.tokens = [2]uint64{}
-	s.slo = [vllmrequest.NumObjectives + 1][2]uint64{}
+	s.requests = count{}
+	s.tokens = [2]count{}
+	s.slo = [vllmrequest.NumObjectives + 1][2]count{}
 	s.updated = false
 }
 

@@ -4,15 +4,19 @@
 package histogram // import "github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/histogram"
 
 import (
+	"math"
+
 	"github.com/lightstep/go-expohisto/structure"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
-// Histogram is what the connector records into; Explicit and Exponential implement it.
+// Histogram is what the connector records into; Explicit and Exponential implement it. Every value carries a
+// weight: the adjusted count of its span (1 unsampled, 1/probability when sampled).
 type Histogram interface {
-	Record(v float64)
-	Count() uint64
+	Record(v, weight float64)
+	// Empty is true when nothing was recorded since the last Reset.
+	Empty() bool
 	Reset()
 	Exemplars() *Exemplars
 }
@@ -23,11 +27,11 @@ var (
 )
 
 // Explicit is a histogram with fixed upper bounds. Bounds are shared between all histograms of a metric and
-// must not be modified.
+// must not be modified. Bucket weights are kept as floats and rounded only when written (see CopyTo).
 type Explicit struct {
 	bounds    []float64
-	counts    []uint64 // len(bounds)+1; the last is the +Inf bucket
-	count     uint64
+	weights   []float64 // len(bounds)+1; the last is the +Inf bucket
+	values    int       // values recorded, whatever their weight
 	sum       float64
 	min, max  float64
 	exemplars Exemplars
@@ -35,20 +39,21 @@ type Explicit struct {
 
 // NewExplicit returns an empty histogram over bounds, keeping up to maxExemplars exemplars.
 func NewExplicit(bounds []float64, maxExemplars int) *Explicit {
-	return &Explicit{bounds: bounds, counts: make([]uint64, len(bounds)+1), exemplars: newExemplars(maxExemplars)}
+	return &Explicit{bounds: bounds, weights: make([]float64, len(bounds)+1), exemplars: newExemplars(maxExemplars)}
 }
 
-// Record adds one value. A value equal to a bound falls into that bound's bucket (le semantics).
-func (h *Explicit) Record(v float64) {
-	h.counts[bucketIndex(h.bounds, v)]++
-	if h.count == 0 || v < h.min {
+// Record adds one value of the given weight. A value equal to a bound falls into that bound's bucket (le
+// semantics). Min and max are the observed values, whatever the weights.
+func (h *Explicit) Record(v, weight float64) {
+	h.weights[bucketIndex(h.bounds, v)] += weight
+	if h.values == 0 || v < h.min {
 		h.min = v
 	}
-	if h.count == 0 || v > h.max {
+	if h.values == 0 || v > h.max {
 		h.max = v
 	}
-	h.count++
-	h.sum += v
+	h.values++
+	h.sum += v * weight
 }
 
 // bucketIndex is the index of the first bound ≥ v, len(bounds) for +Inf. It is sort.SearchFloat64s without the
@@ -66,33 +71,61 @@ func bucketIndex(bounds []float64, v float64) int {
 	return lo
 }
 
-// Count is the number of values recorded since the last Reset.
-func (h *Explicit) Count() uint64 { return h.count }
+// Empty is true when no value was recorded since the last Reset.
+func (h *Explicit) Empty() bool { return h.values == 0 }
 
 // Exemplars are the exemplars kept for the current flush interval.
 func (h *Explicit) Exemplars() *Exemplars { return &h.exemplars }
 
 // Reset forgets every value (delta temporality).
 func (h *Explicit) Reset() {
-	clear(h.counts)
-	h.count, h.sum, h.min, h.max = 0, 0, 0, 0
+	clear(h.weights)
+	h.values, h.sum, h.min, h.max = 0, 0, 0, 0
 	h.exemplars.Reset()
 }
 
-// CopyTo writes the histogram into dp.
+// CopyTo writes the histogram into dp. Fractional weights become the integer bucket counts OTLP needs by
+// rounding the cumulative weights: bucket i is round(W_i) − round(W_i−1), W_i the weight up to bucket i. Every
+// count is then within 1 of the exact weight, the buckets add up exactly to the point's count, round(W), and no
+// rounding error accumulates across buckets or flushes (cumulative points are rounded afresh from the exact
+// weights each time).
 func (h *Explicit) CopyTo(dp pmetric.HistogramDataPoint) {
-	dp.SetCount(h.count)
+	counts := dp.BucketCounts()
+	counts.EnsureCapacity(len(h.weights))
+	var cumulative float64
+	var emitted uint64
+	for _, w := range h.weights {
+		cumulative += w
+		upTo := roundCount(cumulative)
+		if upTo < emitted { // float error on a zero-weight bucket cannot make a count negative
+			upTo = emitted
+		}
+		counts.Append(upTo - emitted)
+		emitted = upTo
+	}
+	dp.SetCount(emitted)
 	dp.SetSum(h.sum)
 	dp.SetMin(h.min)
 	dp.SetMax(h.max)
 	dp.ExplicitBounds().FromRaw(h.bounds)
-	dp.BucketCounts().FromRaw(h.counts)
 	h.exemplars.CopyTo(dp.Exemplars())
 }
 
+// roundCount rounds an accumulated weight to the nearest count.
+func roundCount(w float64) uint64 {
+	if w <= 0 {
+		return 0
+	}
+	return uint64(math.Round(w))
+}
+
 // Exponential is a base-2 exponential histogram whose scale drops as needed to stay within max_size buckets.
+// Its buckets hold integer counts: a fractional weight's remainder is carried to the next value recorded, so
+// the total count stays within 1 of the exact weight and no value is ever recorded with a count of 0.
 type Exponential struct {
 	h         structure.Histogram[float64]
+	carry     float64 // weight not yet credited to a bucket
+	sum       float64
 	exemplars Exemplars
 }
 
@@ -103,11 +136,20 @@ func NewExponential(maxSize int32, maxExemplars int) *Exponential {
 	return e
 }
 
-// Record adds one value (values are never negative here; zero goes to the zero bucket).
-func (e *Exponential) Record(v float64) { e.h.Update(v) }
+// Record adds one value of the given weight (values are never negative here; zero goes to the zero bucket).
+func (e *Exponential) Record(v, weight float64) {
+	e.carry += weight
+	incr := math.Floor(e.carry + 0.5)
+	if incr < 1 {
+		incr = 1 // a weight is at least 1, so this only absorbs float error
+	}
+	e.carry -= incr
+	e.h.UpdateByIncr(v, uint64(incr))
+	e.sum += v * weight
+}
 
-// Count is the number of values recorded since the last Reset.
-func (e *Exponential) Count() uint64 { return e.h.Count() }
+// Empty is true when no value was recorded since the last Reset.
+func (e *Exponential) Empty() bool { return e.h.Count() == 0 }
 
 // Exemplars are the exemplars kept for the current flush interval.
 func (e *Exponential) Exemplars() *Exemplars { return &e.exemplars }
@@ -115,13 +157,14 @@ func (e *Exponential) Exemplars() *Exemplars { return &e.exemplars }
 // Reset forgets every value (delta temporality).
 func (e *Exponential) Reset() {
 	e.h.Clear()
+	e.carry, e.sum = 0, 0
 	e.exemplars.Reset()
 }
 
 // CopyTo writes the histogram into dp.
 func (e *Exponential) CopyTo(dp pmetric.ExponentialHistogramDataPoint) {
 	dp.SetCount(e.h.Count())
-	dp.SetSum(e.h.Sum())
+	dp.SetSum(e.sum)
 	dp.SetMin(e.h.Min())
 	dp.SetMax(e.h.Max())
 	dp.SetScale(e.h.Scale())

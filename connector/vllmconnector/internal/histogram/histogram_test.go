@@ -23,7 +23,7 @@ func TestExplicitBucketsUseLessOrEqual(t *testing.T) {
 	for _, tt := range tests {
 		h := NewExplicit(bounds, 0)
 		for _, v := range tt.values {
-			h.Record(v)
+			h.Record(v, 1)
 		}
 		dp := pmetric.NewHistogramDataPoint()
 		h.CopyTo(dp)
@@ -41,7 +41,7 @@ func TestExplicitBucketsUseLessOrEqual(t *testing.T) {
 func TestExplicitMinMaxAndReset(t *testing.T) {
 	h := NewExplicit([]float64{1}, 2)
 	for _, v := range []float64{3, 0.5, 2} {
-		h.Record(v)
+		h.Record(v, 1)
 		h.Exemplars().Offer(v, 1, pcommon.TraceID{1}, pcommon.SpanID{byte(v * 10)})
 	}
 	dp := pmetric.NewHistogramDataPoint()
@@ -50,9 +50,9 @@ func TestExplicitMinMaxAndReset(t *testing.T) {
 	assert.Equal(t, 3.0, dp.Max())
 	assert.Equal(t, 2, dp.Exemplars().Len())
 	h.Reset()
-	assert.Equal(t, uint64(0), h.Count())
+	assert.True(t, h.Empty())
 	assert.Equal(t, 0, h.Exemplars().Len())
-	h.Record(7)
+	h.Record(7, 1)
 	dp = pmetric.NewHistogramDataPoint()
 	h.CopyTo(dp)
 	assert.Equal(t, 7.0, dp.Min(), "min restarts after reset")
@@ -81,7 +81,7 @@ func TestExemplarsKeepLargest(t *testing.T) {
 func TestExponentialStaysWithinMaxSize(t *testing.T) {
 	e := NewExponential(8, 0)
 	for _, v := range []float64{0, 0.001, 0.01, 0.1, 1, 10, 100, 1000} {
-		e.Record(v)
+		e.Record(v, 1)
 	}
 	dp := pmetric.NewExponentialHistogramDataPoint()
 	e.CopyTo(dp)
@@ -96,7 +96,7 @@ func TestExponentialStaysWithinMaxSize(t *testing.T) {
 	assert.InDelta(t, 1111.111, dp.Sum(), 1e-9)
 	assert.Equal(t, 1000.0, dp.Max())
 	e.Reset()
-	assert.Equal(t, uint64(0), e.Count())
+	assert.True(t, e.Empty())
 }
 
 func TestBucketIndexMatchesSearchFloat64s(t *testing.T) {
@@ -105,4 +105,79 @@ func TestBucketIndexMatchesSearchFloat64s(t *testing.T) {
 		assert.Equal(t, sort.SearchFloat64s(bounds, v), bucketIndex(bounds, v), "%v", v)
 	}
 	assert.Equal(t, 0, bucketIndex(nil, 1))
+}
+
+func TestExplicitWeights(t *testing.T) {
+	bounds := []float64{1, 2, 5}
+	tests := []struct {
+		name   string
+		values []float64
+		weight float64
+		counts []uint64
+		sum    float64
+	}{
+		{"th:8, adjusted count 2", []float64{0.5, 1.5, 3}, 2, []uint64{2, 2, 2, 0}, 10},
+		{"th:e, adjusted count 8", []float64{10}, 8, []uint64{0, 0, 0, 8}, 80},
+		// 300 values of weight 4/3 are 400 requests: rounding happens once, on the cumulative weight
+		{"th:4, adjusted count 4/3", repeat(1.5, 300), 4.0 / 3, []uint64{0, 400, 0, 0}, 600},
+		// one value of 4/3 in each of three buckets: 1.33, 2.67, 4 cumulative → 1, 2, 1; the count is 4, not 3
+		{"fractional spread", []float64{0.5, 1.5, 3}, 4.0 / 3, []uint64{1, 2, 1, 0}, 4.0 / 3 * 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := NewExplicit(bounds, 0)
+			for _, v := range tt.values {
+				h.Record(v, tt.weight)
+			}
+			dp := pmetric.NewHistogramDataPoint()
+			h.CopyTo(dp)
+			assert.Equal(t, tt.counts, dp.BucketCounts().AsRaw())
+			var total uint64
+			for _, c := range tt.counts {
+				total += c
+			}
+			assert.Equal(t, total, dp.Count(), "buckets add up to the count")
+			assert.InDelta(t, tt.sum, dp.Sum(), 1e-9, "sum = Σ value × adjusted count")
+			assert.Equal(t, minOf(tt.values), dp.Min(), "min and max are observed values")
+			assert.Equal(t, maxOf(tt.values), dp.Max())
+		})
+	}
+}
+
+func TestExponentialWeights(t *testing.T) {
+	e := NewExponential(160, 0)
+	for range 300 {
+		e.Record(1.5, 4.0/3)
+	}
+	e.Record(0, 8)
+	dp := pmetric.NewExponentialHistogramDataPoint()
+	e.CopyTo(dp)
+	assert.Equal(t, uint64(408), dp.Count(), "the fractional weights' remainders are carried, not lost")
+	assert.Equal(t, uint64(8), dp.ZeroCount())
+	assert.InDelta(t, 600, dp.Sum(), 1e-9)
+	assert.Equal(t, 1.5, dp.Max())
+}
+
+func repeat(v float64, n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+func minOf(vs []float64) float64 {
+	m := vs[0]
+	for _, v := range vs {
+		m = min(m, v)
+	}
+	return m
+}
+
+func maxOf(vs []float64) float64 {
+	m := vs[0]
+	for _, v := range vs {
+		m = max(m, v)
+	}
+	return m
 }

@@ -34,6 +34,7 @@ type TelemetryBuilder struct {
 	ConnectorVllmSeriesOverflow      metric.Int64Counter
 	ConnectorVllmSpansRecognized     metric.Int64Counter
 	ConnectorVllmSpansSeen           metric.Int64Counter
+	ConnectorVllmTracestateMalformed metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -110,6 +111,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ConnectorVllmSpansSeen, err = builder.meter.Int64Counter(
 		"otelcol_connector_vllm_spans_seen",
 		metric.WithDescription("Spans inspected by the connector. [Alpha]"),
+		metric.WithUnit("{span}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorVllmTracestateMalformed, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_tracestate_malformed",
+		metric.WithDescription("vLLM request spans whose W3C tracestate could not be parsed; each counted with the configured sampling ratio, none dropped. [Alpha]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

@@ -27,6 +27,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ConnectorVllmSeriesOverflow.Add(context.Background(), 1)
 	tb.ConnectorVllmSpansRecognized.Add(context.Background(), 1)
 	tb.ConnectorVllmSpansSeen.Add(context.Background(), 1)
+	tb.ConnectorVllmTracestateMalformed.Add(context.Background(), 1)
 	AssertEqualConnectorVllmAttributesDropped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
@@ -49,6 +50,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualConnectorVllmSpansSeen(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualConnectorVllmTracestateMalformed(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 
