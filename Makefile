@@ -1,7 +1,7 @@
 # otelcol-vllm — build, test and run targets.
 # Every target installs what it needs when missing: Go tools (ocb, mdatagen, staticcheck) are built once
 # per version into a cache outside the clone ($(TOOLS_CACHE)), so a fresh clone reuses them; Prometheus/promtool
-# come from apt-get.
+# and podman/buildah/runc come from apt-get.
 
 GO          ?= go
 # One folder per tool and version, e.g. ~/.cache/otelcol-vllm/tools/builder-v0.165.0/builder. The Go build
@@ -22,7 +22,7 @@ export CGO_ENABLED := 1
 # go-nvml's cgo wrappers call NVML functions that NVML 13 marks deprecated; the warnings are noise.
 export CGO_CFLAGS  ?= -O2 -g -Wno-deprecated-declarations
 
-# The version `otelcol-vllm --version` prints: `git describe` (a tag vX.Y.Z gives X.Y.Z, or
+# The version `otelcol-vllm --version` prints and the image tag: `git describe` (a tag vX.Y.Z gives X.Y.Z, or
 # X.Y.Z-N-gHASH after it; with no tag, builder-config.yaml's version followed by the commit), "-dirty" for
 # uncommitted changes; builder-config.yaml's version alone outside a git checkout. Override with VERSION=...
 VERSION_BASE := $(shell sed -n 's/^  version: *//p' builder-config.yaml)
@@ -30,8 +30,10 @@ ifeq ($(origin VERSION),undefined)
 VERSION := $(shell d=$$(git describe --tags --always --dirty --match 'v[0-9]*' 2>/dev/null) || d=; \
 	case "$$d" in (v[0-9]*) echo "$$d" | cut -c2-;; ("") echo "$(VERSION_BASE)";; (*) echo "$(VERSION_BASE)-$$d";; esac)
 endif
+IMAGE_NAME  ?= ghcr.io/otelcol-vllm/otelcol-vllm
+IMAGE       ?= $(IMAGE_NAME):$(VERSION)
 
-.PHONY: all test vet fmt-check lint unit generate generate-check tools ocb dist run prometheus-tools print-tools-cache bench bench-e2e FORCE
+.PHONY: all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools print-tools-cache bench bench-e2e FORCE
 
 all: test
 
@@ -105,11 +107,23 @@ $(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(DIST_SOURCES) $(VERSION_
 run: dist
 	$(DIST_BIN)
 
+## image: the container image $(IMAGE) from the built binary (distribution/image/Dockerfile), with docker (when its
+## daemon answers), podman or buildah, or CONTAINER_TOOL="podman --storage-driver vfs" etc.
+image: dist
+	distribution/image/build.sh $(DIST_BIN) $(IMAGE)
+
 ## prometheus-tools: promtool and prometheus from Debian's prometheus package (tests need both)
 prometheus-tools:
 	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
 		echo "installing Debian's prometheus package (promtool, prometheus)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+
+## container-tools: podman, buildah and runc from Debian (the image test builds and runs the image with podman)
+container-tools:
+	@if ! command -v podman >/dev/null 2>&1 || ! command -v buildah >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; then \
+		echo "installing Debian's podman, buildah and runc"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman buildah runc; \
 	fi
 
 ## vet: go vet over the whole module, and the bench/ comparison module
@@ -125,7 +139,7 @@ fmt-check:
 ## unit: every Go test with the race detector. Tests that need the built distribution, promtool or prometheus
 ## read their paths from OTELCOL_VLLM_BIN, PROMTOOL and PROMETHEUS, which this target always sets (and
 ## OTELCOL_VLLM_VERSION, the version the binary must report).
-unit: dist prometheus-tools
+unit: dist prometheus-tools container-tools
 	OTELCOL_VLLM_BIN=$(DIST_BIN) OTELCOL_VLLM_VERSION=$(VERSION) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
 		$(GO) test -race -count=1 ./...
 
