@@ -1,5 +1,5 @@
 # otelcol-vllm — build, test and run targets.
-# Every target installs what it needs when missing: Go tools (ocb, mdatagen, staticcheck) are built once
+# Every target installs what it needs when missing: Go tools (ocb, mdatagen, staticcheck, Jaeger) are built once
 # per version into a cache outside the clone ($(TOOLS_CACHE)), so a fresh clone reuses them; Prometheus/promtool
 # and podman/buildah/runc come from apt-get.
 
@@ -14,6 +14,9 @@ OCB_VERSION := v0.165.0
 OCB         := $(TOOLS_CACHE)/builder-$(OCB_VERSION)/builder
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS_CACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+# Jaeger v2 (a collector distribution; its Go module is still versioned v1.x) for the end-to-end trace test
+JAEGER_VERSION := v1.76.0
+JAEGER      := $(TOOLS_CACHE)/jaeger-$(JAEGER_VERSION)/jaeger
 DIST_DIR    := $(CURDIR)/_build
 DIST_BIN    := $(DIST_DIR)/otelcol-vllm
 PROMTOOL    ?= $(shell command -v promtool 2>/dev/null || echo /usr/bin/promtool)
@@ -33,7 +36,7 @@ endif
 IMAGE_NAME  ?= ghcr.io/otelcol-vllm/otelcol-vllm
 IMAGE       ?= $(IMAGE_NAME):$(VERSION)
 
-.PHONY: all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools print-tools-cache bench bench-e2e FORCE
+.PHONY: all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools jaeger print-tools-cache bench bench-e2e FORCE
 
 all: test
 
@@ -55,6 +58,16 @@ $(OCB):
 
 $(STATICCHECK):
 	GOBIN=$(@D) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## jaeger: Jaeger v2 for the end-to-end trace test, built from a scratch module (about 9 minutes on 2 cores, once)
+jaeger: $(JAEGER)
+
+$(JAEGER):
+	@echo "building Jaeger $(JAEGER_VERSION) into $(@D) (once per version: about 9 minutes on 2 cores)"
+	@mkdir -p $(@D)/src
+	cd $(@D)/src && { [ -f go.mod ] || $(GO) mod init jaeger-build; } && \
+		$(GO) get github.com/jaegertracing/jaeger/cmd/jaeger@$(JAEGER_VERSION) && \
+		$(GO) build -o $@.tmp github.com/jaegertracing/jaeger/cmd/jaeger && mv $@.tmp $@
 
 ## generate: regenerate mdatagen output (internal/metadata, documentation.md) for every component
 generate: $(MDATAGEN)
@@ -136,12 +149,12 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './_build/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## unit: every Go test with the race detector. Tests that need the built distribution, promtool or prometheus
-## read their paths from OTELCOL_VLLM_BIN, PROMTOOL and PROMETHEUS, which this target always sets (and
-## OTELCOL_VLLM_VERSION, the version the binary must report).
-unit: dist prometheus-tools container-tools
+## unit: every Go test with the race detector. Tests that need the built distribution, promtool, prometheus or
+## Jaeger read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS and JAEGER, which this target always sets
+## (and OTELCOL_VLLM_VERSION, the version the binary must report).
+unit: dist prometheus-tools container-tools $(JAEGER)
 	OTELCOL_VLLM_BIN=$(DIST_BIN) OTELCOL_VLLM_VERSION=$(VERSION) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
-		$(GO) test -race -count=1 ./...
+		JAEGER=$(JAEGER) $(GO) test -race -count=1 ./...
 
 ## test: everything CI runs
 test: vet fmt-check lint generate-check unit

@@ -30,6 +30,7 @@ import (
 const (
 	envCollectorBin = "OTELCOL_VLLM_BIN"
 	envPrometheus   = "PROMETHEUS"
+	envJaeger       = "JAEGER"
 )
 
 // requireEnv returns an executable path from the environment, or skips the test when it is not set.
@@ -40,6 +41,7 @@ func requireEnv(t *testing.T, name string) string {
 		hint := map[string]string{
 			envCollectorBin: "OTELCOL_VLLM_BIN=_build/otelcol-vllm after `make dist`",
 			envPrometheus:   "PROMETHEUS=/usr/bin/prometheus from Debian's prometheus package",
+			envJaeger:       "JAEGER=the binary `make jaeger` builds into ~/.cache/otelcol-vllm/tools/jaeger-<version>/",
 		}[name]
 		t.Skipf("%s is not set: run `make test`, or set it (%s)", name, hint)
 	}
