@@ -2,7 +2,8 @@
 // generate and compile steps; the directory's leading underscore keeps it out of the root module's build).
 // ocb v0.165 has no setting for a default config source or a version from the build, so this file supplies
 // both: ocb's generated main() builds the collector settings and calls run(), which adds them before the
-// collector starts. `make dist` sets version with -ldflags "-X main.version=...".
+// collector starts. `make dist` sets version with -ldflags "-X main.version=...". ocb's main_windows.go is left
+// as generated: this project builds no Windows binary.
 
 //go:build !windows
 
