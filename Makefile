@@ -1,45 +1,100 @@
 # otelcol-vllm — build, test and run targets.
-# Every target installs what it needs when missing: Go tools into .tools/ with `go install`/`go build`,
-# Prometheus/promtool with apt-get.
+# Every target installs what it needs when missing: Go tools (ocb, mdatagen, staticcheck, Jaeger) are built once
+# per version into a cache outside the clone ($(TOOLS_CACHE)), so a fresh clone reuses them; Prometheus/promtool
+# and podman/buildah/runc come from apt-get.
 
 GO          ?= go
-TOOLS       := $(CURDIR)/.tools
-MDATAGEN    := $(TOOLS)/mdatagen
+# One folder per tool and version, e.g. ~/.cache/otelcol-vllm/tools/builder-v0.165.0/builder. The Go build
+# cache is Go's default (`go env GOCACHE`), also outside the clone.
+TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/otelcol-vllm/tools
+# mdatagen is built from internal/tools (v0.159.0 is the newest the module proxy builds against collector v0.165.0)
+MDATAGEN_VERSION := $(shell sed -n 's|^[[:space:]]*go.opentelemetry.io/collector/cmd/mdatagen \(v[^[:space:]]*\).*|\1|p' internal/tools/go.mod)
+MDATAGEN    := $(TOOLS_CACHE)/mdatagen-$(MDATAGEN_VERSION)/mdatagen
 OCB_VERSION := v0.165.0
-OCB         := $(TOOLS)/builder
+OCB         := $(TOOLS_CACHE)/builder-$(OCB_VERSION)/builder
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS_CACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+# Jaeger v2 (a collector distribution; its Go module is still versioned v1.x) for the end-to-end trace test
+JAEGER_VERSION := v1.76.0
+JAEGER      := $(TOOLS_CACHE)/jaeger-$(JAEGER_VERSION)/jaeger
 DIST_DIR    := $(CURDIR)/_build
 DIST_BIN    := $(DIST_DIR)/otelcol-vllm
 PROMTOOL    ?= $(shell command -v promtool 2>/dev/null || echo /usr/bin/promtool)
 PROMETHEUS  ?= $(shell command -v prometheus 2>/dev/null || echo /usr/bin/prometheus)
 # Helm, built from its Go module into a cache outside the clone, keyed by its version (the chart tests run it).
 HELM_VERSION := v3.22.0
-HELM        ?= $(HOME)/.cache/otelcol-vllm/tools/helm-$(HELM_VERSION)/helm
+HELM        ?= $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
 # kustomize, the same way (the tests build deploy/kubernetes and the README's overlay with it). v5.8.3 needs Go 1.27.
 KUSTOMIZE_VERSION := v5.8.2
-KUSTOMIZE   ?= $(HOME)/.cache/otelcol-vllm/tools/kustomize-$(KUSTOMIZE_VERSION)/kustomize
+KUSTOMIZE   ?= $(TOOLS_CACHE)/kustomize-$(KUSTOMIZE_VERSION)/kustomize
 export CGO_ENABLED := 1
 # go-nvml's cgo wrappers call NVML functions that NVML 13 marks deprecated; the warnings are noise.
 export CGO_CFLAGS  ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: all test vet fmt-check unit generate tools ocb dist run prometheus-tools helm kustomize bench bench-e2e
+# The version `otelcol-vllm --version` prints and the image tag: `git describe` (a tag vX.Y.Z gives X.Y.Z, or
+# X.Y.Z-N-gHASH after it; with no tag, builder-config.yaml's version followed by the commit), "-dirty" for
+# uncommitted changes; builder-config.yaml's version alone outside a git checkout. Override with VERSION=...
+VERSION_BASE := $(shell sed -n 's/^  version: *//p' builder-config.yaml)
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell d=$$(git describe --tags --always --dirty --match 'v[0-9]*' 2>/dev/null) || d=; \
+	case "$$d" in (v[0-9]*) echo "$$d" | cut -c2-;; ("") echo "$(VERSION_BASE)";; (*) echo "$(VERSION_BASE)-$$d";; esac)
+endif
+IMAGE_NAME  ?= ghcr.io/otelcol-vllm/otelcol-vllm
+IMAGE       ?= $(IMAGE_NAME):$(VERSION)
+
+.PHONY: all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools jaeger helm kustomize print-tools-cache bench bench-e2e FORCE
 
 all: test
 
-## tools: repo-local build tools (mdatagen v0.159.0 through the internal/tools module)
-tools: $(MDATAGEN) $(OCB)
+print-tools-cache:
+	@echo $(TOOLS_CACHE)
 
-$(MDATAGEN): internal/tools/go.mod internal/tools/go.sum
-	cd internal/tools && $(GO) build -o $(MDATAGEN) go.opentelemetry.io/collector/cmd/mdatagen
+## tools: the build tools, into $(TOOLS_CACHE) (each is built once per version; nothing in the clone is a
+## prerequisite, so a fresh clone does not rebuild them)
+tools: $(MDATAGEN) $(OCB) $(STATICCHECK)
 
-## ocb: the OpenTelemetry Collector Builder, into .tools/builder
+$(MDATAGEN):
+	cd internal/tools && $(GO) build -o $@ go.opentelemetry.io/collector/cmd/mdatagen
+
+## ocb: the OpenTelemetry Collector Builder
 ocb: $(OCB)
 
 $(OCB):
-	GOBIN=$(TOOLS) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+	GOBIN=$(@D) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+
+$(STATICCHECK):
+	GOBIN=$(@D) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## jaeger: Jaeger v2 for the end-to-end trace test, built from a scratch module (about 9 minutes on 2 cores, once)
+jaeger: $(JAEGER)
+
+$(JAEGER):
+	@echo "building Jaeger $(JAEGER_VERSION) into $(@D) (once per version: about 9 minutes on 2 cores)"
+	@mkdir -p $(@D)/src
+	cd $(@D)/src && { [ -f go.mod ] || $(GO) mod init jaeger-build; } && \
+		$(GO) get github.com/jaegertracing/jaeger/cmd/jaeger@$(JAEGER_VERSION) && \
+		$(GO) build -o $@.tmp github.com/jaegertracing/jaeger/cmd/jaeger && mv $@.tmp $@
 
 ## generate: regenerate mdatagen output (internal/metadata, documentation.md) for every component
 generate: $(MDATAGEN)
-	PATH="$(TOOLS):$$PATH" $(GO) generate ./...
+	PATH="$(dir $(MDATAGEN)):$$PATH" $(GO) generate ./...
+
+## generate-check: fail when `make generate` changes anything, i.e. a generated file was not regenerated after
+## its metadata.yaml changed (on a clean checkout, as in CI, this is `make generate && git diff --exit-code`)
+generate-check: $(MDATAGEN)
+	@command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1 || { echo "generate-check: not a git checkout, skipped"; exit 0; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	{ git diff; git status --porcelain --untracked-files=all; } > $$tmp/before; \
+	$(MAKE) --no-print-directory generate >/dev/null || exit 1; \
+	{ git diff; git status --porcelain --untracked-files=all; } > $$tmp/after; \
+	if ! cmp -s $$tmp/before $$tmp/after; then \
+		echo "make generate changed generated files (regenerate and commit them):"; diff $$tmp/before $$tmp/after | head -50; exit 1; \
+	fi
+
+## lint: staticcheck over the module and the bench/ module
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./...
+	cd bench && $(STATICCHECK) ./...
 
 ## helm: Helm into the tools cache. The ldflags set what Helm's own build sets: its version, and the Kubernetes
 ## version `helm template` and `helm lint` assume (1.<minor of the client-go Helm is built with>; without it,
@@ -69,16 +124,23 @@ dist: $(DIST_BIN)
 
 DIST_SOURCES := $(shell find processor connector receiver internal distribution -type f \( -name '*.go' -o -name '*.yaml' \) -not -name '*_test.go' -not -path '*/testdata/*' 2>/dev/null)
 
-# ocb's generated main.go has no default config URI; the sed adds `embedded:default` (served by
-# distribution/embeddedprovider) to its ResolverSettings, so that the binary started without --config runs
-# the configuration compiled into it. The grep makes a changed ocb template fail the build instead of
-# silently producing a binary without a default.
-$(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(DIST_SOURCES)
+# Rewritten only when VERSION changes, so that a new commit relinks the binary with its version.
+VERSION_STAMP := $(DIST_DIR)/.version
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(@D); echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+FORCE:
+
+COLD_BUILD_NOTE := building $(DIST_BIN): the first build (empty Go build cache) takes about 15 minutes on 2 cores, \
+	most of it compiling the prometheus receiver's service-discovery dependencies; later builds take seconds to a minute
+
+# ocb generates the sources (main.go, components.go, go.mod) and then compiles them. In between, its
+# main_others.go is replaced by distribution/_ocb/main_others.go, which makes `embedded:default` the config of a
+# binary started without --config and takes the version from -ldflags (ocb v0.165 has no setting for either).
+$(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(DIST_SOURCES) $(VERSION_STAMP)
+	@[ -f $@ ] || echo "$(COLD_BUILD_NOTE)"
 	$(OCB) --config builder-config.yaml --skip-compilation
-	sed -i 's|^\([[:space:]]*\)ResolverSettings: confmap.ResolverSettings{$$|&\n\1\tURIs: []string{"embedded:default"},|' $(DIST_DIR)/main.go
-	@grep -q 'URIs: \[\]string{"embedded:default"}' $(DIST_DIR)/main.go || \
-		{ echo "could not add the embedded:default config URI to $(DIST_DIR)/main.go (ocb template changed?)"; exit 1; }
-	$(OCB) --config builder-config.yaml --skip-generate --skip-get-modules
+	cp distribution/_ocb/main_others.go $(DIST_DIR)/main_others.go
+	$(OCB) --config builder-config.yaml --skip-generate --skip-get-modules --ldflags="-s -w -X main.version=$(VERSION)"
 	@touch $@
 
 ## run: build if needed, then run the collector on its embedded default config (embedded:default). Switch on
@@ -86,11 +148,23 @@ $(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(DIST_SOURCES)
 run: dist
 	$(DIST_BIN)
 
+## image: the container image $(IMAGE) from the built binary (distribution/image/Dockerfile), with docker (when its
+## daemon answers), podman or buildah, or CONTAINER_TOOL="podman --storage-driver vfs" etc.
+image: dist
+	distribution/image/build.sh $(DIST_BIN) $(IMAGE)
+
 ## prometheus-tools: promtool and prometheus from Debian's prometheus package (tests need both)
 prometheus-tools:
 	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
 		echo "installing Debian's prometheus package (promtool, prometheus)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+
+## container-tools: podman, buildah and runc from Debian (the image test builds and runs the image with podman)
+container-tools:
+	@if ! command -v podman >/dev/null 2>&1 || ! command -v buildah >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; then \
+		echo "installing Debian's podman, buildah and runc"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman buildah runc; \
 	fi
 
 ## vet: go vet over the whole module, and the bench/ comparison module
@@ -104,14 +178,14 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## unit: every Go test with the race detector. Tests that need the built distribution, promtool, prometheus or
-## helm or kustomize read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS, HELM and KUSTOMIZE, which this
-## target always sets.
-unit: dist prometheus-tools $(HELM) $(KUSTOMIZE)
-	OTELCOL_VLLM_BIN=$(DIST_BIN) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) \
-		$(GO) test -race -count=1 ./...
+## Jaeger, helm or kustomize read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS, JAEGER, HELM and
+## KUSTOMIZE, which this target always sets (and OTELCOL_VLLM_VERSION, the version the binary must report).
+unit: dist prometheus-tools container-tools $(JAEGER) $(HELM) $(KUSTOMIZE)
+	OTELCOL_VLLM_BIN=$(DIST_BIN) OTELCOL_VLLM_VERSION=$(VERSION) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
+		JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) $(GO) test -race -count=1 ./...
 
 ## test: everything CI runs
-test: vet fmt-check unit
+test: vet fmt-check lint generate-check unit
 
 ## bench-e2e: load benchmark of the built binary pinned to one core (not in CI): the floor (OTLP -> OTLP traces),
 ## span_metrics and our vllm processor+connector at increasing span rates; prints a markdown table

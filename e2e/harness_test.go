@@ -26,10 +26,11 @@ import (
 	_ "google.golang.org/grpc/encoding/gzip" // the collector's OTLP exporter compresses with gzip
 )
 
-// Environment contract with the Makefile (`make unit` sets all three).
+// Environment contract with the Makefile (`make unit` sets them all).
 const (
 	envCollectorBin = "OTELCOL_VLLM_BIN"
 	envPrometheus   = "PROMETHEUS"
+	envJaeger       = "JAEGER"
 )
 
 // requireEnv returns an executable path from the environment, or skips the test when it is not set.
@@ -40,6 +41,7 @@ func requireEnv(t *testing.T, name string) string {
 		hint := map[string]string{
 			envCollectorBin: "OTELCOL_VLLM_BIN=_build/otelcol-vllm after `make dist`",
 			envPrometheus:   "PROMETHEUS=/usr/bin/prometheus from Debian's prometheus package",
+			envJaeger:       "JAEGER=the binary `make jaeger` builds into ~/.cache/otelcol-vllm/tools/jaeger-<version>/",
 		}[name]
 		t.Skipf("%s is not set: run `make test`, or set it (%s)", name, hint)
 	}
@@ -387,7 +389,8 @@ type collector struct {
 }
 
 // startCollector runs the distribution on the given config sources. The e2e configs read their loopback
-// ports and targets from E2E_* environment variables; extra adds more.
+// ports and targets from E2E_* environment variables; extra adds more. With no configs the binary starts without
+// arguments, on its embedded default, whose listen addresses the OTELCOL_VLLM_* variables move to the same ports.
 func startCollector(t *testing.T, name string, configs []string, extra map[string]string) *collector {
 	t.Helper()
 	bin := requireEnv(t, envCollectorBin)
@@ -404,6 +407,11 @@ func startCollector(t *testing.T, name string, configs []string, extra map[strin
 		"E2E_HEALTH_ENDPOINT=" + c.health,
 		"E2E_TELEMETRY_PORT=" + strings.TrimPrefix(c.telemetry, "127.0.0.1:"),
 		"E2E_INSTANCE_ID=" + c.instanceID,
+		"OTELCOL_VLLM_OTLP_GRPC_ENDPOINT=" + c.otlpGRPC,
+		"OTELCOL_VLLM_OTLP_HTTP_ENDPOINT=" + c.otlpHTTP,
+		"OTELCOL_VLLM_HEALTH_CHECK_ENDPOINT=" + c.health,
+		"OTELCOL_VLLM_TELEMETRY_HOST=127.0.0.1",
+		"OTELCOL_VLLM_TELEMETRY_PORT=" + strings.TrimPrefix(c.telemetry, "127.0.0.1:"),
 	}
 	for k, v := range extra {
 		env = append(env, k+"="+v)

@@ -14,7 +14,7 @@ func FuzzDerive(f *testing.F) {
 	f.Add(0.2463, 3.1874, 0.0421, 0.1738, 2.9102, int64(1187), int64(256), "chatcmpl-x", uint8(0))
 	f.Add(0.0897, 1.6422, 0.0153, math.NaN(), math.NaN(), int64(42), int64(211), "cmpl-y", uint8(1))
 	f.Add(0.3, 2.0, -5321.5, 5321.6, 1.5, int64(80), int64(61), "0_chatcmpl-z", uint8(2))
-	f.Add(math.Inf(1), math.Inf(-1), math.NaN(), -0.0, 1e308, int64(-1), int64(math.MaxInt64), "", uint8(3))
+	f.Add(math.Inf(1), math.Inf(-1), math.NaN(), math.Copysign(0, -1), 1e308, int64(-1), int64(math.MaxInt64), "", uint8(3))
 	f.Add(0.07, 0.07, 0.004, 0.05, 0.0, int64(300), int64(1), "embd-1", uint8(4))
 	f.Add(0.07, 0.07, 0.004, 0.05, 5e-324, int64(300), int64(1<<31), "cmpl-tiny-decode", uint8(0))
 	f.Add(0.5, 0.5, 0.01, 0.4, 0.0, int64(30), int64(0), "pooling-1", uint8(0))
