@@ -11,7 +11,10 @@ import (
 // The keys are shared with the vllm connector.
 type Config struct {
 	Request vllmrequest.Config `mapstructure:",squash"`
-	_       struct{}
+	// SamplingPriority writes sampling.priority = 1 on every request span that broke the SLO or failed, so that
+	// a probabilistic_sampler after this processor keeps all of them (see the README's SLO-aware sampling).
+	SamplingPriority bool `mapstructure:"sampling_priority"`
+	_                struct{}
 }
 
 var (

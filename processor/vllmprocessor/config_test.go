@@ -37,7 +37,7 @@ func TestLoadConfig(t *testing.T) {
 				SLO: vllmrequest.SLOConfig{
 					TTFT: dur(200 * time.Millisecond), TPOT: dur(50 * time.Millisecond), E2E: dur(5 * time.Second), Queue: dur(time.Second),
 				},
-			}},
+			}, SamplingPriority: true},
 		},
 		{id: component.NewIDWithName(metadata.Type, "zero_slo"), validateErr: "slo.ttft: must be positive, got 0s"},
 		{id: component.NewIDWithName(metadata.Type, "no_span_names"), validateErr: "span_names: must list at least one span name"},

@@ -22,6 +22,9 @@ const (
 	AttrInferenceDuration  = "vllm.request.inference.duration"
 	AttrSLOMet             = "vllm.slo.met"
 	AttrSLOViolations      = "vllm.slo.violations"
+	// AttrSamplingPriority is the attribute probabilistic_sampler (and OpenTracing-era samplers) read: a positive
+	// value keeps the span whatever the sampling percentage.
+	AttrSamplingPriority = "sampling.priority"
 )
 
 // derivedAttributes are written only when the core derived the value (V0 spans): V1 spans carry them already.
@@ -38,6 +41,8 @@ type spanEnricher struct {
 	logger    *zap.Logger
 	deriver   *vllmrequest.Deriver
 	slo       vllmrequest.SLOConfig
+	// priority marks the requests that broke the SLO or failed with sampling.priority
+	priority  bool
 	telemetry *metadata.TelemetryBuilder
 }
 
@@ -50,6 +55,7 @@ func newSpanEnricher(set processor.Settings, cfg *Config) (*spanEnricher, error)
 		logger:    set.Logger,
 		deriver:   vllmrequest.NewDeriver(cfg.Request),
 		slo:       cfg.Request.SLO,
+		priority:  cfg.SamplingPriority,
 		telemetry: tb,
 	}, nil
 }
@@ -91,6 +97,7 @@ func (p *spanEnricher) added(rec *vllmrequest.Record, verdict vllmrequest.SLORes
 	for _, add := range [...]bool{
 		!rec.ProviderOnSpan, !rec.OperationOnSpan, true, // gen_ai.request.model, unless the span has it
 		rec.HasTimePerOutputToken, rec.HasDecodeThroughput, p.slo.Enabled(), p.slo.Enabled() && !verdict.AllMet,
+		p.priority && !verdict.AllMet,
 	} {
 		if add {
 			n++
@@ -106,10 +113,8 @@ func (p *spanEnricher) added(rec *vllmrequest.Record, verdict vllmrequest.SLORes
 
 // enrich writes the record's derived values onto the span. It returns the violations buffer for reuse.
 func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violations []string) []string {
-	var verdict vllmrequest.SLOResult
-	if p.slo.Enabled() {
-		verdict = p.slo.EvaluateSLO(rec)
-	}
+	// without objectives only an error breaks the verdict, which sampling_priority still needs
+	verdict := p.slo.EvaluateSLO(rec)
 	// Grow the attribute slice once, to its final size: vLLM's spans arrive with an exactly sized slice, and
 	// growing it (copying every attribute) is most of what enriching costs.
 	attrs.EnsureCapacity(attrs.Len() + p.added(rec, verdict))
@@ -133,6 +138,9 @@ func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violat
 		if v, ok := rec.Latency(d.latency); ok && rec.Derived(d.latency) {
 			attrs.PutDouble(d.key, v)
 		}
+	}
+	if p.priority && !verdict.AllMet {
+		attrs.PutInt(AttrSamplingPriority, 1)
 	}
 	if !p.slo.Enabled() {
 		return violations
