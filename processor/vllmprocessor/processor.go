@@ -38,9 +38,9 @@ var derivedAttributes = [...]struct {
 }
 
 type spanEnricher struct {
-	logger    *zap.Logger
-	deriver   *vllmrequest.Deriver
-	slo       vllmrequest.SLOConfig
+	logger  *zap.Logger
+	deriver *vllmrequest.Deriver
+	slo     vllmrequest.SLOConfig
 	// priority marks the requests that broke the SLO or failed with sampling.priority
 	priority  bool
 	telemetry *metadata.TelemetryBuilder
