@@ -235,6 +235,9 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 			line, err = br.ReadSlice('\n')
 			buf = append(buf, line...)
 		}
+		if len(buf) > maxEventBytes {
+			return nil, fmt.Errorf("event longer than %d bytes", maxEventBytes)
+		}
 		line = buf
 	}
 	if err != nil {
