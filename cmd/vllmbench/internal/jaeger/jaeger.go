@@ -275,6 +275,9 @@ func Join(ctx context.Context, c *Client, recs []record.Record, cfg JoinConfig) 
 }
 
 func fetchRetry(ctx context.Context, c *Client, traceID, parent string, interval time.Duration) (*record.Server, error) {
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("jaeger: trace %s not queried: the join's time budget ran out first", traceID)
+	}
 	var last error
 	for attempt := 1; ; attempt++ {
 		sv, err := c.Fetch(ctx, traceID, parent)
