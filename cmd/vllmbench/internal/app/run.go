@@ -41,6 +41,8 @@ type Outcome struct {
 	// Interrupted says the run was stopped before every request was sent or finished.
 	Interrupted bool
 	Files       []string
+	// Start is when the first request was due; request i was due at Start + its arrival offset.
+	Start time.Time
 }
 
 // Main runs vllmbench with args and returns the exit code.
@@ -174,6 +176,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (Outcome, err
 	}
 	var wg sync.WaitGroup
 	start := time.Now()
+	out.Start = start
 	var endMu sync.Mutex
 	end := start
 	timer := time.NewTimer(0)

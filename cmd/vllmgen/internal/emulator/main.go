@@ -25,6 +25,8 @@ type Options struct {
 	SpanConfig   SpanExporterConfig
 	RequestLog   string
 	ShutdownWait time.Duration
+	// Timing says where request timing comes from, for the start-up line.
+	Timing string
 }
 
 // envOr returns the environment variable's value, or def when it is unset.
@@ -57,6 +59,8 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		protocol    = fs.String("otlp-protocol", envOr("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"), "grpc | http (default from OTEL_EXPORTER_OTLP_TRACES_PROTOCOL; http/protobuf is accepted)")
 		delay       = fs.Duration("otlp-export-delay", bspDelay(), "batch delay of span exports (default OTEL_BSP_SCHEDULE_DELAY, else 5s as vLLM's SDK)")
 		service     = fs.String("service-name", envOr("OTEL_SERVICE_NAME", "unknown_service"), "resource service.name (default OTEL_SERVICE_NAME, else the SDK's unknown_service)")
+		fixPrefill  = fs.Duration("fixed-prefill", 0, "every request's prefill takes exactly this long, with no queue time (replaces --profile; for benchmarks)")
+		fixTPOT     = fs.Duration("fixed-tpot", 0, "every output token takes exactly this long (replaces --profile; for benchmarks)")
 		requestLog  = fs.String("request-log", "", "write one JSON line per request (plan and measured values) to this file")
 		shutdownFor = fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM/Ctrl-C, how long in-flight requests may finish")
 	)
@@ -82,6 +86,9 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	if *stragEvery < 0 || *stragDelay < 0 {
 		return Options{}, errors.New("--straggler-every and --straggler-delay must not be negative")
 	}
+	if *fixPrefill < 0 || *fixTPOT < 0 {
+		return Options{}, errors.New("--fixed-prefill and --fixed-tpot must not be negative")
+	}
 	if *delay <= 0 {
 		return Options{}, fmt.Errorf("--otlp-export-delay: must be positive, got %s", *delay)
 	}
@@ -102,6 +109,12 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		SpanConfig:   SpanExporterConfig{Model: *model, ServiceName: *service, ExportDelay: *delay},
 		RequestLog:   *requestLog,
 		ShutdownWait: *shutdownFor,
+	}
+	if *fixPrefill > 0 || *fixTPOT > 0 {
+		opts.Config.Timing = FixedTiming(*fixPrefill, *fixTPOT)
+		opts.Timing = fmt.Sprintf("fixed: prefill %s, %s per token", *fixPrefill, *fixTPOT)
+	} else {
+		opts.Timing = "profile " + prof.String()
 	}
 	if opts.Config.Seed == 0 {
 		opts.Config.Seed = uint64(time.Now().UnixNano())
@@ -164,8 +177,8 @@ func Serve(ctx context.Context, opts Options, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "vllmgen serve: model %s on http://%s (profile %s, max-num-seqs %d, seed %d, tracing %s)\n",
-		cfg.Model, lis.Addr(), cfg.Profile, cfg.MaxNumSeqs, cfg.Seed, orNone(opts.Endpoint))
+	fmt.Fprintf(stderr, "vllmgen serve: model %s on http://%s (%s, max-num-seqs %d, seed %d, tracing %s)\n",
+		cfg.Model, lis.Addr(), opts.Timing, cfg.MaxNumSeqs, cfg.Seed, orNone(opts.Endpoint))
 	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(lis) }()

@@ -28,6 +28,14 @@ import (
 // TimingFunc draws the timing of one request. The emulator calls it under its own lock.
 type TimingFunc func(r *rand.Rand, promptTokens, maxTokens int64) workload.ServingTiming
 
+// FixedTiming gives every request the same timing: no queue time, the given prefill and time per token, and
+// max_tokens output tokens.
+func FixedTiming(prefill, tpot time.Duration) TimingFunc {
+	return func(_ *rand.Rand, _, maxTokens int64) workload.ServingTiming {
+		return workload.ServingTiming{Prefill: prefill, TPOT: tpot, OutputTokens: maxTokens}
+	}
+}
+
 // Config is what the server emulates.
 type Config struct {
 	// Model is the served model name; requests for another model get vLLM's 404.

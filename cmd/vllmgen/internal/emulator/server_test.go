@@ -139,7 +139,7 @@ func TestStreamCompletions(t *testing.T) {
 	assert.GreaterOrEqual(t, o.Decode, 0.002)
 	assert.InDelta(t, o.Prefill+o.Decode, o.Inference, 1e-9)
 	assert.GreaterOrEqual(t, o.TTFT, o.Queue+o.Prefill)
-	assert.GreaterOrEqual(t, o.E2E, o.TTFT+o.Decode)
+	assert.GreaterOrEqual(t, o.E2E, o.TTFT) // not e2e ≥ ttft + decode: a late first write is followed by catch-up (vLLM does not guarantee it either)
 }
 
 func TestStreamChatSendsRoleFirstAndStopsWithoutIgnoreEOS(t *testing.T) {
