@@ -430,3 +430,41 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestModelsAndHealth(t *testing.T) {
+	hs, _ := startServer(t, nil)
+	resp, err := http.Get(hs.URL + "/v1/models")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var models struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&models))
+	require.Len(t, models.Data, 1)
+	assert.Equal(t, testModel, models.Data[0].ID)
+	health, err := http.Get(hs.URL + "/health")
+	require.NoError(t, err)
+	health.Body.Close()
+	assert.Equal(t, http.StatusOK, health.StatusCode)
+}
+
+func TestSameSeedSameDraws(t *testing.T) {
+	ids := func() string {
+		hs, got := startServer(t, func(c *Config) { c.Seed = 42; c.Timing = nil; c.Profile = workload.ProfileChat })
+		resp := post(t, hs.URL+"/v1/completions", `{"model":"test/model","prompt":"a","max_tokens":1,"stream":true}`, nil)
+		io.Copy(io.Discard, resp.Body)
+		return got.list()[0].RequestID
+	}
+	assert.Equal(t, ids(), ids())
+}
+
+func TestFullQueueDropsAndCounts(t *testing.T) {
+	e := &SpanExporter{queue: make(chan finishedSpan, 2)} // no export loop: the queue only fills
+	for range 5 {
+		e.Add(finishedSpan{})
+	}
+	_, dropped, _ := e.Counts()
+	assert.Equal(t, int64(3), dropped)
+}
