@@ -209,10 +209,24 @@ func TestInterruptPrintsPartialSummary(t *testing.T) {
 		cancel() // Ctrl-C while two requests are in flight and the third waits for a free slot
 	}()
 	var stdout, stderr bytes.Buffer
+	dir := t.TempDir()
 	code := Main(ctx, []string{"--base-url", base, "--model", "m", "--num-prompts", "3",
-		"--random-input-len", "2", "--random-output-len", "2", "--drain-timeout", "10ms", "--max-concurrency", "2"}, &stdout, &stderr)
+		"--random-input-len", "2", "--random-output-len", "2", "--drain-timeout", "10ms", "--max-concurrency", "2",
+		"--save-detailed", "--result-dir", dir, "--result-filename", "r.json"}, &stdout, &stderr)
 	assert.Equal(t, ExitInterrupted, code)
 	assert.Contains(t, stderr.String(), "interrupted: 2 of 3 requests sent")
 	assert.Contains(t, stdout.String(), "Failed requests:                         2", "the in-flight requests were cancelled after --drain-timeout")
 	assert.Contains(t, stdout.String(), "Serving Benchmark Result")
+	data, err := os.ReadFile(filepath.Join(dir, "r.json"))
+	require.NoError(t, err, "the partial result is saved")
+	var res struct {
+		Failed int      `json:"failed"`
+		Errors []string `json:"errors"`
+	}
+	require.NoError(t, json.Unmarshal(data, &res))
+	assert.Equal(t, 2, res.Failed)
+	require.Len(t, res.Errors, 2)
+	for _, e := range res.Errors {
+		assert.True(t, strings.HasPrefix(e, "interrupted: "), e)
+	}
 }

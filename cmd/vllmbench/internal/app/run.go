@@ -225,12 +225,14 @@ send:
 	}
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
+	drained := true
 	select {
 	case <-allDone:
 	case <-ctx.Done():
 		select {
 		case <-allDone:
 		case <-time.After(o.DrainTimeout):
+			drained = false
 			cancelRequests()
 			<-allDone
 		}
@@ -238,12 +240,13 @@ send:
 	bar.close()
 	out.Interrupted = ctx.Err() != nil
 	for i := range recs {
-		if recs[i].Sent {
-			if !recs[i].Success && reqCtx.Err() != nil && recs[i].Error != "" && errors.Is(reqCtx.Err(), context.Canceled) {
-				recs[i].Error = "interrupted: " + recs[i].Error
-			}
-			out.Records = append(out.Records, recs[i])
+		if !recs[i].Sent {
+			continue
 		}
+		if !drained && !recs[i].Success {
+			recs[i].Error = "interrupted: " + recs[i].Error
+		}
+		out.Records = append(out.Records, recs[i])
 	}
 	duration := end.Sub(start).Seconds()
 	if out.Interrupted {
