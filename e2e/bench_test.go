@@ -277,6 +277,8 @@ func TestBenchmarkClientThroughTheCollector(t *testing.T) {
 			assert.Equal(t, "vllmbench", services[i])
 			assert.Equal(t, "text_completion e2e/model", sp.Name())
 			assert.Equal(t, recs[0].SpanID, sp.SpanID().String())
+			_, enriched := sp.Attributes().Get("vllm.slo.met")
+			assert.False(t, enriched, "the vllm processor leaves the client span alone")
 		case ptrace.SpanKindServer:
 			assert.Equal(t, "vllm-emulator", services[i])
 			assert.Equal(t, "llm_request", sp.Name())

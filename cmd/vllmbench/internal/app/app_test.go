@@ -75,6 +75,10 @@ func TestParseFlagsNamesTheKey(t *testing.T) {
 	}
 	_, err := ParseFlags([]string{"stray"}, io.Discard)
 	assert.ErrorContains(t, err, "stray")
+	var stderr bytes.Buffer
+	assert.Equal(t, ExitUsage, Main(context.Background(), []string{"--num-prompts", "0"}, io.Discard, &stderr))
+	assert.Contains(t, stderr.String(), "--num-prompts: must be positive")
+	assert.Equal(t, ExitOK, Main(context.Background(), []string{"-h"}, io.Discard, io.Discard))
 }
 
 // fakeVLLM streams max_tokens tokens with a usage chunk; block makes it wait for the request's end instead.
