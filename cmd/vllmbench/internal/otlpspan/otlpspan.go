@@ -38,6 +38,7 @@ const (
 	AttrITLMax     = "vllmbench.inter_token_latency.max"
 	AttrIndex      = "vllmbench.request.index"
 	batchSize      = 512
+	queueSize      = 16 * batchSize
 	exportTimeout  = 10 * time.Second
 	maxRespBody    = 64 << 10
 	defaultService = "vllmbench"
@@ -101,8 +102,8 @@ type Target struct {
 	URL string
 }
 
-// Exporter sends client spans in batches from one goroutine. Add never blocks the benchmark for long: the
-// queue holds one batch more than the sender works on, and a full queue waits at most for one export.
+// Exporter sends client spans in batches from one goroutine. Add never blocks the benchmark: when the queue
+// is full (the backend is slower than the benchmark), the span is dropped and counted.
 type Exporter struct {
 	send     func(context.Context, ptrace.Traces) error
 	close    func() error
@@ -113,14 +114,14 @@ type Exporter struct {
 	queue    chan record.Record
 	done     chan struct{}
 
-	mu               sync.Mutex
-	exported, failed int
-	lastErr          error
+	mu                        sync.Mutex
+	exported, failed, dropped int
+	lastErr                   error
 }
 
 // New connects an exporter (lazily, for gRPC) to a normalized endpoint.
 func New(p Protocol, endpoint string, target Target) (*Exporter, error) {
-	e := &Exporter{target: target, queue: make(chan record.Record, 2*batchSize), done: make(chan struct{})}
+	e := &Exporter{target: target, queue: make(chan record.Record, queueSize), done: make(chan struct{})}
 	switch p {
 	case ProtocolGRPC:
 		conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -129,7 +130,8 @@ func New(p Protocol, endpoint string, target Target) (*Exporter, error) {
 		}
 		client := ptraceotlp.NewGRPCClient(conn)
 		e.send = func(ctx context.Context, td ptrace.Traces) error {
-			resp, err := client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(td), grpc.WaitForReady(true))
+			// Fail fast on an unreachable endpoint rather than wait out the timeout for every batch.
+			resp, err := client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(td))
 			if err == nil && resp.PartialSuccess().RejectedSpans() > 0 {
 				err = fmt.Errorf("%d spans rejected: %s", resp.PartialSuccess().RejectedSpans(), resp.PartialSuccess().ErrorMessage())
 			}
@@ -176,7 +178,15 @@ func postHTTP(ctx context.Context, client *http.Client, endpoint string, td ptra
 }
 
 // Add queues the client span of a finished (or failed) request.
-func (e *Exporter) Add(rec record.Record) { e.queue <- rec }
+func (e *Exporter) Add(rec record.Record) {
+	select {
+	case e.queue <- rec:
+	default:
+		e.mu.Lock()
+		e.dropped++
+		e.mu.Unlock()
+	}
+}
 
 func (e *Exporter) loop() {
 	defer close(e.done)
@@ -284,12 +294,16 @@ func (e *Exporter) fill(span ptrace.Span, rec *record.Record) {
 	a.PutDouble(AttrITLMax, maxITL)
 }
 
-// Close sends what is queued and reports how many spans were exported and failed, with the last error.
+// Close sends what is queued and reports how many spans were exported and failed (export errors and spans
+// dropped on a full queue), with the last export error.
 func (e *Exporter) Close() (exported, failed int, lastErr error) {
 	close(e.queue)
 	<-e.done
 	_ = e.close()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.exported, e.failed, e.lastErr
+	if e.dropped > 0 && e.lastErr == nil {
+		e.lastErr = fmt.Errorf("%d spans dropped: the export queue was full", e.dropped)
+	}
+	return e.exported, e.failed + e.dropped, e.lastErr
 }

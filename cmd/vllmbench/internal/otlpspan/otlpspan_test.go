@@ -169,3 +169,29 @@ func TestNormalizeEndpoint(t *testing.T) {
 	_, err = ParseProtocol("http/json")
 	assert.Error(t, err)
 }
+
+func TestUnreachableGRPCFailsFastAndIsCounted(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	e, err := New(ProtocolGRPC, addr, Target{Model: "m", Operation: "text_completion", URL: "http://x:1/v1/completions"})
+	require.NoError(t, err)
+	for _, r := range testRecords() {
+		e.Add(r)
+	}
+	exported, failed, lastErr := e.Close()
+	assert.Equal(t, [2]int{0, 2}, [2]int{exported, failed})
+	assert.Error(t, lastErr)
+}
+
+func TestFullQueueDropsAndCounts(t *testing.T) {
+	e := &Exporter{queue: make(chan record.Record, 1), done: make(chan struct{}), close: func() error { return nil }}
+	close(e.done) // no export loop: the queue only fills
+	e.Add(record.Record{})
+	e.Add(record.Record{})
+	e.Add(record.Record{})
+	exported, failed, lastErr := e.Close()
+	assert.Equal(t, [2]int{0, 2}, [2]int{exported, failed})
+	assert.ErrorContains(t, lastErr, "2 spans dropped")
+}

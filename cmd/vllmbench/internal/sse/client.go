@@ -167,7 +167,7 @@ func (c *Client) read(r io.Reader, start time.Time, rec *record.Record) error {
 	br := bufio.NewReaderSize(r, 16<<10)
 	var last time.Time
 	var gotUsage, gotToken bool
-	rec.ITL = rec.ITL[:0]
+	rec.ITL = make([]float64, 0, 32) // [] rather than null for a one-token answer, as vLLM writes it
 	var ch chunk
 	for {
 		line, err := readLine(br)
