@@ -146,6 +146,7 @@ func BenchmarkStreaming(b *testing.B) {
 			slices.Sort(lags)
 			b.ReportMetric(metrics.Percentile(lags, 99)*1000, "send-lag-p99-ms")
 			b.ReportMetric(p50, "ttft-gap-p50-ms")
+			b.ReportMetric(metrics.Percentile(gaps, 90)*1000, "ttft-gap-p90-ms")
 			b.ReportMetric(p99, "ttft-gap-p99-ms")
 			if rate == 50 {
 				baselineP50, baselineP99 = p50, p99
