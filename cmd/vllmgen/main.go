@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/app"
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/emulator"
 )
 
 func main() {
@@ -19,7 +20,12 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	code := app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var code int
+	if len(os.Args) > 1 && os.Args[1] == "serve" { // `vllmgen serve`: the vLLM emulator
+		code = emulator.Main(ctx, os.Args[2:], os.Stderr)
+	} else {
+		code = app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
 	stop()
 	os.Exit(code)
 }
