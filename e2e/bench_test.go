@@ -40,7 +40,7 @@ func startJaegerStandIn(t *testing.T) *jaegerStandIn {
 	return j
 }
 
-func jaegerTag(k string, v pcommon.Value) map[string]any {
+func standInTag(k string, v pcommon.Value) map[string]any {
 	switch v.Type() {
 	case pcommon.ValueTypeBool:
 		return map[string]any{"key": k, "type": "bool", "value": v.Bool()}
@@ -87,7 +87,7 @@ func (j *jaegerStandIn) serveTrace(w http.ResponseWriter, r *http.Request) {
 	for i, sp := range spans {
 		var tags []map[string]any
 		for k, v := range sp.Attributes().All() {
-			tags = append(tags, jaegerTag(k, v))
+			tags = append(tags, standInTag(k, v))
 		}
 		pid := "p" + strconv.Itoa(i+1)
 		processes[pid] = map[string]any{"serviceName": services[i], "tags": []any{}}

@@ -10,9 +10,18 @@ import (
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
 )
 
-func benchmarkConnector(b *testing.B, cfg *Config) {
+func benchmarkConnector(b *testing.B, cfg *Config, tracestate string) {
 	h := newHarness(b, cfg)
 	batch := vllmtest.V1Batch(1000, 4)
+	if tracestate != "" {
+		rss := batch.ResourceSpans()
+		for i := 0; i < rss.Len(); i++ {
+			spans := rss.At(i).ScopeSpans().At(0).Spans()
+			for j := 0; j < spans.Len(); j++ {
+				spans.At(j).TraceState().FromRaw(tracestate)
+			}
+		}
+	}
 	require.NoError(b, h.c.ConsumeTraces(context.Background(), batch)) // create the series: steady state below
 	b.ReportAllocs()
 	for b.Loop() {
@@ -24,16 +33,18 @@ func benchmarkConnector(b *testing.B, cfg *Config) {
 
 // BenchmarkConnector1000V1Spans measures the steady-state cost per span of aggregating a 1,000-span batch.
 func BenchmarkConnector1000V1Spans(b *testing.B) {
-	b.Run("default", func(b *testing.B) { benchmarkConnector(b, createDefaultConfig().(*Config)) })
+	b.Run("default", func(b *testing.B) { benchmarkConnector(b, createDefaultConfig().(*Config), "") })
 	b.Run("slo+exemplars", func(b *testing.B) {
 		cfg := seedSLOConfig()
 		cfg.Exemplars.Enabled = true
-		benchmarkConnector(b, cfg)
+		benchmarkConnector(b, cfg, "")
 	})
+	// every span weighted by the OTEP 235 threshold in its tracestate (12.5%)
+	b.Run("sampled", func(b *testing.B) { benchmarkConnector(b, createDefaultConfig().(*Config), "ot=th:e") })
 	b.Run("exponential", func(b *testing.B) {
 		cfg := seedSLOConfig()
 		cfg.Histograms.Type = HistogramExponential
-		benchmarkConnector(b, cfg)
+		benchmarkConnector(b, cfg, "")
 	})
 }
 
