@@ -2,108 +2,82 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// ---- Jaeger stand-in: the collector exports to its OTLP trace sink, and it serves Jaeger's query API ----
+// ---- reading a trace back from Jaeger ----
 
-// jaegerStandIn answers GET /api/traces/{traceID} in Jaeger's JSON shape from the spans its OTLP sink received.
-type jaegerStandIn struct {
-	sink *traceSink
-	url  string
+// jaegerReference is a span's parent (CHILD_OF) or link in Jaeger's JSON.
+type jaegerReference struct {
+	RefType string `json:"refType"`
+	TraceID string `json:"traceID"`
+	SpanID  string `json:"spanID"`
 }
 
-func startJaegerStandIn(t *testing.T) *jaegerStandIn {
+type jaegerSpanWithRefs struct {
+	jaegerSpan
+	References []jaegerReference `json:"references"`
+}
+
+type jaegerTraceWithRefs struct {
+	Spans     []jaegerSpanWithRefs     `json:"spans"`
+	Processes map[string]jaegerProcess `json:"processes"`
+}
+
+// trace returns one trace from Jaeger's /api/traces/{traceID}.
+func (j *jaegerServer) trace(traceID string) (jaegerTraceWithRefs, error) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(j.query + "/api/traces/" + traceID)
+	if err != nil {
+		return jaegerTraceWithRefs{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return jaegerTraceWithRefs{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return jaegerTraceWithRefs{}, fmt.Errorf("jaeger /api/traces/%s: HTTP %d: %s", traceID, resp.StatusCode, body)
+	}
+	var parsed struct {
+		Data []jaegerTraceWithRefs `json:"data"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&parsed); err != nil || len(parsed.Data) != 1 {
+		return jaegerTraceWithRefs{}, fmt.Errorf("jaeger /api/traces/%s: not one trace (%v): %s", traceID, err, body)
+	}
+	return parsed.Data[0], nil
+}
+
+// waitTrace waits until Jaeger holds spans spans of traceID: vllmbench's join waits for the server spans only,
+// and its client spans, flushed after the last request, reach Jaeger through the collector's batch a moment later.
+func (j *jaegerServer) waitTrace(t *testing.T, traceID string, spans int) jaegerTraceWithRefs {
 	t.Helper()
-	j := &jaegerStandIn{sink: startTraceSink(t)}
-	srv := httptest.NewServer(http.HandlerFunc(j.serveTrace))
-	t.Cleanup(srv.Close)
-	j.url = srv.URL
-	return j
-}
-
-func standInTag(k string, v pcommon.Value) map[string]any {
-	switch v.Type() {
-	case pcommon.ValueTypeBool:
-		return map[string]any{"key": k, "type": "bool", "value": v.Bool()}
-	case pcommon.ValueTypeInt:
-		return map[string]any{"key": k, "type": "int64", "value": v.Int()}
-	case pcommon.ValueTypeDouble:
-		return map[string]any{"key": k, "type": "float64", "value": v.Double()}
-	case pcommon.ValueTypeSlice:
-		b, _ := json.Marshal(v.Slice().AsRaw()) // Jaeger keeps arrays as their JSON text
-		return map[string]any{"key": k, "type": "string", "value": string(b)}
-	default:
-		return map[string]any{"key": k, "type": "string", "value": v.AsString()}
-	}
-}
-
-// spansOf returns the spans of one trace (with their resources' service names).
-func (j *jaegerStandIn) spansOf(traceID string) (spans []ptrace.Span, services []string) {
-	for _, td := range j.sink.all() {
-		for _, rs := range td.ResourceSpans().All() {
-			service, _ := rs.Resource().Attributes().Get("service.name")
-			for _, ss := range rs.ScopeSpans().All() {
-				for _, sp := range ss.Spans().All() {
-					if sp.TraceID().String() == traceID {
-						spans = append(spans, sp)
-						services = append(services, service.AsString())
-					}
-				}
-			}
-		}
-	}
-	return spans, services
-}
-
-func (j *jaegerStandIn) serveTrace(w http.ResponseWriter, r *http.Request) {
-	id, ok := strings.CutPrefix(r.URL.Path, "/api/traces/")
-	spans, services := j.spansOf(id)
-	if !ok || len(spans) == 0 {
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write([]byte(`{"data":null,"total":0,"limit":0,"offset":0,"errors":[{"code":404,"msg":"trace not found"}]}`))
-		return
-	}
-	out := make([]map[string]any, len(spans))
-	processes := map[string]any{}
-	for i, sp := range spans {
-		var tags []map[string]any
-		for k, v := range sp.Attributes().All() {
-			tags = append(tags, standInTag(k, v))
-		}
-		pid := "p" + strconv.Itoa(i+1)
-		processes[pid] = map[string]any{"serviceName": services[i], "tags": []any{}}
-		js := map[string]any{
-			"traceID": id, "spanID": sp.SpanID().String(), "operationName": sp.Name(), "tags": tags, "processID": pid,
-			"startTime": sp.StartTimestamp().AsTime().UnixMicro(), "duration": (sp.EndTimestamp() - sp.StartTimestamp()) / 1000,
-		}
-		if !sp.ParentSpanID().IsEmpty() {
-			js["references"] = []any{map[string]any{"refType": "CHILD_OF", "traceID": id, "spanID": sp.ParentSpanID().String()}}
-		}
-		out[i] = js
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"data": []any{map[string]any{"traceID": id, "spans": out, "processes": processes}}, "total": 0, "limit": 0, "offset": 0, "errors": nil,
-	})
+	var trace jaegerTraceWithRefs
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		got, err := j.trace(traceID)
+		require.NoError(c, err)
+		require.Len(c, got.Spans, spans)
+		trace = got
+	}, 10*time.Second, 100*time.Millisecond, "trace %s in Jaeger", traceID)
+	return trace
 }
 
 // ---- the commands under test ----
@@ -202,13 +176,14 @@ func npMeanStd(values []float64) (mean, std float64) {
 
 // TestBenchmarkClientThroughTheCollector drives the vLLM emulator with vllmbench through the built collector:
 // the emulator's llm_request spans (parented on vllmbench's traceparent) and vllmbench's client spans go to
-// the collector, whose vllm processor adds SLO verdicts, and on to a Jaeger stand-in; vllmbench then joins every
-// request with its server span. Every fourth request the emulator receives is a straggler (1.5 s extra queue)
+// the collector, whose vllm processor adds SLO verdicts, and on to a real Jaeger v2; vllmbench then joins every
+// request with its server span through Jaeger's query API (Jaeger down, slow or never having the trace is covered
+// by the unit tests of cmd/vllmbench/internal/jaeger). Every fourth request the emulator receives is a straggler (1.5 s extra queue)
 // against a 1 s TTFT objective, so the good requests are known exactly.
 func TestBenchmarkClientThroughTheCollector(t *testing.T) {
-	jaeger := startJaegerStandIn(t)
+	jaeger := startJaeger(t)
 	c := startCollector(t, "bench", []string{filepath.Join(repoRoot(t), "e2e", "testdata", "bench.yaml")},
-		map[string]string{"E2E_TRACE_SINK_ENDPOINT": jaeger.sink.endpoint})
+		map[string]string{"E2E_JAEGER_ENDPOINT": jaeger.otlpGRPC})
 	dir := t.TempDir()
 	requestLog := filepath.Join(dir, "emulator.jsonl")
 	emuPort := freePort(t)
@@ -225,7 +200,7 @@ func TestBenchmarkClientThroughTheCollector(t *testing.T) {
 		"--request-rate", "40", "--seed", "1", "--goodput", "ttft:1000", "tpot:200",
 		"--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
 		"--save-detailed", "--result-dir", dir, "--result-filename", "result.json",
-		"--otlp-endpoint", c.otlpGRPC, "--jaeger-url", jaeger.url, "--jaeger-wait", "300ms",
+		"--otlp-endpoint", c.otlpGRPC, "--jaeger-url", jaeger.query, "--jaeger-wait", "300ms",
 		"--jaeger-timeout", "60s", "--jaeger-retry-interval", "100ms", "--disable-tqdm")
 	summary := string(stdout)
 	require.Contains(t, summary, "============ Serving Benchmark Result ============")
@@ -268,24 +243,36 @@ func TestBenchmarkClientThroughTheCollector(t *testing.T) {
 	}
 	assert.Equal(t, requests/4*3, good)
 
-	// the client span and the server span form one trace in the stand-in
-	spans, services := jaeger.spansOf(recs[0].TraceID)
-	require.Len(t, spans, 2)
-	for i, sp := range spans {
-		switch sp.Kind() {
-		case ptrace.SpanKindClient:
-			assert.Equal(t, "vllmbench", services[i])
-			assert.Equal(t, "text_completion e2e/model", sp.Name())
-			assert.Equal(t, recs[0].SpanID, sp.SpanID().String())
-			_, enriched := sp.Attributes().Get("vllm.slo.met")
-			assert.False(t, enriched, "the vllm processor leaves the client span alone")
-		case ptrace.SpanKindServer:
-			assert.Equal(t, "vllm-emulator", services[i])
-			assert.Equal(t, "llm_request", sp.Name())
-			assert.Equal(t, recs[0].SpanID, sp.ParentSpanID().String())
-		default:
-			t.Errorf("unexpected span kind %v", sp.Kind())
+	// in Jaeger, every request is one trace of two spans: vllmbench's client span and, under it, the emulator's
+	// server span with the processor's verdict
+	for i, r := range recs {
+		trace := jaeger.waitTrace(t, r.TraceID, 2)
+		kinds := map[string]int{}
+		for _, sp := range trace.Spans {
+			found := foundSpan{span: sp.jaegerSpan, process: trace.Processes[sp.ProcessID]}
+			kind, _ := found.tag("span.kind")
+			kinds[fmt.Sprint(kind.Value)]++
+			assert.Equal(t, r.TraceID, sp.TraceID, "record %d", i)
+			switch kind.Value {
+			case "client":
+				assert.Equal(t, "vllmbench", found.process.ServiceName, "record %d", i)
+				assert.Equal(t, "text_completion e2e/model", sp.OperationName, "record %d", i)
+				assert.Equal(t, r.SpanID, sp.SpanID, "record %d", i)
+				assert.Empty(t, sp.References, "record %d: the client span is the root", i)
+				_, enriched := found.tag("vllm.slo.met")
+				assert.False(t, enriched, "record %d: the vllm processor leaves the client span alone", i)
+			case "server":
+				assert.Equal(t, "vllm-emulator", found.process.ServiceName, "record %d", i)
+				assert.Equal(t, "llm_request", sp.OperationName, "record %d", i)
+				assert.Equal(t, []jaegerReference{{RefType: "CHILD_OF", TraceID: r.TraceID, SpanID: r.SpanID}}, sp.References,
+					"record %d: the server span's parent is the client span", i)
+				met, ok := found.tag("vllm.slo.met")
+				if assert.True(t, ok, "record %d: the processor's verdict", i) {
+					assert.Equal(t, jaegerTag{Key: "vllm.slo.met", Type: "bool", Value: !outcomes[r.TraceID].Straggler}, met, "record %d", i)
+				}
+			}
 		}
+		assert.Equal(t, map[string]int{"client": 1, "server": 1}, kinds, "record %d: span kinds", i)
 	}
 
 	// the result JSON has every key, and its numbers equal an independent computation from the records

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,4 +240,62 @@ func TestStringList(t *testing.T) {
 	assert.Equal(t, []string{"ttft"}, stringList(json.RawMessage(`["ttft"]`)))
 	assert.Equal(t, []string{"ttft"}, stringList(json.RawMessage(`"ttft"`)))
 	assert.Nil(t, stringList(json.RawMessage(`5`)))
+}
+
+// Payloads captured from Jaeger v2 (v1.76.0, memory storage) behind the collector: testdata/trace.json is the
+// trace of one vllmbench request to the vLLM emulator — the client span and, under it, the llm_request span with
+// the vllm processor's values (int64 tags as JSON numbers, the verdict as a JSON bool, the violations list as
+// its JSON text in a string tag, the model as a process tag) — and testdata/trace_not_found.json is Jaeger's
+// answer (HTTP 404) for a trace it does not hold.
+const (
+	capturedTrace  = "014db0101d168a40f99d205062db3d2b"
+	capturedClient = "3298b4f983925c9b"
+)
+
+func TestFetchCapturedFromJaeger(t *testing.T) {
+	trace, err := os.ReadFile(filepath.Join("testdata", "trace.json"))
+	require.NoError(t, err)
+	notFound, err := os.ReadFile(filepath.Join("testdata", "trace_not_found.json"))
+	require.NoError(t, err)
+	tpot, met := 0.026818, false
+	tests := []struct {
+		name    string
+		status  int
+		body    []byte
+		parent  string
+		want    *record.Server
+		wantErr error
+	}{
+		{
+			name: "server span under the client span", status: http.StatusOK, body: trace, parent: capturedClient,
+			want: &record.Server{
+				Queue: 1.512119, Prefill: 0.060332, Decode: 0.187726, Inference: 0.248058, E2E: 1.767681, TTFT: 1.579676,
+				PromptTokens: 20, OutputTokens: 8, TPOT: &tpot, SLOMet: &met, SLOViolations: []string{"ttft"},
+				RequestID: "cmpl-cee4b240880741cd93be01ee23c67a8f",
+			},
+		},
+		{name: "under another span", status: http.StatusOK, body: trace, parent: "1111111111111111", wantErr: ErrNotYet},
+		{name: "trace not in Jaeger", status: http.StatusNotFound, body: notFound, parent: capturedClient, wantErr: ErrNotYet},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/api/traces/"+capturedTrace {
+					http.NotFound(w, r)
+					return
+				}
+				w.WriteHeader(tt.status)
+				_, _ = w.Write(tt.body)
+			}))
+			t.Cleanup(srv.Close)
+			sv, err := New(srv.URL, time.Second).Fetch(context.Background(), capturedTrace, tt.parent)
+			if tt.wantErr != nil {
+				assert.ErrorIs(t, err, tt.wantErr)
+				assert.Nil(t, sv)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, sv)
+		})
+	}
 }
