@@ -399,6 +399,8 @@ func TestRequestLog(t *testing.T) {
 	assert.Equal(t, "b7ad6b7169203331", o.ParentSpanID)
 	assert.Equal(t, int64(2), o.CompletionTokens)
 	assert.True(t, o.Sampled)
+	assert.Equal(t, "length", o.FinishReason)
+	assert.Empty(t, o.Error)
 }
 
 type syncBuffer struct {
@@ -448,6 +450,10 @@ func TestModelsAndHealth(t *testing.T) {
 	require.NoError(t, err)
 	health.Body.Close()
 	assert.Equal(t, http.StatusOK, health.StatusCode)
+	metrics, err := http.Post(hs.URL+"/metrics", "text/plain", nil)
+	require.NoError(t, err)
+	metrics.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, metrics.StatusCode, "/metrics is read-only")
 }
 
 func TestSameSeedSameDraws(t *testing.T) {
