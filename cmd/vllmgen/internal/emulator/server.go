@@ -77,7 +77,9 @@ type Outcome struct {
 	SpanID       string `json:"span_id,omitempty"`
 	Sampled      bool   `json:"sampled"`
 	Straggler    bool   `json:"straggler"`
-	PromptTokens int64  `json:"prompt_tokens"`
+	// ArrivalUnixNano is vLLM's arrival time, the start of the span; the latencies count from it.
+	ArrivalUnixNano int64 `json:"arrival_unix_nano"`
+	PromptTokens    int64 `json:"prompt_tokens"`
 	// CompletionTokens of an aborted request are those processed before the client left.
 	CompletionTokens int64 `json:"completion_tokens"`
 	// FinishReason is stop or length for a finished request, abort when the client left before the end.
@@ -299,7 +301,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 		output = maxTokens
 	}
 
-	out := Outcome{RequestID: p.id, Straggler: p.straggler, PromptTokens: prompt, Sampled: true}
+	out := Outcome{RequestID: p.id, Straggler: p.straggler, PromptTokens: prompt, Sampled: true, ArrivalUnixNano: arrival.UnixNano()}
 	traceID := p.traceID
 	if hasParent {
 		traceID = parent.traceID
