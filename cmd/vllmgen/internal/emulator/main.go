@@ -42,7 +42,7 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs := flag.NewFlagSet("vllmgen serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vllmgen serve [flags]\n\nServes an OpenAI-compatible streaming endpoint (/v1/completions, /v1/chat/completions) that\nbehaves like vLLM, and exports vLLM's llm_request span per finished request.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vllmgen serve [flags]\n\nServes an OpenAI-compatible streaming endpoint (/v1/completions, /v1/chat/completions) that\nbehaves like vLLM, exports vLLM's llm_request span per finished request, and serves vLLM's\nPrometheus metrics on GET /metrics.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	var (
@@ -192,6 +192,8 @@ func Serve(ctx context.Context, opts Options, stderr io.Writer) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	total := srv.Metrics().Total()
+	fmt.Fprintf(stderr, "vllmgen serve: requests finished %d, aborted %d\n", total.Finished, total.Aborted)
 	if cfg.Spans != nil {
 		_ = cfg.Spans.Close()
 		exported, dropped, failed := cfg.Spans.Counts()

@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,22 @@ func TestMainServesUntilCancelled(t *testing.T) {
 	go func() { done <- Main(ctx, []string{"--port", "0", "--fixed-tpot", "1ms"}, &stderr) }()
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "on http://127.0.0.1:") }, 10*time.Second, 5*time.Millisecond)
 	assert.Contains(t, stderr.String(), "fixed: prefill 0s, 1ms per token")
+	_, rest, _ := strings.Cut(stderr.String(), "on http://")
+	addr, _, _ := strings.Cut(rest, " ")
+	resp, err := http.Post("http://"+addr+"/v1/completions", "application/json",
+		strings.NewReader(`{"model":"meta-llama/Llama-3.1-8B-Instruct","prompt":"a","max_tokens":2,"stream":true}`))
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	metrics, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	text, err := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	require.NoError(t, err)
+	assert.Contains(t, string(text), `vllm:request_success_total{model_name="meta-llama/Llama-3.1-8B-Instruct",engine="0",finished_reason="length"} 1.0`+"\n",
+		"/metrics on the API listener")
 	cancel()
 	assert.Equal(t, 0, <-done)
+	assert.Contains(t, stderr.String(), "vllmgen serve: requests finished 1, aborted 0\n")
 	assert.Equal(t, 2, Main(context.Background(), []string{"--bogus"}, io.Discard))
 }

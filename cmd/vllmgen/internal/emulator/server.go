@@ -2,7 +2,8 @@
 // demos and tests. Each request's timing (queue, prefill, per-token decode) is drawn from a vllmgen profile
 // and slept for real, a concurrency limit queues requests like vLLM's --max-num-seqs, the stream ends with
 // vLLM's usage chunk, and the finished request is exported as vLLM's llm_request span, measured from the
-// emulator's own clock and parented on the incoming traceparent.
+// emulator's own clock and parented on the incoming traceparent. GET /metrics serves vLLM's Prometheus metrics
+// for the requests it served, counted as vLLM counts them.
 package emulator // import "github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/emulator"
 
 import (
@@ -22,6 +23,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/vllmmetrics"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/workload"
 )
 
@@ -69,29 +71,39 @@ const (
 // Outcome is what the emulator did with one request: its plan and the values it measured (and exported on
 // the span). Latencies are seconds, as on vLLM's span.
 type Outcome struct {
-	RequestID        string  `json:"request_id"`
-	TraceID          string  `json:"trace_id,omitempty"`
-	ParentSpanID     string  `json:"parent_span_id,omitempty"`
-	SpanID           string  `json:"span_id,omitempty"`
-	Sampled          bool    `json:"sampled"`
-	Straggler        bool    `json:"straggler"`
-	PromptTokens     int64   `json:"prompt_tokens"`
-	CompletionTokens int64   `json:"completion_tokens"`
-	Queue            float64 `json:"time_in_queue"`
-	Prefill          float64 `json:"time_in_model_prefill"`
-	Decode           float64 `json:"time_in_model_decode"`
-	Inference        float64 `json:"time_in_model_inference"`
-	TTFT             float64 `json:"time_to_first_token"`
-	E2E              float64 `json:"e2e"`
+	RequestID    string `json:"request_id"`
+	TraceID      string `json:"trace_id,omitempty"`
+	ParentSpanID string `json:"parent_span_id,omitempty"`
+	SpanID       string `json:"span_id,omitempty"`
+	Sampled      bool   `json:"sampled"`
+	Straggler    bool   `json:"straggler"`
+	// ArrivalUnixNano is vLLM's arrival time, the start of the span; the latencies count from it.
+	ArrivalUnixNano int64 `json:"arrival_unix_nano"`
+	PromptTokens    int64 `json:"prompt_tokens"`
+	// CompletionTokens of an aborted request are those processed before the client left.
+	CompletionTokens int64 `json:"completion_tokens"`
+	// FinishReason is stop or length for a finished request, abort when the client left before the end.
+	FinishReason string  `json:"finish_reason"`
+	Queue        float64 `json:"time_in_queue"`
+	Prefill      float64 `json:"time_in_model_prefill"`
+	Decode       float64 `json:"time_in_model_decode"`
+	Inference    float64 `json:"time_in_model_inference"`
+	TTFT         float64 `json:"time_to_first_token"`
+	E2E          float64 `json:"e2e"`
 	// Error is set for requests that did not finish (client gone); vLLM exports no span for them.
 	Error string `json:"error,omitempty"`
+	// WriteError is set when a finished request's last chunks could not be written (the client left after
+	// its last token): it still counts as finished and has its span, as in vLLM.
+	WriteError string `json:"write_error,omitempty"`
 }
 
 // Server is the HTTP handler.
 type Server struct {
-	cfg   Config
-	slots chan struct{}
-	mux   *http.ServeMux
+	cfg     Config
+	slots   chan struct{}
+	mux     *http.ServeMux
+	metrics *vllmmetrics.Registry
+	load    engineLoad
 
 	mu       sync.Mutex
 	rng      *rand.Rand
@@ -119,16 +131,24 @@ func New(cfg Config) (*Server, error) {
 			return profile.DrawServing(r, prompt, maxTokens)
 		}
 	}
+	metrics, err := vllmmetrics.New([]string{cfg.Model}, "0")
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
-		cfg:   cfg,
-		slots: make(chan struct{}, cfg.MaxNumSeqs),
-		rng:   rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
-		mux:   http.NewServeMux(),
+		metrics: metrics,
+		cfg:     cfg,
+		slots:   make(chan struct{}, cfg.MaxNumSeqs),
+		rng:     rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
+		mux:     http.NewServeMux(),
 	}
 	s.mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, false) })
 	s.mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, true) })
 	s.mux.HandleFunc("GET /v1/models", s.models)
 	s.mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	// vLLM serves its Prometheus metrics on the API port.
+	s.mux.Handle("GET /metrics", metrics.Handler())
+	metrics.BeforeRead(s.updateGauges)
 	return s, nil
 }
 
@@ -276,12 +296,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 	// vLLM's arrival time is taken after the HTTP request was parsed and tokenised.
 	arrival := time.Now()
 	p := s.draw(chat, prompt, maxTokens)
-	output := p.timing.OutputTokens
+	output := max(1, p.timing.OutputTokens) // a generation request always yields a token
 	if req.IgnoreEOS || output > maxTokens {
 		output = maxTokens
 	}
 
-	out := Outcome{RequestID: p.id, Straggler: p.straggler, PromptTokens: prompt, Sampled: true}
+	out := Outcome{RequestID: p.id, Straggler: p.straggler, PromptTokens: prompt, Sampled: true, ArrivalUnixNano: arrival.UnixNano()}
 	traceID := p.traceID
 	if hasParent {
 		traceID = parent.traceID
@@ -292,17 +312,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 	out.SpanID = hex.EncodeToString(p.spanID[:])
 
 	ctx := r.Context()
+	// The request is in the engine from here: it waits for a slot and its queue time, then runs until its last
+	// token. Its KV cache share is its prompt and output, as in simulate mode.
+	inEngine := s.load.arrive(prompt + output)
+	defer inEngine.leave()
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
-		out.Error = "client disconnected while queued"
-		s.finish(out)
+		s.abort(out, inEngine, "client disconnected while queued", 0, 0)
 		return
 	}
 	released := false
 	release := func() {
 		if !released {
 			released = true
+			inEngine.leave()
 			<-s.slots
 		}
 	}
@@ -311,17 +335,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 	var st stream
 	st.init(w, chat, p.id, s.cfg.Model, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
 	if output < maxTokens {
-		st.finishReason = "stop"
+		st.finishReason = vllmmetrics.FinishStop
 	}
 	if !sleepUntil(ctx, time.Now().Add(p.timing.Queue)) {
-		out.Error = "client disconnected while queued"
-		s.finish(out)
+		s.abort(out, inEngine, "client disconnected while queued", 0, 0)
 		return
 	}
 	scheduled := time.Now()
+	inEngine.schedule()
 	if !sleepUntil(ctx, scheduled.Add(p.timing.Prefill)) {
-		out.Error = "client disconnected during prefill"
-		s.finish(out)
+		s.abort(out, inEngine, "client disconnected during prefill", 0, 0)
 		return
 	}
 	firstToken := time.Now()
@@ -330,8 +353,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 	for i := int64(1); i <= output; i++ {
 		engineTS := firstToken.Add(time.Duration(i-1) * p.timing.TPOT)
 		if !sleepUntil(ctx, engineTS.Add(p.timing.Frontend)) {
-			out.Error = "client disconnected during decode"
-			s.finish(out)
+			// token i never reached the frontend: i-1 were processed
+			s.abort(out, inEngine, "client disconnected during decode", ttft, i-1)
 			return
 		}
 		lastToken = engineTS
@@ -341,20 +364,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 			ttft = now.Sub(arrival)
 		}
 		if i == output {
+			// vLLM finishes the request (stats and span) when it processes the last token, before the client
+			// sees it.
 			e2e = now.Sub(arrival)
 			release()
+			s.observeFinished(st.finishReason, ttft, e2e, prompt, output)
 		}
 		if err := st.token(i == 1, i == output); err != nil {
-			out.Error = "client disconnected: " + err.Error()
-			s.finish(out)
-			return
+			if i < output {
+				s.abort(out, inEngine, "client disconnected: "+err.Error(), ttft, i)
+				return
+			}
+			out.WriteError = err.Error()
 		}
 	}
-	if err := st.end(prompt, output); err != nil {
-		out.Error = "client disconnected: " + err.Error()
-		s.finish(out)
-		return
+	if out.WriteError == "" {
+		if err := st.end(prompt, output); err != nil {
+			out.WriteError = err.Error()
+		}
 	}
+	out.FinishReason = st.finishReason
 	out.CompletionTokens = output
 	out.Queue = scheduled.Sub(arrival).Seconds()
 	out.Prefill = firstToken.Sub(scheduled).Seconds()

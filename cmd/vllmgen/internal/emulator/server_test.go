@@ -334,11 +334,15 @@ func TestConcurrencyLimitQueues(t *testing.T) {
 	outs := got.list()
 	require.Len(t, outs, 2)
 	first, second := outs[0], outs[1]
-	if first.Queue > second.Queue {
+	// which one arrives first is up to the goroutines; the other waits for whatever is left of it
+	if first.ArrivalUnixNano > second.ArrivalUnixNano {
 		first, second = second, first
 	}
-	// with one slot, the second request waits at least for the first one's prefill and decode
-	assert.GreaterOrEqual(t, second.Queue, first.Prefill+first.Decode)
+	at := func(o Outcome, afterArrival float64) float64 {
+		return float64(o.ArrivalUnixNano-first.ArrivalUnixNano)/1e9 + afterArrival
+	}
+	// with one slot, the second request is scheduled only after the first one's last token
+	assert.GreaterOrEqual(t, at(second, second.Queue), at(first, first.Queue+first.Prefill+first.Decode))
 }
 
 func TestStragglers(t *testing.T) {
@@ -399,6 +403,9 @@ func TestRequestLog(t *testing.T) {
 	assert.Equal(t, "b7ad6b7169203331", o.ParentSpanID)
 	assert.Equal(t, int64(2), o.CompletionTokens)
 	assert.True(t, o.Sampled)
+	assert.Equal(t, "length", o.FinishReason)
+	assert.Positive(t, o.ArrivalUnixNano)
+	assert.Empty(t, o.Error)
 }
 
 type syncBuffer struct {
@@ -448,6 +455,10 @@ func TestModelsAndHealth(t *testing.T) {
 	require.NoError(t, err)
 	health.Body.Close()
 	assert.Equal(t, http.StatusOK, health.StatusCode)
+	metrics, err := http.Post(hs.URL+"/metrics", "text/plain", nil)
+	require.NoError(t, err)
+	metrics.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, metrics.StatusCode, "/metrics is read-only")
 }
 
 func TestSameSeedSameDraws(t *testing.T) {
