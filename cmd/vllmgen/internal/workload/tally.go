@@ -331,7 +331,9 @@ type AdjustedOutcome struct {
 // Adjusted weighs every total with weigh, which multiplies an exact integer total of sent spans by their
 // adjusted count (every span of a run has the same one). SLO outcomes are listed for the objectives set in slo.
 func (t *Totals) Adjusted(slo SLO, weigh func(int64) float64) *Adjusted {
-	stat := func(s Stat) AdjustedStat { return AdjustedStat{Count: weigh(s.Count), SumSeconds: weigh(s.SumUS) / 1e6} }
+	stat := func(s Stat) AdjustedStat {
+		return AdjustedStat{Count: weigh(s.Count), SumSeconds: weigh(s.SumUS) / 1e6}
+	}
 	a := &Adjusted{
 		Spans: weigh(t.Spans), PromptTokens: weigh(t.PromptTokens), CompletionTokens: weigh(t.CompletionTokens),
 		TTFT: stat(t.TTFT), TPOT: stat(t.TPOT), E2E: stat(t.E2E), Queue: stat(t.Queue),
