@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/headsample"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/otlpsend"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/workload"
 )
@@ -44,6 +45,25 @@ type Options struct {
 	JSONSummary   bool
 	DryRun        bool
 	VLLM          VLLMOptions
+	Sampling      SamplingOptions
+}
+
+// SamplingOptions is the head sampling a vLLM server's SDK does at the source.
+type SamplingOptions struct {
+	// Enabled is set by --sample-ratio; without it spans are sent as before, all of them, with no tracestate.
+	Enabled bool
+	// Ratio is the probability a finished request's span is sent (0 < Ratio ≤ 1).
+	Ratio float64
+	// TraceState says whether sent spans carry the OTEP 235 threshold (ot=th:…) or no tracestate.
+	TraceState headsample.Mode
+}
+
+// sampler returns the head sampler, or nil when sampling is off.
+func (s SamplingOptions) sampler() (*headsample.Sampler, error) {
+	if !s.Enabled {
+		return nil, nil
+	}
+	return headsample.New(s.Ratio, s.TraceState)
 }
 
 // VLLMOptions is what vllmgen simulates of vLLM's own side: its /metrics endpoint, requests whose span is lost,
@@ -109,6 +129,8 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		linger     = fs.Duration("metrics-linger", 30*time.Second, "keep serving /metrics this long after the send ends, so a scraper reads the final values (0 = until SIGINT/SIGTERM)")
 		spanLoss   = fs.Float64("span-loss", 0, "fraction of finished requests whose span is not sent (as a full SDK export queue drops them); /metrics still counts them")
 		abortFrac  = fs.Float64("abort-fraction", 0, "fraction of requests the client aborts: counted in /metrics as vLLM counts them, sent as no span")
+		sampleRat  = fs.Float64("sample-ratio", 1, "head sampling: send a finished request's span with this probability (0 < R ≤ 1), decided from its trace id as an OTEP 235 sampler does; /metrics still counts every request. Not given: no sampling, no tracestate")
+		sampleTS   = fs.String("sample-tracestate", "threshold", "with --sample-ratio: threshold (sent spans carry tracestate ot=th:<threshold>, as an OTEP 235 sampler writes it) | none (no tracestate, as the Python SDK's TraceIdRatioBased sampler sends them)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
@@ -195,6 +217,18 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	o.DryRun = *dryRun
 	o.VLLM = VLLMOptions{MetricsListen: *metrics, MetricsLinger: *linger, SpanLoss: *spanLoss, AbortFraction: *abortFrac}
 	check(o.VLLM.validate())
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.Sampling = SamplingOptions{Enabled: set["sample-ratio"], Ratio: *sampleRat}
+	if _, err := headsample.New(o.Sampling.Ratio, headsample.ModeThreshold); err != nil {
+		check(fmt.Errorf("--sample-ratio: %w", err))
+	}
+	o.Sampling.TraceState, err = headsample.ParseMode(*sampleTS)
+	if err != nil {
+		check(fmt.Errorf("--sample-tracestate: %w", err))
+	} else if set["sample-tracestate"] && !o.Sampling.Enabled {
+		check(errors.New("--sample-tracestate needs --sample-ratio"))
+	}
 	if o.DryRun && o.Duration > 0 && o.Count == 0 && o.Rate == 0 {
 		check(errors.New("--dry-run does not pace: with --duration it needs --rate (it then generates rate × duration requests)"))
 	}

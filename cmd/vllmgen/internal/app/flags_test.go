@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/headsample"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/otlpsend"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/workload"
 )
@@ -36,6 +37,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	assert.False(t, o.JSONSummary)
 	assert.False(t, o.DryRun)
 	assert.Equal(t, VLLMOptions{MetricsLinger: 30 * time.Second}, o.VLLM)
+	assert.Equal(t, SamplingOptions{Ratio: 1, TraceState: headsample.ModeThreshold}, o.Sampling, "no sampling")
 }
 
 func TestParseFlags(t *testing.T) {
@@ -99,6 +101,34 @@ func TestParseFlags(t *testing.T) {
 				assert.Equal(t, VLLMOptions{MetricsListen: "127.0.0.1:8000", SpanLoss: 0.1, AbortFraction: 0.05}, o.VLLM)
 			},
 		},
+		{
+			name: "head sampling with thresholds",
+			args: []string{"--sample-ratio", "0.1"},
+			check: func(t *testing.T, o Options) {
+				assert.Equal(t, SamplingOptions{Enabled: true, Ratio: 0.1, TraceState: headsample.ModeThreshold}, o.Sampling)
+			},
+		},
+		{
+			name: "head sampling without tracestate",
+			args: []string{"--sample-ratio", "0.25", "--sample-tracestate", "none"},
+			check: func(t *testing.T, o Options) {
+				assert.Equal(t, SamplingOptions{Enabled: true, Ratio: 0.25, TraceState: headsample.ModeNone}, o.Sampling)
+			},
+		},
+		{
+			name: "sample ratio 1 given samples everything",
+			args: []string{"--sample-ratio", "1"},
+			check: func(t *testing.T, o Options) {
+				assert.Equal(t, SamplingOptions{Enabled: true, Ratio: 1, TraceState: headsample.ModeThreshold}, o.Sampling)
+			},
+		},
+		{name: "sample ratio zero", args: []string{"--sample-ratio", "0"}, wantErr: "--sample-ratio: sampling ratio must be within (0, 1], got 0"},
+		{name: "sample ratio above one", args: []string{"--sample-ratio", "1.5"}, wantErr: "--sample-ratio: sampling ratio must be within (0, 1], got 1.5"},
+		{name: "sample ratio NaN", args: []string{"--sample-ratio", "NaN"}, wantErr: "--sample-ratio: sampling ratio must be within (0, 1], got NaN"},
+		{name: "sample ratio negative", args: []string{"--sample-ratio", "-0.1"}, wantErr: "--sample-ratio: sampling ratio must be within (0, 1]"},
+		{name: "sample ratio below 2^-56", args: []string{"--sample-ratio", "1e-30"}, wantErr: "--sample-ratio: sampling ratio 1e-30"},
+		{name: "sample tracestate", args: []string{"--sample-ratio", "0.5", "--sample-tracestate", "rv"}, wantErr: `--sample-tracestate: unknown tracestate mode "rv"`},
+		{name: "sample tracestate alone", args: []string{"--sample-tracestate", "none"}, wantErr: "--sample-tracestate needs --sample-ratio"},
 		{name: "metrics listen", args: []string{"--metrics-listen", "8000"}, wantErr: `--metrics-listen: want host:port, got "8000"`},
 		{name: "negative linger", args: []string{"--metrics-linger", "-1s"}, wantErr: "--metrics-linger must not be negative"},
 		{name: "span loss", args: []string{"--span-loss", "1.5"}, wantErr: "--span-loss must be within [0, 1]"},

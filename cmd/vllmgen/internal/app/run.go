@@ -8,6 +8,9 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/headsample"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/otlpsend"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/workload"
 )
@@ -21,6 +24,9 @@ const (
 	maxLag = time.Second
 	// maxErrorsKept bounds the export error messages kept for the summary.
 	maxErrorsKept = 5
+	// maxViolatorIDs bounds the span ids of SLO violators kept for the summary (8 bytes each); beyond it the
+	// list is marked truncated and only the counts stay exact.
+	maxViolatorIDs = 200_000
 )
 
 // Result is what a run produced.
@@ -35,6 +41,10 @@ type Result struct {
 	// VLLM is what vLLM's own /metrics counted, overall and per model, and how many spans were lost.
 	VLLM       ModelCoverage
 	VLLMModels map[string]ModelCoverage
+	// Sampler is the head sampler of --sample-ratio, nil without it.
+	Sampler *headsample.Sampler
+	// Violators are the span ids of the spans handed to an exporter that broke a set SLO objective.
+	Violators *violatorList
 
 	metrics *metricsServer
 }
@@ -107,7 +117,8 @@ func run(ctx context.Context, o Options, clock clockwork.Clock) (*Result, error)
 	}
 	defer closeAll(exporters)
 
-	res := &Result{Options: o, Tally: workload.NewTally(len(o.Models), o.SLO), metrics: metrics}
+	res := &Result{Options: o, Tally: workload.NewTally(len(o.Models), o.SLO), metrics: metrics, Sampler: side.sampler,
+		Violators: &violatorList{limit: maxViolatorIDs}}
 	resourceCfg := workload.ResourceConfig{ServiceName: o.ServiceName, Extra: o.Resource, ProcessIDBase: processIDBase(o.Seed)}
 	jobs := make(chan *job, o.Workers)
 	free := make(chan *job, 2*o.Workers+1)
@@ -121,11 +132,15 @@ func run(ctx context.Context, o Options, clock clockwork.Clock) (*Result, error)
 		go func() {
 			defer wg.Done()
 			w := worker{
-				builder:  workload.NewSpanBuilder(o.Shape, o.Models, resourceCfg, o.Anchor),
-				tally:    workload.NewTally(len(o.Models), o.SLO),
-				perModel: make([]int64, len(o.Models)),
-				exp:      exp,
-				timeout:  o.Timeout,
+				builder:   workload.NewSpanBuilder(o.Shape, o.Models, resourceCfg, o.Anchor),
+				tally:     workload.NewTally(len(o.Models), o.SLO),
+				perModel:  make([]int64, len(o.Models)),
+				exp:       exp,
+				timeout:   o.Timeout,
+				violators: res.Violators,
+			}
+			if side.sampler != nil {
+				w.builder.SetTraceState(side.sampler.TraceState())
 			}
 			for j := range jobs {
 				w.handle(ctx, j)
@@ -174,15 +189,24 @@ type worker struct {
 	timeout       time.Duration
 	failedExports int64
 	errors        []string
+	violators     *violatorList
+	violated      []pcommon.SpanID // scratch: this batch's SLO violators
 }
 
 func (w *worker) handle(ctx context.Context, j *job) {
 	td := w.builder.Build(j.recs)
 	clear(w.perModel)
+	w.violated = w.violated[:0]
+	slo := w.tally.SLO()
 	for i := range j.recs {
-		w.tally.Add(&j.recs[i])
-		w.perModel[j.recs[i].Model]++
+		rec := &j.recs[i]
+		w.tally.Add(rec)
+		w.perModel[rec.Model]++
+		if slo.Violates(rec) {
+			w.violated = append(w.violated, rec.SpanID)
+		}
 	}
+	w.violators.add(w.violated)
 	if w.exp == nil { // dry run
 		return
 	}
@@ -328,4 +352,25 @@ func (d *dispatcher) flush(ctx context.Context) bool {
 	}
 	d.cur = d.newJob()
 	return true
+}
+
+// violatorList collects the span ids of SLO violators from every worker, one lock per batch, up to limit ids.
+type violatorList struct {
+	limit     int
+	mu        sync.Mutex
+	ids       []pcommon.SpanID
+	truncated bool
+}
+
+func (l *violatorList) add(ids []pcommon.SpanID) {
+	if len(ids) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	room := l.limit - len(l.ids)
+	if len(ids) > room {
+		ids, l.truncated = ids[:max(0, room)], true
+	}
+	l.ids = append(l.ids, ids...)
 }

@@ -42,6 +42,40 @@ type Summary struct {
 	// span was sent or lost) and every aborted one (no span). Total.Spans / VLLM.Total.Finished is the span
 	// coverage a collector should see.
 	VLLM VLLMSummary `json:"vllm"`
+
+	// Sampling describes the head sampling of --sample-ratio; absent without it. The reports then carry the
+	// adjusted expected totals (total.adjusted, models.<model>.adjusted).
+	Sampling *SamplingSummary `json:"sampling,omitempty"`
+	// SLOViolators lists the spans handed to an exporter that broke a set objective; absent without --slo-*.
+	SLOViolators *SLOViolators `json:"slo_violators,omitempty"`
+}
+
+// SamplingSummary is the head sampling of a run.
+type SamplingSummary struct {
+	Ratio float64 `json:"ratio"`
+	// TraceState is the --sample-tracestate mode: threshold or none.
+	TraceState string `json:"tracestate"`
+	// SpanTraceState is the W3C tracestate written on every sent span ("" in mode none).
+	SpanTraceState string `json:"span_tracestate"`
+	// Threshold is the OTEP 235 threshold of the decision (written only in mode threshold) and Probability the
+	// exact probability it samples with.
+	Threshold   string  `json:"threshold"`
+	Probability float64 `json:"probability"`
+	// AdjustedCount is what each sent span stands for, as a collector counts it: the threshold's adjusted count
+	// (mode threshold) or 1 / ratio (mode none).
+	AdjustedCount float64 `json:"adjusted_count"`
+	// SentSpans = total.spans; UnsampledSpans = vllm.total.unsampled_spans.
+	SentSpans      int64 `json:"sent_spans"`
+	UnsampledSpans int64 `json:"unsampled_spans"`
+}
+
+// SLOViolators are the spans that violated at least one set objective (did not meet "all").
+type SLOViolators struct {
+	// Spans = total.slo.all.violated.
+	Spans int64 `json:"spans"`
+	// SpanIDs are their span ids in hex, sorted; Truncated says that the list stopped at its bound.
+	SpanIDs   []string `json:"span_ids"`
+	Truncated bool     `json:"truncated"`
 }
 
 // VLLMSummary is vLLM's side of the run.
@@ -80,6 +114,29 @@ func NewSummary(r *Result) Summary {
 	}
 	for i, model := range o.Models {
 		s.Models[model] = r.Tally.Models[i].Report(o.SLO)
+	}
+	if sm := r.Sampler; sm != nil {
+		s.Sampling = &SamplingSummary{
+			Ratio: sm.Ratio(), TraceState: sm.Mode().String(), SpanTraceState: sm.TraceState(),
+			Threshold: sm.TValue(), Probability: sm.Probability(), AdjustedCount: sm.AdjustedCount(),
+			SentSpans: s.Total.Spans, UnsampledSpans: r.VLLM.UnsampledSpans,
+		}
+		s.Total.Adjusted = r.Tally.Total.Adjusted(o.SLO, sm.Weigh)
+		for i, model := range o.Models {
+			m := s.Models[model]
+			m.Adjusted = r.Tally.Models[i].Adjusted(o.SLO, sm.Weigh)
+			s.Models[model] = m
+		}
+	}
+	if o.SLO.Any() {
+		s.SLOViolators = &SLOViolators{Spans: s.Total.SLO[workload.ObjectiveAll].Violated, SpanIDs: []string{}}
+		if v := r.Violators; v != nil {
+			for _, id := range v.ids {
+				s.SLOViolators.SpanIDs = append(s.SLOViolators.SpanIDs, id.String())
+			}
+			slices.Sort(s.SLOViolators.SpanIDs)
+			s.SLOViolators.Truncated = v.truncated
+		}
 	}
 	return s
 }
@@ -143,6 +200,7 @@ func (s Summary) WriteText(w io.Writer) error {
 		}
 		_ = tw.Flush()
 	}
+	s.writeSampling(&b)
 	s.writeVLLM(&b)
 	if s.FailedExports > 0 || len(s.ExportErrors) > 0 {
 		fmt.Fprintf(&b, "\n%d export requests failed; first errors:\n", s.FailedExports)
@@ -172,14 +230,22 @@ func (s Summary) writeVLLM(b *strings.Builder) {
 	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "model\tfinished (vllm:request_success_total)\tstop\tlength\taborted (no span)\tspans sent\tspans lost\tspan coverage\t")
+	unsampledColumn := ""
+	if s.Sampling != nil {
+		unsampledColumn = "spans unsampled\t"
+	}
+	fmt.Fprintln(tw, "model\tfinished (vllm:request_success_total)\tstop\tlength\taborted (no span)\tspans sent\tspans lost\t"+unsampledColumn+"span coverage\t")
 	row := func(name string, c ModelCoverage, spans int64) {
 		coverage := "-"
 		if c.Finished > 0 {
 			coverage = fmt.Sprintf("%.4f", float64(spans)/float64(c.Finished))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", name, c.Finished,
-			c.RequestSuccess["stop"], c.RequestSuccess["length"], c.Aborted, spans, c.LostSpans, coverage)
+		unsampled := ""
+		if s.Sampling != nil {
+			unsampled = fmt.Sprintf("%d\t", c.UnsampledSpans)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s%s\t\n", name, c.Finished,
+			c.RequestSuccess["stop"], c.RequestSuccess["length"], c.Aborted, spans, c.LostSpans, unsampled, coverage)
 	}
 	for _, name := range sortedKeys(s.VLLM.Models) {
 		row(name, s.VLLM.Models[name], s.Models[name].Spans)
@@ -190,4 +256,36 @@ func (s Summary) writeVLLM(b *strings.Builder) {
 	_ = tw.Flush()
 	fmt.Fprintf(b, "vLLM also counted %d prompt and %d generation tokens (aborted requests' processed tokens included), %d TTFT and %d e2e observations\n",
 		v.PromptTokens, v.GenerationTokens, v.TTFTCount, v.E2ECount)
+}
+
+// writeSampling prints the head sampling and the adjusted expected totals of the sent spans.
+func (s Summary) writeSampling(b *strings.Builder) {
+	sm := s.Sampling
+	if sm == nil {
+		return
+	}
+	ts := "no tracestate (the collector must be told the ratio)"
+	if sm.SpanTraceState != "" {
+		ts = "tracestate " + sm.SpanTraceState
+	}
+	fmt.Fprintf(b, "\nhead sampling at %g (threshold %s, probability %.6g), %s: sent %d spans, %d unsampled; each sent span counts %.6g\n",
+		sm.Ratio, sm.Threshold, sm.Probability, ts, sm.SentSpans, sm.UnsampledSpans, sm.AdjustedCount)
+	b.WriteString("adjusted expected totals (what a collector that weighs the sent spans counts)\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\tspans\tprompt tokens\tcompletion tokens\tSLO all met\tSLO all violated\t")
+	row := func(name string, r workload.Report) {
+		a := r.Adjusted
+		if a == nil {
+			return
+		}
+		all := a.SLO[workload.ObjectiveAll]
+		fmt.Fprintf(tw, "%s\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t\n", name, a.Spans, a.PromptTokens, a.CompletionTokens, all.Met, all.Violated)
+	}
+	for _, name := range sortedKeys(s.Models) {
+		row(name, s.Models[name])
+	}
+	if len(s.Models) > 1 {
+		row("(all)", s.Total)
+	}
+	_ = tw.Flush()
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/headsample"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/vllmmetrics"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmgen/internal/workload"
 )
@@ -25,6 +26,9 @@ type ModelCoverage struct {
 	vllmmetrics.Counts
 	// LostSpans are finished requests whose span --span-loss skipped.
 	LostSpans int64 `json:"lost_spans"`
+	// UnsampledSpans are finished requests whose span --sample-ratio did not sample: vLLM counted them, no span
+	// was created. Finished = spans sent + LostSpans + UnsampledSpans.
+	UnsampledSpans int64 `json:"unsampled_spans"`
 }
 
 // vllmSide is what vllmgen simulates of the vLLM server itself: it counts every generated request in vLLM's
@@ -38,6 +42,9 @@ type vllmSide struct {
 	loss     *rand.Rand
 	abort    *rand.Rand
 	lost     []int64 // per model
+	// sampler is the SDK's head sampler (nil: every span is sampled).
+	sampler   *headsample.Sampler
+	unsampled []int64 // per model
 
 	mu        sync.Mutex
 	occupancy []occupancy // per model
@@ -49,11 +56,17 @@ func newVLLMSide(o Options, clock func() time.Time) (*vllmSide, error) {
 	if err != nil {
 		return nil, err
 	}
+	sampler, err := o.Sampling.sampler()
+	if err != nil {
+		return nil, err
+	}
 	v := &vllmSide{
 		opts: o.VLLM, models: o.Models, registry: registry,
 		loss:      rand.New(rand.NewPCG(o.Seed^lossSeedSalt, o.Seed+lossSeedSalt)),
 		abort:     rand.New(rand.NewPCG(o.Seed^abortSeedSalt, o.Seed+abortSeedSalt)),
 		lost:      make([]int64, len(o.Models)),
+		sampler:   sampler,
+		unsampled: make([]int64, len(o.Models)),
 		occupancy: make([]occupancy, len(o.Models)),
 		clock:     clock,
 	}
@@ -77,7 +90,8 @@ func finishedReason(rec *workload.Record) string {
 // admit accounts for one API request's spans in vLLM's metrics and returns, in place, the spans to send. An
 // aborted request is cut at a uniformly drawn point of its longest span's e2e latency: children that finished
 // before it are finished requests, the others are aborted. Every finished request's span is then lost with
-// probability SpanLoss.
+// probability SpanLoss. With head sampling, only sampled spans are created: an unsampled one is counted as such
+// (its loss draw is still taken, so that the same seed loses the same spans with or without sampling).
 func (v *vllmSide) admit(request []workload.Record) []workload.Record {
 	var cutUS int64 = -1 // no abort
 	if v.opts.AbortFraction > 0 && v.abort.Float64() < v.opts.AbortFraction {
@@ -103,7 +117,12 @@ func (v *vllmSide) admit(request []workload.Record) []workload.Record {
 				TTFT: time.Duration(rec.TTFTUS) * time.Microsecond, E2E: time.Duration(rec.E2EUS) * time.Microsecond,
 				PromptTokens: rec.PromptTokens, GenerationTokens: rec.CompletionTokens,
 			})
-			if v.opts.SpanLoss > 0 && v.loss.Float64() < v.opts.SpanLoss {
+			lost := v.opts.SpanLoss > 0 && v.loss.Float64() < v.opts.SpanLoss
+			switch {
+			case v.sampler != nil && !v.sampler.Sample(rec.TraceID):
+				v.unsampled[rec.Model]++
+				sent = false
+			case lost:
 				v.lost[rec.Model]++
 				sent = false
 			}
@@ -166,8 +185,9 @@ func (v *vllmSide) coverage() (total ModelCoverage, models map[string]ModelCover
 	total.Counts = v.registry.Total()
 	for i, model := range v.models {
 		c, _ := v.registry.Counts(model)
-		models[model] = ModelCoverage{Counts: c, LostSpans: v.lost[i]}
+		models[model] = ModelCoverage{Counts: c, LostSpans: v.lost[i], UnsampledSpans: v.unsampled[i]}
 		total.LostSpans += v.lost[i]
+		total.UnsampledSpans += v.unsampled[i]
 	}
 	return total, models
 }

@@ -288,10 +288,13 @@ func requestID(r *rand.Rand) string {
 	return string(buf)
 }
 
+// traceID is a W3C random trace id: its lower 56 bits are uniformly random, since a consistent probability
+// sampler (OTEP 235) takes its randomness from them. The upper half keeps the id from being the invalid all-zero
+// one.
 func traceID(r *rand.Rand) pcommon.TraceID {
 	var id pcommon.TraceID
-	binary.BigEndian.PutUint64(id[:8], r.Uint64())
-	binary.BigEndian.PutUint64(id[8:], r.Uint64()|1) // never the invalid all-zero id
+	binary.BigEndian.PutUint64(id[:8], r.Uint64()|1)
+	binary.BigEndian.PutUint64(id[8:], r.Uint64())
 	return id
 }
 

@@ -346,3 +346,52 @@ func TestAnchors(t *testing.T) {
 		})
 	}
 }
+
+// TestTraceIDRandomness checks that every one of the lower 56 bits of the trace ids, where a consistent
+// probability sampler takes its randomness, is set in half of the ids, and that the ids are unique and valid.
+func TestTraceIDRandomness(t *testing.T) {
+	recs := generate(t, Config{Shape: ShapeV1, Models: testModels, Seed: 99, NProb: 0.2}, 20_000)
+	var setBits [56]int
+	seen := make(map[[16]byte]bool, len(recs))
+	for i := range recs {
+		id := recs[i].TraceID
+		require.False(t, id.IsEmpty())
+		require.False(t, seen[id], "duplicate trace id %s", id)
+		seen[id] = true
+		lower := uint64(0)
+		for _, b := range id[9:] {
+			lower = lower<<8 | uint64(b)
+		}
+		for bit := range setBits {
+			if lower&(1<<bit) != 0 {
+				setBits[bit]++
+			}
+		}
+	}
+	n := float64(len(recs))
+	for bit, c := range setBits {
+		// 5 standard deviations of a fair coin over n ids
+		assert.InDelta(t, 0.5, float64(c)/n, 5*0.5/math.Sqrt(n), "bit %d of the trace ids' randomness", bit)
+	}
+}
+
+func TestSpanTraceState(t *testing.T) {
+	recs := generate(t, Config{Shape: ShapeV1, Models: testModels, Seed: 8, NProb: 0.5}, 20)
+	for _, tt := range []struct {
+		name, traceState string
+	}{
+		{"none by default", ""},
+		{"the sampler's entry", "ot=th:e666"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := NewSpanBuilder(ShapeV1, testModels, ResourceConfig{ServiceName: "s"}, AnchorArrival)
+			b.SetTraceState(tt.traceState)
+			spans := 0
+			forEachSpan(b.Build(recs), func(_ string, span ptrace.Span) {
+				assert.Equal(t, tt.traceState, span.TraceState().AsRaw())
+				spans++
+			})
+			assert.Equal(t, len(recs), spans)
+		})
+	}
+}

@@ -85,6 +85,8 @@ type SpanBuilder struct {
 	resources []pcommon.Resource
 	slots     []ptrace.SpanSlice
 	used      []bool
+	// traceState is written on every span when not empty (the head sampler's ot=th:… entry).
+	traceState string
 }
 
 // NewSpanBuilder prepares one resource per model.
@@ -119,6 +121,10 @@ func NewSpanBuilder(shape Shape, models []string, res ResourceConfig, anchor Anc
 	return b
 }
 
+// SetTraceState makes every span built from now on carry this W3C tracestate ("" writes none, as vLLM's spans
+// without a sampler carry none).
+func (b *SpanBuilder) SetTraceState(ts string) { b.traceState = ts }
+
 // Build returns one export's worth of trace data: a resource per model present in recs, each with one
 // scope, spans in the order of recs.
 func (b *SpanBuilder) Build(recs []Record) ptrace.Traces {
@@ -150,6 +156,9 @@ func seconds(us int64) float64 { return float64(us) / 1e6 }
 func (b *SpanBuilder) fill(span ptrace.Span, rec *Record) {
 	span.SetTraceID(rec.TraceID)
 	span.SetSpanID(rec.SpanID)
+	if b.traceState != "" {
+		span.TraceState().FromRaw(b.traceState)
+	}
 	span.SetName(SpanName)
 	span.SetKind(ptrace.SpanKindServer)
 	start := rec.ReleasedUnixNano

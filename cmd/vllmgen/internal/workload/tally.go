@@ -158,18 +158,13 @@ func add(t *Totals, rec *Record, slo SLO) {
 	if !slo.Any() {
 		return
 	}
-	allMet := true
-	values := [numObjectives]int64{rec.TTFTUS, rec.TPOTUS, rec.E2EUS, rec.QueueUS}
-	for o := range numObjectives {
-		threshold := slo.threshold(o)
-		if threshold <= 0 || (o == ObjectiveTPOT && !rec.HasTPOT()) {
-			continue // not set, or no value for this span: not counted, and no obstacle to "all"
-		}
-		if values[o]*int64(time.Microsecond) <= int64(threshold) {
+	verdicts, allMet := slo.judge(rec)
+	for o, v := range verdicts {
+		switch v {
+		case verdictMet:
 			t.SLO[o].Met++
-		} else {
+		case verdictViolated:
 			t.SLO[o].Violated++
-			allMet = false
 		}
 	}
 	if allMet {
@@ -177,6 +172,47 @@ func add(t *Totals, rec *Record, slo SLO) {
 	} else {
 		t.SLO[numObjectives].Violated++
 	}
+}
+
+type verdict uint8
+
+const (
+	verdictUnset verdict = iota
+	verdictMet
+	verdictViolated
+)
+
+// judge gives the span's verdict for every set objective and whether it meets "all" (violates none). A span
+// of at most one output token has TPOT 0, as vLLM's serving benchmark counts it, so it meets any TPOT
+// objective.
+func (s SLO) judge(rec *Record) (verdicts [numObjectives]verdict, allMet bool) {
+	values := [numObjectives]int64{rec.TTFTUS, rec.TPOTUS, rec.E2EUS, rec.QueueUS}
+	if !rec.HasTPOT() {
+		values[ObjectiveTPOT] = 0
+	}
+	allMet = true
+	for o := range numObjectives {
+		threshold := s.threshold(o)
+		if threshold <= 0 {
+			continue // not set: not counted, and no obstacle to "all"
+		}
+		if values[o]*int64(time.Microsecond) <= int64(threshold) {
+			verdicts[o] = verdictMet
+		} else {
+			verdicts[o] = verdictViolated
+			allMet = false
+		}
+	}
+	return verdicts, allMet
+}
+
+// Violates reports whether the span breaks at least one set objective (it does not meet "all").
+func (s SLO) Violates(rec *Record) bool {
+	if !s.Any() {
+		return false
+	}
+	_, allMet := s.judge(rec)
+	return !allMet
 }
 
 // AddExported records spans of one model that an export delivered.
@@ -238,6 +274,8 @@ type Report struct {
 	Decode           StatReport         `json:"decode"`
 	Inference        StatReport         `json:"inference"`
 	SLO              map[string]Outcome `json:"slo,omitempty"`
+	// Adjusted is set only under head sampling (see Totals.Adjusted).
+	Adjusted *Adjusted `json:"adjusted,omitempty"`
 }
 
 // Report converts Totals, listing SLO outcomes only for the objectives set in slo.
@@ -261,3 +299,56 @@ func (t *Totals) Report(slo SLO) Report {
 
 // SLO returns the thresholds the tally was made with.
 func (t *Tally) SLO() SLO { return t.slo }
+
+// Adjusted is what the spans sent under head sampling stand for: each exact total of the sent spans times their
+// adjusted count, the number of requests each sent span represents. Counts are per span, as in Report.
+type Adjusted struct {
+	Spans            float64                    `json:"spans"`
+	PromptTokens     float64                    `json:"prompt_tokens"`
+	CompletionTokens float64                    `json:"completion_tokens"`
+	TTFT             AdjustedStat               `json:"ttft"`
+	TPOT             AdjustedStat               `json:"tpot"`
+	E2E              AdjustedStat               `json:"e2e"`
+	Queue            AdjustedStat               `json:"queue"`
+	Prefill          AdjustedStat               `json:"prefill"`
+	Decode           AdjustedStat               `json:"decode"`
+	Inference        AdjustedStat               `json:"inference"`
+	SLO              map[string]AdjustedOutcome `json:"slo,omitempty"`
+}
+
+// AdjustedStat is a latency's adjusted observation count and sum.
+type AdjustedStat struct {
+	Count      float64 `json:"count"`
+	SumSeconds float64 `json:"sum_seconds"`
+}
+
+// AdjustedOutcome is an objective's adjusted met and violated counts.
+type AdjustedOutcome struct {
+	Met      float64 `json:"met"`
+	Violated float64 `json:"violated"`
+}
+
+// Adjusted weighs every total with weigh, which multiplies an exact integer total of sent spans by their
+// adjusted count (every span of a run has the same one). SLO outcomes are listed for the objectives set in slo.
+func (t *Totals) Adjusted(slo SLO, weigh func(int64) float64) *Adjusted {
+	stat := func(s Stat) AdjustedStat {
+		return AdjustedStat{Count: weigh(s.Count), SumSeconds: weigh(s.SumUS) / 1e6}
+	}
+	a := &Adjusted{
+		Spans: weigh(t.Spans), PromptTokens: weigh(t.PromptTokens), CompletionTokens: weigh(t.CompletionTokens),
+		TTFT: stat(t.TTFT), TPOT: stat(t.TPOT), E2E: stat(t.E2E), Queue: stat(t.Queue),
+		Prefill: stat(t.Prefill), Decode: stat(t.Decode), Inference: stat(t.Inference),
+	}
+	if slo.Any() {
+		outcome := func(o Outcome) AdjustedOutcome {
+			return AdjustedOutcome{Met: weigh(o.Met), Violated: weigh(o.Violated)}
+		}
+		a.SLO = map[string]AdjustedOutcome{ObjectiveAll: outcome(t.SLO[numObjectives])}
+		for o := range numObjectives {
+			if slo.threshold(o) > 0 {
+				a.SLO[o.String()] = outcome(t.SLO[o])
+			}
+		}
+	}
+	return a
+}
