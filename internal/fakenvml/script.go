@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,8 +69,12 @@ type GPU struct {
 	// Samples answer nvmlDeviceGetSamples; types power, GPU/memory/encoder/decoder utilization and the two clocks.
 	Samples map[nvml.SamplingType][]Sample
 	// Fields answer nvmlDeviceGetFieldValues by field id; other ids report NOT_SUPPORTED.
-	Fields    map[uint32]uint64
-	Processes []Process
+	Fields map[uint32]uint64
+	// GPMSupported makes nvmlGpmQueryDeviceSupport report the GPU supported (Hopper and later); GPM answers
+	// nvmlGpmMetricsGet by metric id (percentages, MiB/s), other ids report NOT_SUPPORTED.
+	GPMSupported bool
+	GPM          map[nvml.GpmMetricId]float64
+	Processes    []Process
 	// Extra holds further per-GPU script keys without the "gpu.<index>." prefix, e.g. "max_clock.sm": "1980".
 	Extra map[string]string
 }
@@ -209,6 +214,12 @@ func (g GPU) render(b *strings.Builder, prefix string) error {
 	}
 	for _, id := range slices.Sorted(maps.Keys(g.Fields)) {
 		kv(fmt.Sprintf("field.%d", id), g.Fields[id])
+	}
+	if g.GPMSupported {
+		kv("gpm.supported", 1)
+	}
+	for _, id := range slices.Sorted(maps.Keys(g.GPM)) {
+		kv(fmt.Sprintf("gpm.%d", id), strconv.FormatFloat(g.GPM[id], 'g', -1, 64))
 	}
 	for j, p := range g.Processes {
 		pp := fmt.Sprintf("process.%d.", j)

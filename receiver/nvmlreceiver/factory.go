@@ -46,6 +46,10 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		ControllerConfig:     controller,
 		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
+		Kubernetes: KubernetesConfig{
+			PodResourcesSocket: DefaultPodResourcesSocket,
+			RefreshInterval:    defaultPodRefreshInterval,
+		},
 	}
 }
 
@@ -60,7 +64,10 @@ func createMetricsReceiver(
 	if !ok {
 		return nil, errors.New("nvml receiver: unexpected config type")
 	}
-	s := newNVMLScraper(cfg, set, newLibrary(cfg))
+	s, err := newNVMLScraper(cfg, set, newLibrary(cfg))
+	if err != nil {
+		return nil, err
+	}
 	sc, err := scraper.NewMetrics(s.scrape, scraper.WithStart(s.start), scraper.WithShutdown(s.shutdown))
 	if err != nil {
 		return nil, err
