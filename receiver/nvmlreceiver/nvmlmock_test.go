@@ -96,13 +96,13 @@ type fakeMIG struct {
 // fakeNVML is the mocked library: a dgxh100-style server plus symbols, events and MIG.
 type fakeNVML struct {
 	*server.Server
-	gpus     []*fakeGPU
-	missing  map[string]bool // symbols LookupSymbol reports absent
+	gpus    []*fakeGPU
+	missing map[string]bool // symbols LookupSymbol reports absent
 	// gpmSamples records which GPU (and GPU instance, -1 for the whole GPU) filled each GPM sample.
 	gpmSamples   map[nvml.GpmSample]gpmSource
 	gpmAllocated int // samples allocated and not freed
-	events   chan nvml.EventData
-	procRoot string
+	events       chan nvml.EventData
+	procRoot     string
 }
 
 // newFakeNVML mocks n H100 GPUs (n=8 is dgxh100.New()) with every telemetry function filled in.

@@ -131,7 +131,11 @@ func (w *podWatcher) refresh(ctx context.Context) {
 }
 
 func (w *podWatcher) failed(err error) {
-	w.count("unreachable")
+	if errors.Is(err, fs.ErrNotExist) {
+		w.count("no_socket")
+	} else {
+		w.count("unreachable")
+	}
 	w.failures++
 	if w.failures == podStaleAfter && w.current.Load() != nil {
 		w.gen++

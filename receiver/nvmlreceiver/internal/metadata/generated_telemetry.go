@@ -75,7 +75,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverNvmlPodResourcesRefreshFailures, err = builder.meter.Int64Counter(
 		"otelcol_receiver_nvml_pod_resources_refresh_failures",
-		metric.WithDescription("Failed refreshes of the GPU-to-pod mapping from the kubelet's pod-resources API, by reason (unreachable, bad_response). [Development]"),
+		metric.WithDescription("Failed refreshes of the GPU-to-pod mapping from the kubelet's pod-resources API, by reason (no_socket, unreachable, bad_response). [Development]"),
 		metric.WithUnit("{refresh}"),
 	)
 	errs = errors.Join(errs, err)

@@ -56,7 +56,7 @@ func AssertEqualReceiverNvmlGpusAttached(t *testing.T, tt *componenttest.Telemet
 func AssertEqualReceiverNvmlPodResourcesRefreshFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_nvml_pod_resources_refresh_failures",
-		Description: "Failed refreshes of the GPU-to-pod mapping from the kubelet's pod-resources API, by reason (unreachable, bad_response). [Development]",
+		Description: "Failed refreshes of the GPU-to-pod mapping from the kubelet's pod-resources API, by reason (no_socket, unreachable, bad_response). [Development]",
 		Unit:        "{refresh}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
