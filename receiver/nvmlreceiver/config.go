@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
@@ -57,6 +58,19 @@ type KubernetesConfig struct {
 }
 
 var _ confmap.Validator = (*Config)(nil)
+
+func createDefaultConfig() component.Config {
+	controller := scraperhelper.NewDefaultControllerConfig()
+	controller.CollectionInterval = defaultCollectionInterval
+	return &Config{
+		ControllerConfig:     controller,
+		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
+		Kubernetes: KubernetesConfig{
+			PodResourcesSocket: DefaultPodResourcesSocket,
+			RefreshInterval:    defaultPodRefreshInterval,
+		},
+	}
+}
 
 // Validate checks the receiver configuration; every error names the offending key.
 func (cfg *Config) Validate() error {

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver"
 
 import (
@@ -38,19 +40,6 @@ func systemLibrary(cfg *Config) nvml.Interface {
 		return nvml.New()
 	}
 	return nvml.New(nvml.WithLibraryPath(cfg.LibraryPath))
-}
-
-func createDefaultConfig() component.Config {
-	controller := scraperhelper.NewDefaultControllerConfig()
-	controller.CollectionInterval = defaultCollectionInterval
-	return &Config{
-		ControllerConfig:     controller,
-		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
-		Kubernetes: KubernetesConfig{
-			PodResourcesSocket: DefaultPodResourcesSocket,
-			RefreshInterval:    defaultPodRefreshInterval,
-		},
-	}
 }
 
 func createMetricsReceiver(

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver_test
 
 // Integration tests: the receiver loads a fake libnvidia-ml.so.1, compiled from C by the test with gcc, through
