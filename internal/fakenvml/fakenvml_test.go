@@ -561,3 +561,18 @@ func TestGPMThroughGoNVML(t *testing.T) {
 		assert.Equal(t, 2, lib.CallCount(t, "nvmlGpmSampleAlloc"))
 	})
 }
+
+func TestEnergyGrowth(t *testing.T) {
+	script := fakenvml.Script{GPUs: []fakenvml.GPU{{UUID: uuid0, TotalEnergyConsumption: 1_000_000, EnergyGrowth: 700_000}}}
+	fakenvml.Run(t, fakenvml.Setup{Script: script}, func(t *testing.T, lib *fakenvml.Lib) {
+		dev := device(t, open(t, lib), 0)
+		first, ret := dev.GetTotalEnergyConsumption()
+		require.Equal(t, nvml.SUCCESS, ret)
+		time.Sleep(200 * time.Millisecond)
+		second, ret := dev.GetTotalEnergyConsumption()
+		require.Equal(t, nvml.SUCCESS, ret)
+		assert.GreaterOrEqual(t, first, uint64(1_000_000))
+		// 700 W for at least 200 ms is at least 140 J (140,000 mJ)
+		assert.GreaterOrEqual(t, second-first, uint64(140_000))
+	})
+}

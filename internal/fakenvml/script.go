@@ -51,20 +51,22 @@ type GPU struct {
 	PowerUsage, EnforcedPowerLimit          uint32 // mW
 	PowerManagementLimit                    uint32 // mW
 	TotalEnergyConsumption                  uint64 // mJ
-	ClockGraphics, ClockSM, ClockMemory     uint32 // MHz
-	ClockVideo                              uint32 // MHz
-	PCIeTxKBps, PCIeRxKBps, PCIeReplays     uint32
-	ECCEnabled                              bool
-	ECCVolatileCorrected                    uint64
-	ECCVolatileUncorrected                  uint64
-	ECCAggregateCorrected                   uint64
-	ECCAggregateUncorrected                 uint64
-	ClocksEventReasons                      uint64
-	SupportedClocksEventReasons             uint64
-	MIGMode, MIGPendingMode                 int
-	RemappedCorrectable                     uint32
-	RemappedUncorrectable                   uint32
-	RemappedPending, RemappedFailure        bool
+	// EnergyGrowth makes the energy counter grow by this power (mW) from nvmlInit on, for rates.
+	EnergyGrowth                        uint32
+	ClockGraphics, ClockSM, ClockMemory uint32 // MHz
+	ClockVideo                          uint32 // MHz
+	PCIeTxKBps, PCIeRxKBps, PCIeReplays uint32
+	ECCEnabled                          bool
+	ECCVolatileCorrected                uint64
+	ECCVolatileUncorrected              uint64
+	ECCAggregateCorrected               uint64
+	ECCAggregateUncorrected             uint64
+	ClocksEventReasons                  uint64
+	SupportedClocksEventReasons         uint64
+	MIGMode, MIGPendingMode             int
+	RemappedCorrectable                 uint32
+	RemappedUncorrectable               uint32
+	RemappedPending, RemappedFailure    bool
 
 	// XIDs are delivered once each to every event set that registered EventTypeXidCriticalError for this GPU.
 	XIDs []uint64
@@ -176,6 +178,9 @@ func (g GPU) render(b *strings.Builder, prefix string) error {
 	kv("power.enforced_limit_mw", g.EnforcedPowerLimit)
 	kv("power.management_limit_mw", g.PowerManagementLimit)
 	kv("energy.total_mj", g.TotalEnergyConsumption)
+	if g.EnergyGrowth > 0 {
+		kv("energy.mw", g.EnergyGrowth)
+	}
 	kv("clock.graphics", g.ClockGraphics)
 	kv("clock.sm", g.ClockSM)
 	kv("clock.memory", g.ClockMemory)

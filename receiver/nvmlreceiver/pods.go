@@ -42,6 +42,9 @@ type podWatcher struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// firstDone is closed when the first refresh has finished (either way): the first scrape waits for it, so
+	// a GPU that belongs to a pod does not first appear without its pod labels (two series in Prometheus).
+	firstDone chan struct{}
 
 	// owned by the goroutine
 	gen        uint64
@@ -51,10 +54,14 @@ type podWatcher struct {
 	list       func(ctx context.Context) (*podresources.Snapshot, error)
 }
 
-const podStaleAfter = 3
+const (
+	podStaleAfter  = 3
+	podListTimeout = 5 * time.Second
+)
 
 func newPodWatcher(logger *zap.Logger, cfg KubernetesConfig, tb *metadata.TelemetryBuilder) *podWatcher {
-	w := &podWatcher{logger: logger, socket: cfg.PodResourcesSocket, interval: cfg.RefreshInterval, telemetry: tb}
+	w := &podWatcher{logger: logger, socket: cfg.PodResourcesSocket, interval: cfg.RefreshInterval, telemetry: tb,
+		firstDone: make(chan struct{})}
 	w.list = w.listKubelet
 	return w
 }
@@ -83,8 +90,13 @@ func (w *podWatcher) start() {
 		defer close(w.done)
 		t := time.NewTicker(w.interval)
 		defer t.Stop()
+		first := true
 		for {
 			w.refresh(ctx)
+			if first {
+				first = false
+				close(w.firstDone)
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -101,16 +113,21 @@ func (w *podWatcher) stop() {
 	}
 }
 
-// mapping returns the latest published mapping (nil before the first successful refresh).
-func (w *podWatcher) mapping() *podMapping {
+// mapping returns the latest published mapping (nil before the first successful refresh). Until the first
+// refresh has finished it waits for it, at most until ctx ends; the refresh itself is bounded by podListTimeout.
+func (w *podWatcher) mapping(ctx context.Context) *podMapping {
 	if w == nil {
 		return nil
+	}
+	select {
+	case <-w.firstDone:
+	case <-ctx.Done():
 	}
 	return w.current.Load()
 }
 
 func (w *podWatcher) refresh(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, min(w.interval, 5*time.Second))
+	ctx, cancel := context.WithTimeout(ctx, min(w.interval, podListTimeout))
 	defer cancel()
 	snap, err := w.list(ctx)
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {

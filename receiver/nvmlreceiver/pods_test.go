@@ -100,7 +100,9 @@ func TestPodAttribution(t *testing.T) {
 		cfg.Kubernetes.RefreshInterval = 50 * time.Millisecond
 	})
 	s.mustStart(t)
-	md := scrapeWithPods(t, s, func(md pmetric.Metrics) bool { return len(metricPoints(md, "nvidia.gpu.allocation")) == 4 })
+	// The first scrape waits for the first refresh: a GPU never appears without its pod first.
+	md := s.mustScrape(t)
+	require.Len(t, metricPoints(md, "nvidia.gpu.allocation"), 4)
 
 	exclusive := map[string]any{"k8s.pod.name": "vllm-llama-0", "k8s.namespace.name": "llm", "k8s.container.name": "vllm"}
 	p := onePoint(t, md, "hw.energy", map[string]any{"hw.id": testUUID(0)})

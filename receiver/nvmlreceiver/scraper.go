@@ -343,7 +343,7 @@ func (s *nvmlScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 		s.rescan(now)
 	}
 	ts := pcommon.NewTimestampFromTime(now)
-	pods := s.pods.mapping()
+	pods := s.pods.mapping(ctx)
 	for _, d := range s.devices {
 		if ctx.Err() != nil {
 			s.logger.Warn("scrape timed out; emitting the GPUs read so far", zap.Error(ctx.Err()))

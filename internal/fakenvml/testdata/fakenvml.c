@@ -39,6 +39,7 @@
  *   temperature.gpu                  degrees C (nvmlDeviceGetTemperature / GetTemperatureV, sensor GPU)
  *   power.usage_mw, power.enforced_limit_mw, power.management_limit_mw
  *   energy.total_mj                  nvmlDeviceGetTotalEnergyConsumption
+ *   energy.mw                        the counter then grows by this power (mW = mJ/s) from the nvmlInit call
  *   clock.graphics, clock.sm, clock.memory, clock.video            MHz, nvmlDeviceGetClockInfo
  *   max_clock.graphics, max_clock.sm, max_clock.memory, max_clock.video   MHz, nvmlDeviceGetMaxClockInfo
  *   pcie.tx_kbps, pcie.rx_kbps, pcie.replay_count
@@ -132,7 +133,7 @@ struct gpu {
     opt_u64 mem_total, mem_reserved, mem_used;
     opt_u64 util_gpu, util_mem, enc_util, enc_period, dec_util, dec_period;
     opt_u64 temp_gpu;
-    opt_u64 power_mw, power_enforced_mw, power_mgmt_mw, energy_mj;
+    opt_u64 power_mw, power_enforced_mw, power_mgmt_mw, energy_mj, energy_mw;
     opt_u64 clock[NVML_CLOCK_COUNT], max_clock[NVML_CLOCK_COUNT];
     opt_u64 pcie_tx, pcie_rx, pcie_replay;
     opt_u64 ecc_mode, ecc[2][2]; /* [nvmlMemoryErrorType_t][nvmlEccCounterType_t] */
@@ -302,6 +303,7 @@ static const struct {
 } k_gpu_numbers[] = {
     GPU_U64("minor_number", minor),
     GPU_U64("memory.total", mem_total),
+    GPU_U64("energy.mw", energy_mw),
     GPU_U64("gpm.supported", gpm_supported),
     GPU_U64("memory.reserved", mem_reserved),
     GPU_U64("memory.used", mem_used),
@@ -1332,7 +1334,17 @@ nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t device, unsigned int
 nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *energy)
 {
     DEVICE_CALL(device, g);
-    RETURN_VALUE(g->energy_mj, energy, unsigned long long);
+    REQUIRE(energy);
+    if (!g->energy_mj.set) {
+        return NVML_ERROR_NOT_SUPPORTED;
+    }
+    unsigned long long grown = 0;
+    if (g->energy_mw.set) {
+        unsigned long long now = now_us(CLOCK_REALTIME);
+        grown = now > g_state.init_time_us ? g->energy_mw.v * (now - g_state.init_time_us) / 1000000 : 0;
+    }
+    *energy = g->energy_mj.v + grown;
+    return NVML_SUCCESS;
 }
 #endif
 
