@@ -15,8 +15,8 @@ import (
 
 // BenchmarkScrape8GPUs measures one scrape of a mocked DGX H100 (8 GPUs, every telemetry call answered, GPM
 // supported). Allocations include the mock's own bookkeeping (it records every call) and its fresh sample
-// slices. with_pods gives every GPU to its own pod (the pod-resources mapping is refreshed once, outside the
-// loop, as the background refresh does). ns/GPU and allocs/GPU are per GPU per scrape.
+// slices. with_pods gives every GPU to its own pod (the mapping comes from the background refresh, which the
+// first scrape, outside the loop, waits for). ns/GPU and allocs/GPU are per GPU per scrape.
 func BenchmarkScrape8GPUs(b *testing.B) {
 	for _, bc := range []struct {
 		name   string
@@ -47,8 +47,6 @@ func BenchmarkScrape8GPUs(b *testing.B) {
 				}
 				s.pods = newPodWatcher(zap.NewNop(), KubernetesConfig{RefreshInterval: minPodRefreshInterval}, nil)
 				s.pods.list = func(context.Context) (*podresources.Snapshot, error) { return podresources.Build(resp), nil }
-				s.pods.refresh(context.Background())
-				close(s.pods.firstDone)
 			}
 			s.mustStart(b)
 			ctx := context.Background()
