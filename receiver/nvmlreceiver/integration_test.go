@@ -265,13 +265,22 @@ func TestIntegrationMissingSymbols(t *testing.T) {
 				"nvmlDeviceGetMemoryInfo_v2",              // memory comes from the v1 call
 				"nvmlDeviceGetComputeRunningProcesses_v3", // go-nvml binds _v2 instead
 				"nvmlEventSetCreate",                      // no XID events
+				"nvmlGpmMetricsGet",                       // a driver before R520: no GPM
+				"nvmlGpmSampleGet",
+				"nvmlDeviceGetPcieReplayCounter", // no PCIe replays
 			},
 		}
 		fakenvml.Run(t, setup, func(t *testing.T, lib *fakenvml.Lib) {
-			run := runReceiver(t, lib.Path, nil, intAtLeastBatches(2))
+			run := runReceiver(t, lib.Path, nil, intAtLeastBatches(3))
 			got := intFlatten(t, run.batches[0])
 			h100 := intScript().GPUs[0]
 
+			for _, md := range run.batches {
+				assert.Empty(t, gpmPoints(intFlatten(t, md)), "no GPM without its symbols")
+			}
+			assert.Empty(t, got.metric("nvidia.gpu.pcie.replays"))
+			assert.Len(t, run.logs.FilterMessageSnippet("no GPU performance monitoring").All(), 1, "logged once")
+			assert.Zero(t, lib.CallCount(t, "nvmlGpmSampleAlloc"))
 			assert.Empty(t, got.metric("hw.energy"))
 			assert.Empty(t, got.metric("nvidia.gpu.xid.errors"))
 			assert.InDelta(t, 123.456, got.values[intKey("hw.power", intH100UUID, "hw.type=gpu")], 1e-9)
