@@ -4,6 +4,7 @@ package nvmlreceiver
 
 import (
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"sync"
@@ -13,9 +14,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	v1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	"github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver/internal/podresources"
 )
 
 // fakeKubelet serves the pod-resources API on a unix socket with a scripted answer.
@@ -191,4 +195,37 @@ func TestPodResourcesBadEntriesAreIgnored(t *testing.T) {
 	assert.Equal(t, "ok-0", onePoint(t, md, "hw.energy", map[string]any{"hw.id": testUUID(1)}).attrs["k8s.pod.name"])
 	assert.NotContains(t, onePoint(t, md, "hw.energy", map[string]any{"hw.id": testUUID(0)}).attrs, "k8s.pod.name")
 	assert.Positive(t, kubelet.listCount())
+}
+
+func TestPodMappingKeptForThreeFailedRefreshes(t *testing.T) {
+	t.Parallel()
+	resp := &v1.ListPodResourcesResponse{PodResources: []*v1.PodResources{pod("llm", "vllm-0", "vllm", "nvidia.com/gpu", testUUID(0))}}
+	var failing bool
+	w := newPodWatcher(zap.NewNop(), KubernetesConfig{RefreshInterval: time.Second}, nil)
+	w.list = func(context.Context) (*podresources.Snapshot, error) {
+		if failing {
+			return nil, errors.New("connection refused")
+		}
+		return podresources.Build(resp), nil
+	}
+	owners := func() []podOwner {
+		m := w.current.Load()
+		if m == nil {
+			return nil
+		}
+		return m.snap.Allocations(testUUID(0), "nvidia0")
+	}
+	ctx := context.Background()
+	w.refresh(ctx)
+	require.Len(t, owners(), 1)
+	failing = true
+	for i := range podStaleAfter - 1 {
+		w.refresh(ctx)
+		assert.Len(t, owners(), 1, "kept after %d failed refreshes", i+1)
+	}
+	w.refresh(ctx)
+	assert.Empty(t, owners(), "dropped after %d failed refreshes", podStaleAfter)
+	failing = false
+	w.refresh(ctx)
+	assert.Len(t, owners(), 1, "back with the kubelet")
 }
