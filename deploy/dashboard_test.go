@@ -368,3 +368,50 @@ func TestGrafanaDatasources(t *testing.T) {
 		t.Errorf("%s: no prometheus datasource links exemplar label trace_id to a jaeger datasource", datasourcesFile)
 	}
 }
+
+// TestDashboardEfficiencyRow checks the efficiency row: energy per token by model, tokens per joule, SM activity
+// beside tokens/s in one panel, and GPU panels grouped by pod.
+func TestDashboardEfficiencyRow(t *testing.T) {
+	d := loadDashboard(t)
+	row := slices.IndexFunc(d.Panels, func(p panel) bool { return p.Type == "row" && strings.HasPrefix(p.Title, "Efficiency") })
+	if row < 0 {
+		t.Fatal("no Efficiency row")
+	}
+	var efficiency []panel
+	for _, p := range d.Panels[row+1:] {
+		if p.Type == "row" {
+			break
+		}
+		if p.ID < 200 || p.ID > 299 {
+			t.Errorf("panel %q: id %d, want 200-299 for the efficiency row", p.Title, p.ID)
+		}
+		efficiency = append(efficiency, p)
+	}
+	reads := func(p panel, name string) bool {
+		return slices.ContainsFunc(p.Targets, func(tg target) bool {
+			names, err := metricNames(tg.Expr)
+			return err == nil && slices.Contains(names, name)
+		})
+	}
+	for _, want := range [][]string{
+		{"model:vllm_joules_per_output_token:ratio_rate5m"},
+		{"model:vllm_output_tokens_per_joule:ratio_rate5m"},
+		{"nvidia_gpu_sm_activity_ratio", "namespace_pod_model:vllm_output_tokens:rate5m"}, // in one panel
+		{"namespace_pod:hw_energy_joules:rate5m"},
+		{"nvidia_gpu_allocation"},
+		{"namespace_pod_model:vllm_cost_per_1m_output_tokens:ratio_rate5m"},
+	} {
+		if !slices.ContainsFunc(efficiency, func(p panel) bool {
+			return !slices.ContainsFunc(want, func(n string) bool { return !reads(p, n) })
+		}) {
+			t.Errorf("no efficiency panel reads all of %v", want)
+		}
+	}
+	for _, p := range efficiency {
+		for _, tg := range p.Targets {
+			if strings.Contains(tg.Expr, "nvidia_gpu_") && strings.Contains(tg.Expr, "by (") && !strings.Contains(tg.Expr, "k8s_pod_name") {
+				t.Errorf("panel %q: GPU query %q is not grouped by pod", p.Title, tg.Expr)
+			}
+		}
+	}
+}

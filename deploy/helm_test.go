@@ -415,6 +415,7 @@ func TestHelmChartAllValues(t *testing.T) {
 	eq("connector exemplars", at(v, "connector", "exemplars"), at(r.config, "connectors", "vllm", "exemplars", "enabled"))
 	eq("connector resource_attributes", at(v, "connector", "resourceAttributes"), at(r.config, "connectors", "vllm", "resource_attributes"))
 	eq("nvml collection_interval", at(v, "nvml", "collectionInterval"), at(r.config, "receivers", "nvml", "collection_interval"))
+	eq("nvml pod-resources socket", path+"/kubelet.sock", at(r.config, "receivers", "nvml", "kubernetes", "pod_resources_socket"))
 	scrape := at(r.config, "receivers", "prometheus", "config", "scrape_configs").([]any)[0]
 	eq("vLLM scrape_interval", at(v, "vllmMetrics", "scrapeInterval"), at(scrape, "scrape_interval"))
 	eq("memory_limiter check_interval", at(v, "memoryLimiter", "checkInterval"), at(r.config, "processors", "memory_limiter", "check_interval"))

@@ -72,6 +72,7 @@ type container struct {
 	VolumeMounts []struct {
 		Name      string `yaml:"name"`
 		MountPath string `yaml:"mountPath"`
+		ReadOnly  bool   `yaml:"readOnly"`
 	} `yaml:"volumeMounts"`
 }
 
@@ -124,6 +125,9 @@ type podTemplate struct {
 			ConfigMap *struct {
 				Name string `yaml:"name"`
 			} `yaml:"configMap"`
+			HostPath *struct {
+				Path string `yaml:"path"`
+			} `yaml:"hostPath"`
 		} `yaml:"volumes"`
 	} `yaml:"spec"`
 }
@@ -370,6 +374,22 @@ func checkDaemonSet(t *testing.T, k kubernetesKit) {
 		t.Errorf("NVIDIA_DRIVER_CAPABILITIES %q lacks utility (NVML)", e.Value)
 	}
 
+	// The kubelet's pod-resources socket (GPU -> pod) is mounted read-only where the nvml receiver looks for it.
+	socketMounted := false
+	for _, m := range agent.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name && v.HostPath != nil && v.HostPath.Path == "/var/lib/kubelet/pod-resources" {
+				socketMounted = true
+				if !m.ReadOnly || m.MountPath != "/var/lib/kubelet/pod-resources" {
+					t.Errorf("pod-resources hostPath mounted at %s readOnly %v, want /var/lib/kubelet/pod-resources read-only", m.MountPath, m.ReadOnly)
+				}
+			}
+		}
+	}
+	if !socketMounted {
+		t.Error("the kubelet pod-resources directory is not mounted (no pod labels on GPU metrics)")
+	}
+
 	// The service account can list and watch pods (the prometheus receiver's pod discovery).
 	if !strings.Contains(k.config, "kubernetes_sd_configs") || k.externalRBAC {
 		return
@@ -472,6 +492,14 @@ func TestKubernetesOTLPEndpoint(t *testing.T) {
 	}
 	if e, _ := c.env("POD_NAME"); e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.name" {
 		t.Error("vLLM: POD_NAME does not come from metadata.name")
+	}
+	// The pod identity the energy-per-token rules join the GPU metrics on.
+	if attrs["k8s.pod.name"] != "$(POD_NAME)" || attrs["k8s.namespace.name"] != "$(POD_NAMESPACE)" {
+		t.Errorf("vLLM: resource attributes k8s.pod.name %q, k8s.namespace.name %q, want $(POD_NAME) and $(POD_NAMESPACE)",
+			attrs["k8s.pod.name"], attrs["k8s.namespace.name"])
+	}
+	if e, _ := c.env("POD_NAMESPACE"); e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
+		t.Error("vLLM: POD_NAMESPACE does not come from metadata.namespace")
 	}
 	ann := vllm.Spec.Template.Metadata.Annotations
 	port, _ := c.arg("--port")
@@ -612,7 +640,16 @@ func checkCollectorConfig(t *testing.T, k kubernetesKit) {
 	if connector.Histograms.Type != "" && connector.Histograms.Type != "explicit" {
 		t.Errorf("vllm connector: histograms.type %q; the rules and the dashboard need explicit buckets", connector.Histograms.Type)
 	}
-	identity := []string{"service.name", "service.namespace", "service.instance.id"}
+	// k8s.pod.name and k8s.namespace.name are constant per pod, like service.instance.id: they split nothing.
+	identity := []string{"service.name", "service.namespace", "service.instance.id", "k8s.pod.name", "k8s.namespace.name"}
+	if connector.ResourceAttributes == nil {
+		connector.ResourceAttributes = identity // not set: the connector's default, which is this list
+	}
+	for _, want := range []string{"k8s.pod.name", "k8s.namespace.name"} {
+		if !slices.Contains(connector.ResourceAttributes, want) {
+			t.Errorf("vllm connector: resource_attributes lacks %s (the energy-per-token rules join on it)", want)
+		}
+	}
 	if len(connector.ResourceAttributes) == 0 {
 		t.Error("vllm connector: no resource_attributes allow-list; every resource attribute would split series")
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -46,33 +45,6 @@ type coverageSummary struct {
 			LostSpans        int64 `json:"lost_spans"`
 		} `json:"total"`
 	} `json:"vllm"`
-}
-
-// startPrometheusWithRules runs Prometheus as startPrometheus does, plus the recording rules evaluated every
-// second, with their 5m windows replaced by window.
-func startPrometheusWithRules(t *testing.T, window string) *prometheusServer {
-	t.Helper()
-	bin := requireEnv(t, envPrometheus)
-	dir := t.TempDir()
-	rules, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "prometheus", "recording-rules.yaml"))
-	require.NoError(t, err)
-	require.Contains(t, string(rules), "job_model:vllm_span_coverage:ratio_rate5m")
-	rulesFile := filepath.Join(dir, "rules.yaml")
-	require.NoError(t, os.WriteFile(rulesFile, []byte(strings.ReplaceAll(string(rules), "[5m]", "["+window+"]")), 0o600))
-	configFile := filepath.Join(dir, "prometheus.yml")
-	config := fmt.Sprintf("global:\n  scrape_interval: 1m\n  evaluation_interval: 1s\nrule_files:\n  - %s\n", rulesFile)
-	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o600))
-	port := freePort(t)
-	proc := startProcess(t, "prometheus", nil, bin,
-		"--config.file="+configFile,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+loopback(port),
-		"--web.enable-remote-write-receiver",
-		"--log.level=warn",
-	)
-	server := &prometheusServer{proc: proc, base: "http://" + loopback(port)}
-	waitHTTP(t, proc, server.base+"/-/ready", 60*time.Second)
-	return server
 }
 
 // vllmgenServer is a vllmgen process that plays one vLLM server: it sends spans and serves /metrics until it

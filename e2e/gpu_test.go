@@ -6,8 +6,10 @@ package e2e
 // conversions (mW -> W, mJ -> J, MHz -> Hz, percent -> fraction).
 
 import (
+	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +21,8 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/otelcol-vllm/otelcol-vllm/internal/fakenvml"
 )
@@ -47,9 +51,18 @@ func gpuScript(pid uint32) fakenvml.Script {
 				UtilizationGPU: 87, UtilizationMemory: 45, EncoderUtilization: 12, DecoderUtilization: 7,
 				TemperatureGPU: 64,
 				PowerUsage:     123456, EnforcedPowerLimit: 700000,
-				TotalEnergyConsumption: 987654321,
-				ClockGraphics:          1755, ClockSM: 1980, ClockMemory: 2619,
+				TotalEnergyConsumption: 987654321, EnergyGrowth: 600_000, // 600 W from nvmlInit on
+				ClockGraphics: 1755, ClockSM: 1980, ClockMemory: 2619,
 				ECCEnabled: true, ECCVolatileCorrected: 5, ECCVolatileUncorrected: 1,
+				PCIeReplays:  4,
+				GPMSupported: true,
+				GPM: map[nvml.GpmMetricId]float64{
+					nvml.GPM_METRIC_GRAPHICS_UTIL: 97.5, nvml.GPM_METRIC_SM_UTIL: 82.25, nvml.GPM_METRIC_SM_OCCUPANCY: 41,
+					nvml.GPM_METRIC_ANY_TENSOR_UTIL: 55.5, nvml.GPM_METRIC_FP64_UTIL: 0, nvml.GPM_METRIC_FP32_UTIL: 6,
+					nvml.GPM_METRIC_FP16_UTIL: 3, nvml.GPM_METRIC_DRAM_BW_UTIL: 63,
+					nvml.GPM_METRIC_PCIE_TX_PER_SEC: 1500, nvml.GPM_METRIC_PCIE_RX_PER_SEC: 2500,
+					nvml.GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC: 100000, nvml.GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC: 110000,
+				},
 				// a hardware thermal slowdown makes the GPU degraded
 				ClocksEventReasons:          nvml.ClocksEventReasonSwPowerCap | nvml.ClocksThrottleReasonHwThermalSlowdown,
 				SupportedClocksEventReasons: 0x7ff,
@@ -59,6 +72,15 @@ func gpuScript(pid uint32) fakenvml.Script {
 					nvml.FI_DEV_MEMORY_TEMP:         71,
 					nvml.FI_DEV_PCIE_COUNT_TX_BYTES: 1_000_000,
 					nvml.FI_DEV_PCIE_COUNT_RX_BYTES: 2_000_000,
+					// NVLink (KiB, error totals) and throttle time (ns)
+					nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_TX:             3_000_000,
+					nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX:             4_000_000,
+					nvml.FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL:     2,
+					nvml.FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL:     0,
+					nvml.FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL:       7,
+					nvml.FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL:     1,
+					nvml.FI_DEV_PERF_POLICY_POWER:                     12_500_000_000,
+					nvml.FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN: 750_000_000,
 				},
 				Processes: []fakenvml.Process{
 					{PID: pid, UsedMemory: 10 * gpuGiB, Utilization: &fakenvml.ProcessUtilization{SM: 60}},
@@ -98,42 +120,124 @@ type gpuSeries struct {
 	name   string
 	labels string // `k="v",...` sorted by key, as seriesKey writes them
 	value  float64
+	// atLeast accepts any value >= value (a counter that grows while the test runs)
+	atLeast bool
 }
 
 func (s gpuSeries) key() string { return s.name + "{" + s.labels + "}" }
+
+// The fake kubelet allocates the H100 to one container and time-slices the L4 between two pods.
+const (
+	gpuPodNamespace = "llm"
+	gpuPod          = "vllm-0"
+	gpuContainer    = "vllm"
+)
+
+// withPod adds the pod labels of an exclusively allocated GPU to a series' labels, keeping them sorted.
+func withPod(labels string) string {
+	parts := []string{
+		fmt.Sprintf("k8s_container_name=%q", gpuContainer), fmt.Sprintf("k8s_namespace_name=%q", gpuPodNamespace),
+		fmt.Sprintf("k8s_pod_name=%q", gpuPod),
+	}
+	if labels != "" {
+		parts = append(parts, strings.Split(labels, ",")...)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
+
+// fakeKubelet serves the kubelet's pod-resources API (the real API types) on a unix socket.
+type fakeKubelet struct {
+	podresourcesv1.UnimplementedPodResourcesListerServer
+	pods []*podresourcesv1.PodResources
+}
+
+func (k *fakeKubelet) List(context.Context, *podresourcesv1.ListPodResourcesRequest) (*podresourcesv1.ListPodResourcesResponse, error) {
+	return &podresourcesv1.ListPodResourcesResponse{PodResources: k.pods}, nil
+}
+
+func gpuPodResources(ns, pod, container, resource string, ids ...string) *podresourcesv1.PodResources {
+	return &podresourcesv1.PodResources{Namespace: ns, Name: pod, Containers: []*podresourcesv1.ContainerResources{{
+		Name: container, Devices: []*podresourcesv1.ContainerDevices{{ResourceName: resource, DeviceIds: ids}},
+	}}}
+}
+
+func startFakeKubelet(t *testing.T) string {
+	t.Helper()
+	// unix socket paths are limited to ~108 bytes: t.TempDir() can be longer
+	dir, err := os.MkdirTemp("", "kubelet")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	socket := filepath.Join(dir, "kubelet.sock")
+	lis, err := net.Listen("unix", socket)
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	podresourcesv1.RegisterPodResourcesListerServer(srv, &fakeKubelet{pods: []*podresourcesv1.PodResources{
+		gpuPodResources(gpuPodNamespace, gpuPod, gpuContainer, "nvidia.com/gpu", gpuH100UUID),
+		gpuPodResources("llm", "small-0", "vllm", "nvidia.com/gpu.shared", gpuL4UUID+"::0", gpuL4UUID+"::1"),
+		gpuPodResources("batch", "embed-0", "embedder", "nvidia.com/gpu.shared", gpuL4UUID+"::2"),
+	}})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return socket
+}
 
 // h100Series is every series the H100 must produce: every metric of the receiver, optional ones included.
 func h100Series(pid int, processName string) []gpuSeries {
 	proc := fmt.Sprintf(`process_executable_name=%q,process_pid="%d"`, processName, pid)
 	series := []gpuSeries{
-		{"hw_gpu_utilization_ratio", `hw_gpu_task="general"`, 0.87},
-		{"hw_gpu_utilization_ratio", `hw_gpu_task="encoder"`, 0.12},
-		{"hw_gpu_utilization_ratio", `hw_gpu_task="decoder"`, 0.07},
-		{"nvidia_gpu_memory_bandwidth_utilization_ratio", ``, 0.45},
-		{"hw_gpu_memory_usage_bytes", ``, float64(20 * gpuGiB)},
-		{"hw_gpu_memory_limit_bytes", ``, float64(80 * gpuGiB)},
-		{"hw_gpu_memory_utilization_ratio", ``, 0.25},
-		{"hw_power_watts", `hw_type="gpu"`, 123.456},
-		{"nvidia_gpu_power_limit_watts", ``, 700},
-		{"hw_energy_joules_total", `hw_type="gpu"`, 987654.321},
-		{"hw_temperature_celsius", `hw_sensor_location="gpu"`, 64},
-		{"hw_temperature_celsius", `hw_sensor_location="memory"`, 71},
-		{"nvidia_gpu_clock_frequency_hertz", `nvidia_gpu_clock_type="graphics"`, 1755e6},
-		{"nvidia_gpu_clock_frequency_hertz", `nvidia_gpu_clock_type="sm"`, 1980e6},
-		{"nvidia_gpu_clock_frequency_hertz", `nvidia_gpu_clock_type="memory"`, 2619e6},
-		{"hw_gpu_io_bytes_total", `network_io_direction="transmit"`, 1_000_000},
-		{"hw_gpu_io_bytes_total", `network_io_direction="receive"`, 2_000_000},
-		{"hw_errors_total", `error_type="corrected",hw_type="gpu"`, 5},
-		{"hw_errors_total", `error_type="uncorrected",hw_type="gpu"`, 1},
-		{"nvidia_gpu_xid_errors_total", `nvidia_gpu_xid="48"`, 1},
-		{"nvidia_gpu_xid_errors_total", `nvidia_gpu_xid="79"`, 2},
-		{"nvidia_gpu_remapped_rows_total", `nvidia_gpu_remap_cause="correctable"`, 2},
-		{"nvidia_gpu_remapped_rows_total", `nvidia_gpu_remap_cause="uncorrectable"`, 1},
-		{"nvidia_gpu_process_memory_usage_bytes", proc, float64(10 * gpuGiB)},
-		{"nvidia_gpu_process_utilization_ratio", proc, 0.60},
-		{"hw_status", `hw_state="ok",hw_type="gpu"`, 0},
-		{"hw_status", `hw_state="degraded",hw_type="gpu"`, 1},
-		{"hw_status", `hw_state="failed",hw_type="gpu"`, 0},
+		{"hw_gpu_utilization_ratio", `hw_gpu_task="general"`, 0.87, false},
+		{"hw_gpu_utilization_ratio", `hw_gpu_task="encoder"`, 0.12, false},
+		{"hw_gpu_utilization_ratio", `hw_gpu_task="decoder"`, 0.07, false},
+		{"nvidia_gpu_memory_bandwidth_utilization_ratio", ``, 0.45, false},
+		{"hw_gpu_memory_usage_bytes", ``, float64(20 * gpuGiB), false},
+		{"hw_gpu_memory_limit_bytes", ``, float64(80 * gpuGiB), false},
+		{"hw_gpu_memory_utilization_ratio", ``, 0.25, false},
+		{"hw_power_watts", `hw_type="gpu"`, 123.456, false},
+		{"nvidia_gpu_power_limit_watts", ``, 700, false},
+		{"hw_energy_joules_total", `hw_type="gpu"`, 987654.321, true},
+		{"hw_temperature_celsius", `hw_sensor_location="gpu"`, 64, false},
+		{"hw_temperature_celsius", `hw_sensor_location="memory"`, 71, false},
+		{"nvidia_gpu_clock_frequency_hertz", `nvidia_gpu_clock_type="graphics"`, 1755e6, false},
+		{"nvidia_gpu_clock_frequency_hertz", `nvidia_gpu_clock_type="sm"`, 1980e6, false},
+		{"nvidia_gpu_clock_frequency_hertz", `nvidia_gpu_clock_type="memory"`, 2619e6, false},
+		{"hw_gpu_io_bytes_total", `network_io_direction="transmit"`, 1_000_000, false},
+		{"hw_gpu_io_bytes_total", `network_io_direction="receive"`, 2_000_000, false},
+		{"hw_errors_total", `error_type="corrected",hw_type="gpu"`, 5, false},
+		{"hw_errors_total", `error_type="uncorrected",hw_type="gpu"`, 1, false},
+		{"nvidia_gpu_xid_errors_total", `nvidia_gpu_xid="48"`, 1, false},
+		{"nvidia_gpu_xid_errors_total", `nvidia_gpu_xid="79"`, 2, false},
+		{"nvidia_gpu_remapped_rows_total", `nvidia_gpu_remap_cause="correctable"`, 2, false},
+		{"nvidia_gpu_remapped_rows_total", `nvidia_gpu_remap_cause="uncorrectable"`, 1, false},
+		{"nvidia_gpu_process_memory_usage_bytes", proc, float64(10 * gpuGiB), false},
+		{"nvidia_gpu_process_utilization_ratio", proc, 0.60, false},
+		{"hw_status", `hw_state="ok",hw_type="gpu"`, 0, false},
+		{"hw_status", `hw_state="degraded",hw_type="gpu"`, 1, false},
+		{"hw_status", `hw_state="failed",hw_type="gpu"`, 0, false},
+		{"nvidia_gpu_memory_reserved_bytes", ``, float64(gpuGiB / 2), false},
+		{"nvidia_gpu_pcie_replays_total", ``, 4, false},
+		{"nvidia_gpu_nvlink_io_bytes_total", `network_io_direction="transmit"`, 3_000_000 * 1024, false},
+		{"nvidia_gpu_nvlink_io_bytes_total", `network_io_direction="receive"`, 4_000_000 * 1024, false},
+		{"nvidia_gpu_nvlink_errors_total", `nvidia_gpu_nvlink_error_type="crc_flit"`, 2, false},
+		{"nvidia_gpu_nvlink_errors_total", `nvidia_gpu_nvlink_error_type="crc_data"`, 0, false},
+		{"nvidia_gpu_nvlink_errors_total", `nvidia_gpu_nvlink_error_type="replay"`, 7, false},
+		{"nvidia_gpu_nvlink_errors_total", `nvidia_gpu_nvlink_error_type="recovery"`, 1, false},
+		{"nvidia_gpu_clock_event_duration_seconds_total", `nvidia_gpu_clock_event_reason="sw_power_cap"`, 12.5, false},
+		{"nvidia_gpu_clock_event_duration_seconds_total", `nvidia_gpu_clock_event_reason="hw_thermal_slowdown"`, 0.75, false},
+		// GPM, averaged between two scrapes
+		{"nvidia_gpu_graphics_engine_activity_ratio", ``, 0.975, false},
+		{"nvidia_gpu_sm_activity_ratio", ``, 0.8225, false},
+		{"nvidia_gpu_sm_occupancy_ratio", ``, 0.41, false},
+		{"nvidia_gpu_pipe_activity_ratio", `nvidia_gpu_pipe="tensor"`, 0.555, false},
+		{"nvidia_gpu_pipe_activity_ratio", `nvidia_gpu_pipe="fp64"`, 0, false},
+		{"nvidia_gpu_pipe_activity_ratio", `nvidia_gpu_pipe="fp32"`, 0.06, false},
+		{"nvidia_gpu_pipe_activity_ratio", `nvidia_gpu_pipe="fp16"`, 0.03, false},
+		{"nvidia_gpu_dram_activity_ratio", ``, 0.63, false},
+		{"nvidia_gpu_pcie_bandwidth_bytes_per_second", `network_io_direction="transmit"`, 1500 << 20, false},
+		{"nvidia_gpu_pcie_bandwidth_bytes_per_second", `network_io_direction="receive"`, 2500 << 20, false},
+		{"nvidia_gpu_nvlink_bandwidth_bytes_per_second", `network_io_direction="transmit"`, 100000 << 20, false},
+		{"nvidia_gpu_nvlink_bandwidth_bytes_per_second", `network_io_direction="receive"`, 110000 << 20, false},
+		{"nvidia_gpu_allocation", ``, 1, false},
 	}
 	for _, reason := range []string{
 		"gpu_idle", "applications_clocks_setting", "sw_power_cap", "hw_slowdown", "sync_boost", "sw_thermal_slowdown",
@@ -143,19 +247,27 @@ func h100Series(pid int, processName string) []gpuSeries {
 		if reason == "sw_power_cap" || reason == "hw_thermal_slowdown" {
 			active = 1
 		}
-		series = append(series, gpuSeries{"nvidia_gpu_clock_event_active_ratio",
-			fmt.Sprintf("nvidia_gpu_clock_event_reason=%q", reason), active})
+		series = append(series, gpuSeries{name: "nvidia_gpu_clock_event_active_ratio",
+			labels: fmt.Sprintf("nvidia_gpu_clock_event_reason=%q", reason), value: active})
+	}
+	// The H100 is allocated to one container: every series carries its pod.
+	for i := range series {
+		series[i].labels = withPod(series[i].labels)
 	}
 	return series
 }
 
 // l4Series are a few series of the sparsely scripted L4, for its identity labels (another index, minor number
 // and model) and values.
+// The L4 is time-sliced between two pods: its series carry no pod labels (NVML cannot split its values), and
+// nvidia_gpu_allocation names both pods with the replicas each holds.
 var l4Series = []gpuSeries{
-	{"hw_power_watts", `hw_type="gpu"`, 50},
-	{"hw_gpu_memory_usage_bytes", ``, float64(6 * gpuGiB)},
-	{"hw_gpu_memory_limit_bytes", ``, float64(24 * gpuGiB)},
-	{"hw_status", `hw_state="ok",hw_type="gpu"`, 1},
+	{name: "hw_power_watts", labels: `hw_type="gpu"`, value: 50},
+	{name: "hw_gpu_memory_usage_bytes", value: float64(6 * gpuGiB)},
+	{name: "hw_gpu_memory_limit_bytes", value: float64(24 * gpuGiB)},
+	{name: "hw_status", labels: `hw_state="ok",hw_type="gpu"`, value: 1},
+	{name: "nvidia_gpu_allocation", labels: `k8s_container_name="vllm",k8s_namespace_name="llm",k8s_pod_name="small-0"`, value: 2},
+	{name: "nvidia_gpu_allocation", labels: `k8s_container_name="embedder",k8s_namespace_name="batch",k8s_pod_name="embed-0"`, value: 1},
 }
 
 // gpuSelector matches every series the nvml receiver produces.
@@ -224,7 +336,8 @@ func mismatches(want []gpuSeries, got map[string]float64, exact bool) []string {
 		switch {
 		case !ok:
 			out = append(out, "missing "+s.key())
-		case !closeEnough(v, s.value):
+		case s.atLeast && v >= s.value:
+		case s.atLeast || !closeEnough(v, s.value):
 			out = append(out, fmt.Sprintf("%s = %v, want %v", s.key(), v, s.value))
 		}
 	}
@@ -263,13 +376,22 @@ func processName(t *testing.T) string {
 
 func TestGPUMetricsInPrometheus(t *testing.T) {
 	scope := scopeLabels(t, requireEnv(t, envCollectorBin))
-	prom := startPrometheus(t)
+	prom := startPrometheusWithRules(t, "")
 	pid := os.Getpid()
 	c := startCollector(t, "gpu", []string{filepath.Join(repoRoot(t), "e2e", "testdata", "gpu.yaml")}, map[string]string{
-		"E2E_REMOTE_WRITE_URL": prom.remoteWriteURL(),
-		"E2E_NVML_LIBRARY":     fakenvml.Build(t),
-		fakenvml.ScriptEnv:     fakenvml.WriteScript(t, gpuScript(uint32(pid))),
+		"E2E_REMOTE_WRITE_URL":     prom.remoteWriteURL(),
+		"E2E_NVML_LIBRARY":         fakenvml.Build(t),
+		"E2E_POD_RESOURCES_SOCKET": startFakeKubelet(t),
+		fakenvml.ScriptEnv:         fakenvml.WriteScript(t, gpuScript(uint32(pid))),
 	})
+	// Requests served by the pod that holds the H100, in two batches a few seconds apart so the token counter
+	// has a rate.
+	podResource := fmt.Sprintf("service.instance.id=%s,k8s.pod.name=%s,k8s.namespace.name=%s", gpuPod, gpuPod, gpuPodNamespace)
+	sendRequests := func(seed int) {
+		run(t, 2*time.Minute, "", vllmgen(t), "--endpoint="+c.otlpGRPC, "--protocol=grpc", "--shape=v1",
+			"--count=40", "--seed="+strconv.Itoa(seed), "--models=llama-8b", "--resource="+podResource, "--batch=20")
+	}
+	sendRequests(21)
 
 	wantH100 := h100Series(pid, processName(t))
 	// Values are constant from the first scrape on, except the XID counts, which the receiver counts as the
@@ -286,6 +408,11 @@ func TestGPUMetricsInPrometheus(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+
+	// The second batch goes out once the first is in Prometheus, so the token counter rises between samples.
+	require.Eventually(t, func() bool { return len(prom.query(t, `vllm_tokens_total{gen_ai_token_type="output"}`)) > 0 },
+		gpuWait, 250*time.Millisecond, "the first requests' tokens never reached Prometheus")
+	sendRequests(22)
 
 	t.Run("identity and scope labels on every series", func(t *testing.T) {
 		assert.Empty(t, state.problems)
@@ -317,6 +444,41 @@ func TestGPUMetricsInPrometheus(t *testing.T) {
 		for _, n := range listed {
 			assert.Contains(t, names, n, "deploy/metrics.txt lists %s (source nvml), which Prometheus does not have", n)
 		}
+	})
+	t.Run("energy per token: the vLLM series carry the pod and the J/token rule joins them to the GPU", func(t *testing.T) {
+		rule := fmt.Sprintf(`namespace_pod_model:vllm_joules_per_output_token:ratio_rate5m{k8s_namespace_name=%q,k8s_pod_name=%q,gen_ai_request_model="llama-8b"}`,
+			gpuPodNamespace, gpuPod)
+		var jPerToken []promSample
+		ok := assert.Eventually(t, func() bool {
+			jPerToken = prom.query(t, rule)
+			return len(jPerToken) == 1
+		}, gpuWait, 500*time.Millisecond, "no %s", rule)
+		if !ok { // show the inputs of the rule
+			for _, q := range []string{`vllm_tokens_total{gen_ai_token_type="output"}`, `namespace_pod_model:vllm_output_tokens:rate5m`,
+				`namespace_pod:hw_energy_joules:rate5m`, `namespace_pod_model:hw_energy_joules:rate5m`} {
+				t.Logf("%s: %v", q, prom.query(t, q))
+			}
+			t.FailNow()
+		}
+		tokens := prom.query(t, `vllm_tokens_total{gen_ai_token_type="output"}`)
+		require.NotEmpty(t, tokens)
+		for _, s := range tokens {
+			assert.Equal(t, gpuPod, s.Metric["k8s_pod_name"], "%v", s.Metric)
+			assert.Equal(t, gpuPodNamespace, s.Metric["k8s_namespace_name"], "%v", s.Metric)
+		}
+		// The fake's energy counter grows at 600 W. (rate() over 5m of a younger series divides by the whole
+		// window, so the slope is checked with deriv on the raw counter.)
+		slope := prom.scalar(t, fmt.Sprintf(`deriv(hw_energy_joules_total{k8s_pod_name=%q}[20s])`, gpuPod))
+		assert.InDelta(t, 600, slope, 60, "the pod's GPU power from the energy counter")
+		// J/token is the pod's recorded power over its recorded token rate.
+		v := jPerToken[0].float(t)
+		power := prom.scalar(t, fmt.Sprintf(`namespace_pod:hw_energy_joules:rate5m{k8s_pod_name=%q}`, gpuPod))
+		tokensPerSecond := prom.scalar(t, fmt.Sprintf(`sum(namespace_pod_model:vllm_output_tokens:rate5m{k8s_pod_name=%q})`, gpuPod))
+		require.Positive(t, power)
+		require.Positive(t, tokensPerSecond)
+		assert.InDelta(t, power/tokensPerSecond, v, 0.25*power/tokensPerSecond, "J/token is the pod's power over its token rate")
+		// The time-sliced L4 has no pod labels, so no per-pod figure includes it.
+		assert.Empty(t, prom.query(t, `namespace_pod:hw_energy_joules:rate5m{k8s_pod_name=~"small-0|embed-0"}`))
 	})
 	t.Run("collector telemetry", func(t *testing.T) {
 		checkNoExportFailures(t, c)

@@ -197,10 +197,30 @@ func startPrometheus(t *testing.T) *prometheusServer {
 // runs.
 func startPrometheusOn(t *testing.T, port int) *prometheusServer {
 	t.Helper()
-	bin := requireEnv(t, envPrometheus)
+	return startPrometheusConfig(t, port, "global:\n  scrape_interval: 1m\n", t.TempDir())
+}
+
+// startPrometheusWithRules starts Prometheus evaluating deploy/prometheus/recording-rules.yaml every second;
+// window, when set, replaces the rules' [5m] range so that a short test fills it.
+func startPrometheusWithRules(t *testing.T, window string) *prometheusServer {
+	t.Helper()
 	dir := t.TempDir()
+	rulesFile := filepath.Join(repoRoot(t), "deploy", "prometheus", "recording-rules.yaml")
+	if window != "" {
+		rules, err := os.ReadFile(rulesFile)
+		require.NoError(t, err)
+		rulesFile = filepath.Join(dir, "rules.yaml")
+		require.NoError(t, os.WriteFile(rulesFile, []byte(strings.ReplaceAll(string(rules), "[5m]", "["+window+"]")), 0o600))
+	}
+	config := fmt.Sprintf("global:\n  scrape_interval: 1m\n  evaluation_interval: 1s\nrule_files:\n  - %s\n", rulesFile)
+	return startPrometheusConfig(t, freePort(t), config, dir)
+}
+
+func startPrometheusConfig(t *testing.T, port int, config, dir string) *prometheusServer {
+	t.Helper()
+	bin := requireEnv(t, envPrometheus)
 	configFile := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(configFile, []byte("global:\n  scrape_interval: 1m\n"), 0o600))
+	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o600))
 	proc := startProcess(t, "prometheus", nil, bin,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),

@@ -22,7 +22,7 @@ func NewFactory() connector.Factory {
 func createDefaultConfig() component.Config {
 	return &Config{
 		Request:                vllmrequest.NewDefaultConfig(),
-		ResourceAttributes:     []string{"service.name", "service.namespace", "service.instance.id"},
+		ResourceAttributes:     []string{"service.name", "service.namespace", "service.instance.id", "k8s.pod.name", "k8s.namespace.name"},
 		Histograms:             HistogramsConfig{Type: HistogramExplicit, MaxSize: 160, Preset: PresetVLLM, SingleTokenTPOT: SingleTokenTPOTOmit},
 		Exemplars:              ExemplarsConfig{MaxPerDataPoint: 5},
 		AggregationTemporality: TemporalityCumulative,

@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Package fakenvml builds a scripted fake libnvidia-ml.so.1 from fakenvml.c and runs tests against it through
 // go-nvml's real dlopen path, so NVML code can be tested end to end on machines without an NVIDIA GPU.
 //

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package fakenvml_test
 
 import (
@@ -507,4 +509,70 @@ func cString(b []int8) string {
 		s.WriteByte(byte(c))
 	}
 	return s.String()
+}
+
+// h200GPM is what GPM reports on a busy H200 serving an LLM (percentages, MiB/s).
+var h200GPM = map[nvml.GpmMetricId]float64{
+	nvml.GPM_METRIC_GRAPHICS_UTIL: 97.5, nvml.GPM_METRIC_SM_UTIL: 82.25, nvml.GPM_METRIC_SM_OCCUPANCY: 41,
+	nvml.GPM_METRIC_ANY_TENSOR_UTIL: 55.5, nvml.GPM_METRIC_DRAM_BW_UTIL: 63, nvml.GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC: 110000,
+}
+
+func TestGPMThroughGoNVML(t *testing.T) {
+	h200 := fakenvml.GPU{UUID: uuid0, Name: "NVIDIA H200", MemoryTotal: 141 * gib, GPMSupported: true, GPM: h200GPM}
+	a100 := fakenvml.GPU{UUID: uuid1, Name: "NVIDIA A100-SXM4-80GB", MemoryTotal: 80 * gib} // no GPM before Hopper
+	script := fakenvml.Script{GPUs: []fakenvml.GPU{h200, a100}}
+	fakenvml.Run(t, fakenvml.Setup{Script: script}, func(t *testing.T, lib *fakenvml.Lib) {
+		n := open(t, lib)
+		hopper, ampere := device(t, n, 0), device(t, n, 1)
+
+		support, ret := n.GpmQueryDeviceSupport(hopper)
+		require.Equal(t, nvml.SUCCESS, ret)
+		assert.Equal(t, uint32(1), support.IsSupportedDevice)
+		support, ret = n.GpmQueryDeviceSupport(ampere)
+		require.Equal(t, nvml.SUCCESS, ret)
+		assert.Equal(t, uint32(0), support.IsSupportedDevice)
+
+		var samples [2]nvml.GpmSample
+		for i := range samples {
+			samples[i], ret = n.GpmSampleAlloc()
+			require.Equal(t, nvml.SUCCESS, ret)
+		}
+		assert.Equal(t, nvml.ERROR_NOT_SUPPORTED, ampere.GpmSampleGet(samples[0]))
+		require.Equal(t, nvml.SUCCESS, hopper.GpmSampleGet(samples[0]))
+
+		req := &nvml.GpmMetricsGetType{NumMetrics: 3, Sample1: samples[0], Sample2: samples[1]}
+		req.Metrics[0].MetricId = uint32(nvml.GPM_METRIC_SM_UTIL)
+		req.Metrics[1].MetricId = uint32(nvml.GPM_METRIC_ANY_TENSOR_UTIL)
+		req.Metrics[2].MetricId = uint32(nvml.GPM_METRIC_FP64_UTIL)
+		assert.Equal(t, nvml.ERROR_INVALID_ARGUMENT, n.GpmMetricsGet(req), "the second sample was never taken")
+
+		require.Equal(t, nvml.SUCCESS, hopper.GpmSampleGet(samples[1]))
+		require.Equal(t, nvml.SUCCESS, n.GpmMetricsGet(req))
+		assert.Equal(t, nvml.SUCCESS, nvml.Return(req.Metrics[0].NvmlReturn))
+		assert.InDelta(t, 82.25, req.Metrics[0].Value, 0)
+		assert.InDelta(t, 55.5, req.Metrics[1].Value, 0)
+		assert.Equal(t, nvml.ERROR_NOT_SUPPORTED, nvml.Return(req.Metrics[2].NvmlReturn), "FP64 is not scripted")
+
+		assert.Equal(t, nvml.ERROR_NOT_SUPPORTED, hopper.GpmMigSampleGet(1, samples[0]), "MIG is off")
+		for _, smp := range samples {
+			require.Equal(t, nvml.SUCCESS, n.GpmSampleFree(smp))
+		}
+		assert.Equal(t, nvml.ERROR_INVALID_ARGUMENT, n.GpmSampleFree(samples[0]), "a freed sample")
+		assert.Equal(t, 2, lib.CallCount(t, "nvmlGpmSampleAlloc"))
+	})
+}
+
+func TestEnergyGrowth(t *testing.T) {
+	script := fakenvml.Script{GPUs: []fakenvml.GPU{{UUID: uuid0, TotalEnergyConsumption: 1_000_000, EnergyGrowth: 700_000}}}
+	fakenvml.Run(t, fakenvml.Setup{Script: script}, func(t *testing.T, lib *fakenvml.Lib) {
+		dev := device(t, open(t, lib), 0)
+		first, ret := dev.GetTotalEnergyConsumption()
+		require.Equal(t, nvml.SUCCESS, ret)
+		time.Sleep(200 * time.Millisecond)
+		second, ret := dev.GetTotalEnergyConsumption()
+		require.Equal(t, nvml.SUCCESS, ret)
+		assert.GreaterOrEqual(t, first, uint64(1_000_000))
+		// 700 W for at least 200 ms is at least 140 J (140,000 mJ)
+		assert.GreaterOrEqual(t, second-first, uint64(140_000))
+	})
 }

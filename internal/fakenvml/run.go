@@ -1,3 +1,5 @@
+//go:build cgo
+
 package fakenvml // import "github.com/otelcol-vllm/otelcol-vllm/internal/fakenvml"
 
 import (

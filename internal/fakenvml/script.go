@@ -1,3 +1,5 @@
+//go:build cgo
+
 package fakenvml // import "github.com/otelcol-vllm/otelcol-vllm/internal/fakenvml"
 
 import (
@@ -7,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,28 +51,34 @@ type GPU struct {
 	PowerUsage, EnforcedPowerLimit          uint32 // mW
 	PowerManagementLimit                    uint32 // mW
 	TotalEnergyConsumption                  uint64 // mJ
-	ClockGraphics, ClockSM, ClockMemory     uint32 // MHz
-	ClockVideo                              uint32 // MHz
-	PCIeTxKBps, PCIeRxKBps, PCIeReplays     uint32
-	ECCEnabled                              bool
-	ECCVolatileCorrected                    uint64
-	ECCVolatileUncorrected                  uint64
-	ECCAggregateCorrected                   uint64
-	ECCAggregateUncorrected                 uint64
-	ClocksEventReasons                      uint64
-	SupportedClocksEventReasons             uint64
-	MIGMode, MIGPendingMode                 int
-	RemappedCorrectable                     uint32
-	RemappedUncorrectable                   uint32
-	RemappedPending, RemappedFailure        bool
+	// EnergyGrowth makes the energy counter grow by this power (mW) from nvmlInit on, for rates.
+	EnergyGrowth                        uint32
+	ClockGraphics, ClockSM, ClockMemory uint32 // MHz
+	ClockVideo                          uint32 // MHz
+	PCIeTxKBps, PCIeRxKBps, PCIeReplays uint32
+	ECCEnabled                          bool
+	ECCVolatileCorrected                uint64
+	ECCVolatileUncorrected              uint64
+	ECCAggregateCorrected               uint64
+	ECCAggregateUncorrected             uint64
+	ClocksEventReasons                  uint64
+	SupportedClocksEventReasons         uint64
+	MIGMode, MIGPendingMode             int
+	RemappedCorrectable                 uint32
+	RemappedUncorrectable               uint32
+	RemappedPending, RemappedFailure    bool
 
 	// XIDs are delivered once each to every event set that registered EventTypeXidCriticalError for this GPU.
 	XIDs []uint64
 	// Samples answer nvmlDeviceGetSamples; types power, GPU/memory/encoder/decoder utilization and the two clocks.
 	Samples map[nvml.SamplingType][]Sample
 	// Fields answer nvmlDeviceGetFieldValues by field id; other ids report NOT_SUPPORTED.
-	Fields    map[uint32]uint64
-	Processes []Process
+	Fields map[uint32]uint64
+	// GPMSupported makes nvmlGpmQueryDeviceSupport report the GPU supported (Hopper and later); GPM answers
+	// nvmlGpmMetricsGet by metric id (percentages, MiB/s), other ids report NOT_SUPPORTED.
+	GPMSupported bool
+	GPM          map[nvml.GpmMetricId]float64
+	Processes    []Process
 	// Extra holds further per-GPU script keys without the "gpu.<index>." prefix, e.g. "max_clock.sm": "1980".
 	Extra map[string]string
 }
@@ -169,6 +178,9 @@ func (g GPU) render(b *strings.Builder, prefix string) error {
 	kv("power.enforced_limit_mw", g.EnforcedPowerLimit)
 	kv("power.management_limit_mw", g.PowerManagementLimit)
 	kv("energy.total_mj", g.TotalEnergyConsumption)
+	if g.EnergyGrowth > 0 {
+		kv("energy.mw", g.EnergyGrowth)
+	}
 	kv("clock.graphics", g.ClockGraphics)
 	kv("clock.sm", g.ClockSM)
 	kv("clock.memory", g.ClockMemory)
@@ -209,6 +221,12 @@ func (g GPU) render(b *strings.Builder, prefix string) error {
 	}
 	for _, id := range slices.Sorted(maps.Keys(g.Fields)) {
 		kv(fmt.Sprintf("field.%d", id), g.Fields[id])
+	}
+	if g.GPMSupported {
+		kv("gpm.supported", 1)
+	}
+	for _, id := range slices.Sorted(maps.Keys(g.GPM)) {
+		kv(fmt.Sprintf("gpm.%d", id), strconv.FormatFloat(g.GPM[id], 'g', -1, 64))
 	}
 	for j, p := range g.Processes {
 		pp := fmt.Sprintf("process.%d.", j)

@@ -7,13 +7,21 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
 	"github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver/internal/metadata"
 )
 
-const defaultCollectionInterval = 10 * time.Second
+const (
+	defaultCollectionInterval = 10 * time.Second
+
+	// DefaultPodResourcesSocket is the kubelet's pod-resources gRPC socket.
+	DefaultPodResourcesSocket = "/var/lib/kubelet/pod-resources/kubelet.sock"
+	defaultPodRefreshInterval = 10 * time.Second
+	minPodRefreshInterval     = time.Second
+)
 
 // Config is the configuration of the nvml receiver.
 type Config struct {
@@ -29,26 +37,69 @@ type Config struct {
 	// dynamic loader's search path.
 	LibraryPath string `mapstructure:"library_path"`
 
+	// Kubernetes configures which pod, namespace and container a GPU is allocated to.
+	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// KubernetesConfig configures the pod attribution read from the kubelet's pod-resources API.
+type KubernetesConfig struct {
+	// PodResourcesSocket is the kubelet's pod-resources unix socket (mount it read-only). Empty turns pod
+	// attribution off. Where the socket does not exist (not a Kubernetes node) metrics carry no pod attributes.
+	PodResourcesSocket string `mapstructure:"pod_resources_socket"`
+	// RefreshInterval is how often the GPU allocations are listed; a GPU released by a pod loses its pod
+	// attributes at the next refresh.
+	RefreshInterval time.Duration `mapstructure:"refresh_interval"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
 
 var _ confmap.Validator = (*Config)(nil)
 
+func createDefaultConfig() component.Config {
+	controller := scraperhelper.NewDefaultControllerConfig()
+	controller.CollectionInterval = defaultCollectionInterval
+	return &Config{
+		ControllerConfig:     controller,
+		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
+		Kubernetes: KubernetesConfig{
+			PodResourcesSocket: DefaultPodResourcesSocket,
+			RefreshInterval:    defaultPodRefreshInterval,
+		},
+	}
+}
+
 // Validate checks the receiver configuration; every error names the offending key.
 func (cfg *Config) Validate() error {
 	var errs []error
+	if cfg.InitialDelay < 0 {
+		errs = append(errs, fmt.Errorf("initial_delay: must not be negative, got %s", cfg.InitialDelay))
+	}
 	seen := make(map[string]int, len(cfg.Devices))
 	for i, device := range cfg.Devices {
 		if err := validateDevice(device); err != nil {
 			errs = append(errs, fmt.Errorf("devices[%d]: %w", i, err))
 			continue
 		}
-		if first, dup := seen[device]; dup {
-			errs = append(errs, fmt.Errorf("devices[%d]: %q is already listed at devices[%d]", i, device, first))
+		// "0" and "00" name the same GPU, so indexes are compared by value.
+		key := device
+		if idx, err := strconv.Atoi(device); err == nil {
+			key = strconv.Itoa(idx)
+		}
+		if first, dup := seen[key]; dup {
+			errs = append(errs, fmt.Errorf("devices[%d]: %q names the same GPU as devices[%d] (%q)", i, device, first, cfg.Devices[first]))
 			continue
 		}
-		seen[device] = i
+		seen[key] = i
+	}
+	if p := cfg.Kubernetes.PodResourcesSocket; p != "" && !strings.HasPrefix(p, "/") {
+		errs = append(errs, fmt.Errorf("kubernetes.pod_resources_socket: %q must be an absolute path (or empty to turn pod attribution off)", p))
+	}
+	if cfg.Kubernetes.RefreshInterval < minPodRefreshInterval {
+		errs = append(errs, fmt.Errorf("kubernetes.refresh_interval: must be at least %s, got %s", minPodRefreshInterval, cfg.Kubernetes.RefreshInterval))
 	}
 	if p := cfg.LibraryPath; p != "" {
 		switch {

@@ -25,6 +25,8 @@ func TestLoadConfig(t *testing.T) {
 	custom.Timeout = 5 * time.Second
 	custom.Devices = []string{"0", "GPU-5b3d1f42-7c1e-4a6f-9d2b-0e8f6a4c3b21", "MIG-7f0c2d18-3a4b-5c6d-8e9f-1a2b3c4d5e6f"}
 	custom.LibraryPath = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
+	custom.Kubernetes.PodResourcesSocket = "/run/kubelet/pod-resources/kubelet.sock"
+	custom.Kubernetes.RefreshInterval = 30 * time.Second
 	custom.Metrics.HwStatus.Enabled = true
 	custom.Metrics.NvidiaGpuProcessMemoryUsage.Enabled = false
 	custom.Metrics.HwPower.EnabledAttributes = []metadata.HwPowerMetricAttributeKey{
@@ -49,7 +51,16 @@ func TestLoadConfig(t *testing.T) {
 			`devices[3]: "GPU-" has no UUID`,
 			`devices[4]: "-1" is neither an NVML index`,
 		}},
-		{id: "duplicate_device", validateErrs: []string{`devices[2]: "1" is already listed at devices[0]`}},
+		{id: "duplicate_device", validateErrs: []string{`devices[2]: "1" names the same GPU as devices[0] ("1")`}},
+		{id: "same_gpu_twice", validateErrs: []string{`devices[1]: "00" names the same GPU as devices[0] ("0")`}},
+		{id: "negative_initial_delay", validateErrs: []string{"initial_delay: must not be negative, got -1s"}},
+		{id: "relative_socket", validateErrs: []string{`kubernetes.pod_resources_socket: "kubelet.sock" must be an absolute path`}},
+		{id: "short_pod_refresh", validateErrs: []string{"kubernetes.refresh_interval: must be at least 1s, got 100ms"}},
+		{id: "no_kubernetes", want: func() *Config {
+			c := createDefaultConfig().(*Config)
+			c.Kubernetes.PodResourcesSocket = ""
+			return c
+		}()},
 		{id: "relative_library", validateErrs: []string{`library_path: "lib/libnvidia-ml.so.1" must be an absolute path`}},
 		{id: "zero_interval", validateErrs: []string{`"collection_interval": requires positive value`}},
 		{id: "bad_attribute", validateErrs: []string{"metric hw.power doesn't have an attribute process.pid"}},
@@ -80,6 +91,7 @@ func TestLoadConfig(t *testing.T) {
 			assert.Equal(t, tt.want.ControllerConfig, cfg.ControllerConfig)
 			assert.Equal(t, tt.want.Devices, cfg.Devices)
 			assert.Equal(t, tt.want.LibraryPath, cfg.LibraryPath)
+			assert.Equal(t, tt.want.Kubernetes, cfg.Kubernetes)
 			assert.Equal(t, tt.want.Metrics.HwStatus.Enabled, cfg.Metrics.HwStatus.Enabled)
 			assert.Equal(t, tt.want.Metrics.NvidiaGpuProcessMemoryUsage.Enabled, cfg.Metrics.NvidiaGpuProcessMemoryUsage.Enabled)
 			assert.Equal(t, tt.want.Metrics.HwPower.EnabledAttributes, cfg.Metrics.HwPower.EnabledAttributes)
@@ -96,6 +108,8 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Zero(t, cfg.Timeout)
 	assert.Empty(t, cfg.Devices)
 	assert.Empty(t, cfg.LibraryPath)
+	assert.Equal(t, "/var/lib/kubelet/pod-resources/kubelet.sock", cfg.Kubernetes.PodResourcesSocket)
+	assert.Equal(t, 10*time.Second, cfg.Kubernetes.RefreshInterval)
 	assert.NoError(t, confmap.Validate(cfg))
 
 	m := cfg.Metrics

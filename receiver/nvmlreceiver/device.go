@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver"
 
 import (
@@ -40,6 +42,8 @@ const (
 	featProcesses
 	featProcessUtilization
 	featMIG
+	featPCIeReplays
+	featGPM
 	numFeatures
 )
 
@@ -77,6 +81,8 @@ var features = [numFeatures]featureInfo{
 	featProcesses:            {name: "compute processes"},
 	featProcessUtilization:   {name: "process utilization"},
 	featMIG:                  {name: "MIG mode", quiet: true},
+	featPCIeReplays:          {name: "PCIe replay counter"},
+	featGPM:                  {name: "GPU performance monitoring (GPM: SM, tensor and DRAM activity; Hopper and later)"},
 }
 
 // utilKind is one of the utilization series that can come from NVML's sample buffers.
@@ -121,8 +127,15 @@ type gpuDevice struct {
 	index int64  // NVML index; the parent's index for MIG instances
 
 	// MIG instances only.
-	parent     *gpuDevice
-	parentOpts []metadata.MetricAttributeOption // carries hw.parent; nil for full GPUs
+	parent        *gpuDevice
+	parentOpts    []metadata.MetricAttributeOption // carries hw.parent; nil for full GPUs
+	gpuInstanceID int                              // -1 when NVML did not say
+
+	// opts are the optional attributes of every point: parentOpts plus the pod attributes while exactly one
+	// container holds the device. Rebuilt when the pod mapping changes.
+	opts    []metadata.MetricAttributeOption
+	podsGen uint64
+	owners  []podOwner
 
 	// selected is false for a GPU kept only because some of its MIG instances are listed in devices.
 	selected bool
@@ -138,7 +151,10 @@ type gpuDevice struct {
 	supportedClockEvents         uint64
 	supportedClockEventsResolved bool
 
-	fieldBuf [3]nvml.FieldValue
+	fieldBuf    [len(counterFields) + 3]nvml.FieldValue
+	fieldOff    [len(counterFields)]bool // counter fields NVML answered NOT_SUPPORTED for
+	counterVals [len(counterFields)]cumulative[uint64]
+	gpm         gpmState
 
 	energy         cumulative[float64]
 	eccCorrected   cumulative[uint64]
@@ -146,6 +162,7 @@ type gpuDevice struct {
 	pcieCounter    [2]cumulative[uint64] // indexed by pcieTransmit / pcieReceive
 	pcieEstimate   [2]pcieEstimate
 	remapped       [2]cumulative[uint64] // correctable, uncorrectable
+	pcieReplays    cumulative[uint64]
 
 	migEnabled bool
 	migs       map[string]*gpuDevice // by MIG UUID
@@ -176,9 +193,11 @@ func (d *gpuDevice) logFields(extra ...zap.Field) []zap.Field {
 // Unsupported features are switched off for the device, a lost GPU is marked failed, and any other error is
 // logged once per call and code (the next scrape asks again).
 func (s *nvmlScraper) usable(d *gpuDevice, f feature, call string, ret nvml.Return) bool {
-	switch ret {
-	case nvml.SUCCESS:
+	if ret == nvml.SUCCESS {
 		return true
+	}
+	s.countFailure(call, ret)
+	switch ret {
 	case nvml.ERROR_NOT_SUPPORTED, nvml.ERROR_FUNCTION_NOT_FOUND, nvml.ERROR_NO_PERMISSION,
 		nvml.ERROR_ARGUMENT_VERSION_MISMATCH, nvml.ERROR_DEPRECATED:
 		s.disable(d, f, call, ret)

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver"
 
 import (
@@ -40,15 +42,6 @@ func systemLibrary(cfg *Config) nvml.Interface {
 	return nvml.New(nvml.WithLibraryPath(cfg.LibraryPath))
 }
 
-func createDefaultConfig() component.Config {
-	controller := scraperhelper.NewDefaultControllerConfig()
-	controller.CollectionInterval = defaultCollectionInterval
-	return &Config{
-		ControllerConfig:     controller,
-		MetricsBuilderConfig: metadata.NewDefaultMetricsBuilderConfig(),
-	}
-}
-
 func createMetricsReceiver(
 	_ context.Context,
 	set receiver.Settings,
@@ -60,7 +53,10 @@ func createMetricsReceiver(
 	if !ok {
 		return nil, errors.New("nvml receiver: unexpected config type")
 	}
-	s := newNVMLScraper(cfg, set, newLibrary(cfg))
+	s, err := newNVMLScraper(cfg, set, newLibrary(cfg))
+	if err != nil {
+		return nil, err
+	}
 	sc, err := scraper.NewMetrics(s.scrape, scraper.WithStart(s.start), scraper.WithShutdown(s.shutdown))
 	if err != nil {
 		return nil, err

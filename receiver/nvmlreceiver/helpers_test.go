@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver
 
 import (
@@ -41,7 +43,8 @@ func newTestScraper(tb testing.TB, lib nvml.Interface, procRoot string, mutate f
 	core, logs := observer.New(zap.DebugLevel)
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
-	s := newNVMLScraper(cfg, set, lib)
+	s, err := newNVMLScraper(cfg, set, lib)
+	require.NoError(tb, err)
 	clock := clockwork.NewFakeClockAt(testStart)
 	s.clock = clock
 	s.procs = newProcessNames(procRoot)

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver_test
 
 // Integration tests: the receiver loads a fake libnvidia-ml.so.1, compiled from C by the test with gcc, through
@@ -10,6 +12,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -76,6 +79,20 @@ func intScript() fakenvml.Script {
 					nvml.FI_DEV_MEMORY_TEMP:         71,
 					nvml.FI_DEV_PCIE_COUNT_TX_BYTES: 1_000_000,
 					nvml.FI_DEV_PCIE_COUNT_RX_BYTES: 2_000_000,
+					// NVLink on an H100 SXM (KiB and error totals) and throttle time (ns)
+					nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_TX:             3_000_000,
+					nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX:             4_000_000,
+					nvml.FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL:     2,
+					nvml.FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL:       7,
+					nvml.FI_DEV_PERF_POLICY_POWER:                     12_500_000_000,
+					nvml.FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN: 750_000_000,
+				},
+				PCIeReplays:  4,
+				GPMSupported: true,
+				GPM: map[nvml.GpmMetricId]float64{
+					nvml.GPM_METRIC_GRAPHICS_UTIL: 97.5, nvml.GPM_METRIC_SM_UTIL: 82.25, nvml.GPM_METRIC_SM_OCCUPANCY: 41,
+					nvml.GPM_METRIC_ANY_TENSOR_UTIL: 55.5, nvml.GPM_METRIC_FP16_UTIL: 3, nvml.GPM_METRIC_DRAM_BW_UTIL: 63,
+					nvml.GPM_METRIC_PCIE_TX_PER_SEC: 1500, nvml.GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC: 110000,
 				},
 				Processes: []fakenvml.Process{
 					{PID: uint32(os.Getpid()), UsedMemory: 10 * intGiB,
@@ -153,6 +170,14 @@ func TestIntegrationFullLibrary(t *testing.T) {
 			intKey("hw.status", intH100UUID, "hw.type=gpu", "hw.state=failed"):                                              0,
 			intKey("nvidia.gpu.process.memory.usage", intH100UUID, "process.pid="+pid, "process.executable.name="+procName): float64(10 * intGiB),
 			intKey("nvidia.gpu.process.utilization", intH100UUID, "process.pid="+pid, "process.executable.name="+procName):  0.60,
+			intKey("nvidia.gpu.memory.reserved", intH100UUID):                                                               float64(h100.MemoryReserved),
+			intKey("nvidia.gpu.pcie.replays", intH100UUID):                                                                  4,
+			intKey("nvidia.gpu.nvlink.io", intH100UUID, "network.io.direction=transmit"):                                    3_000_000 * 1024,
+			intKey("nvidia.gpu.nvlink.io", intH100UUID, "network.io.direction=receive"):                                     4_000_000 * 1024,
+			intKey("nvidia.gpu.nvlink.errors", intH100UUID, "nvidia.gpu.nvlink.error.type=crc_flit"):                        2,
+			intKey("nvidia.gpu.nvlink.errors", intH100UUID, "nvidia.gpu.nvlink.error.type=replay"):                          7,
+			intKey("nvidia.gpu.clock_event.duration", intH100UUID, "nvidia.gpu.clock_event.reason=sw_power_cap"):            12.5,
+			intKey("nvidia.gpu.clock_event.duration", intH100UUID, "nvidia.gpu.clock_event.reason=hw_thermal_slowdown"):     0.75,
 		}
 		for _, reason := range []string{
 			"gpu_idle", "applications_clocks_setting", "sw_power_cap", "hw_slowdown", "sync_boost", "sw_thermal_slowdown",
@@ -183,6 +208,18 @@ func TestIntegrationFullLibrary(t *testing.T) {
 
 		// No new utilization samples in the second scrape: the instantaneous rate is reported instead.
 		second := intFlatten(t, run.batches[1])
+		// GPM needs two samples: its averages appear from the second scrape on, for the H100 only (the L4 has no GPM).
+		assert.Empty(t, first.metric("nvidia.gpu.sm.activity"))
+		intAssertPoints(t, map[string]float64{
+			intKey("nvidia.gpu.graphics_engine.activity", intH100UUID):                         0.975,
+			intKey("nvidia.gpu.sm.activity", intH100UUID):                                      0.8225,
+			intKey("nvidia.gpu.sm.occupancy", intH100UUID):                                     0.41,
+			intKey("nvidia.gpu.pipe.activity", intH100UUID, "nvidia.gpu.pipe=tensor"):          0.555,
+			intKey("nvidia.gpu.pipe.activity", intH100UUID, "nvidia.gpu.pipe=fp16"):            0.03,
+			intKey("nvidia.gpu.dram.activity", intH100UUID):                                    0.63,
+			intKey("nvidia.gpu.pcie.bandwidth", intH100UUID, "network.io.direction=transmit"):  1500 * 1 << 20,
+			intKey("nvidia.gpu.nvlink.bandwidth", intH100UUID, "network.io.direction=receive"): 110000 * 1 << 20,
+		}, gpmPoints(second))
 		assert.InDelta(t, float64(h100.UtilizationGPU)/100,
 			second.values[intKey("hw.gpu.utilization", intH100UUID, "hw.gpu.task=general")], 1e-9)
 
@@ -201,9 +238,21 @@ func TestIntegrationFullLibrary(t *testing.T) {
 		require.NotEmpty(t, calls)
 		assert.Equal(t, 1, lib.CallCount(t, "nvmlInit_v2"))
 		assert.Equal(t, 1, lib.CallCount(t, "nvmlEventSetFree"))
+		assert.Equal(t, 2, lib.CallCount(t, "nvmlGpmSampleAlloc"), "two samples for the H100")
+		assert.Equal(t, 2, lib.CallCount(t, "nvmlGpmSampleFree"), "both handed back at shutdown")
 		assert.Equal(t, 1, lib.CallCount(t, "nvmlShutdown"))
 		assert.Equal(t, fakenvml.Call{Function: "nvmlShutdown", GPU: -1}, calls[len(calls)-1])
 	})
+}
+
+// gpmPoints keeps the points of the GPM metrics.
+func gpmPoints(p intPoints) map[string]float64 {
+	out := map[string]float64{}
+	for _, name := range []string{"nvidia.gpu.graphics_engine.activity", "nvidia.gpu.sm.activity", "nvidia.gpu.sm.occupancy",
+		"nvidia.gpu.pipe.activity", "nvidia.gpu.dram.activity", "nvidia.gpu.pcie.bandwidth", "nvidia.gpu.nvlink.bandwidth"} {
+		maps.Copy(out, p.metric(name))
+	}
+	return out
 }
 
 func TestIntegrationMissingSymbols(t *testing.T) {
@@ -216,13 +265,22 @@ func TestIntegrationMissingSymbols(t *testing.T) {
 				"nvmlDeviceGetMemoryInfo_v2",              // memory comes from the v1 call
 				"nvmlDeviceGetComputeRunningProcesses_v3", // go-nvml binds _v2 instead
 				"nvmlEventSetCreate",                      // no XID events
+				"nvmlGpmMetricsGet",                       // a driver before R520: no GPM
+				"nvmlGpmSampleGet",
+				"nvmlDeviceGetPcieReplayCounter", // no PCIe replays
 			},
 		}
 		fakenvml.Run(t, setup, func(t *testing.T, lib *fakenvml.Lib) {
-			run := runReceiver(t, lib.Path, nil, intAtLeastBatches(2))
+			run := runReceiver(t, lib.Path, nil, intAtLeastBatches(3))
 			got := intFlatten(t, run.batches[0])
 			h100 := intScript().GPUs[0]
 
+			for _, md := range run.batches {
+				assert.Empty(t, gpmPoints(intFlatten(t, md)), "no GPM without its symbols")
+			}
+			assert.Empty(t, got.metric("nvidia.gpu.pcie.replays"))
+			assert.Len(t, run.logs.FilterMessageSnippet("no GPU performance monitoring").All(), 1, "logged once")
+			assert.Zero(t, lib.CallCount(t, "nvmlGpmSampleAlloc"))
 			assert.Empty(t, got.metric("hw.energy"))
 			assert.Empty(t, got.metric("nvidia.gpu.xid.errors"))
 			assert.InDelta(t, 123.456, got.values[intKey("hw.power", intH100UUID, "hw.type=gpu")], 1e-9)

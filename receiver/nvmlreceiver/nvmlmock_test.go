@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver
 
 import (
@@ -57,6 +59,14 @@ type fakeGPU struct {
 	remapPending, remapFailure     bool
 	processes                      []nvml.ProcessInfo
 	processUtil                    []nvml.ProcessUtilizationSample
+	pcieReplays                    int
+	// counterFields answers GetFieldValues for NVLink counters and clock-event durations (field id -> value).
+	counterFields map[uint32]uint64
+	// gpmSupported and gpm answer GPM: metric id -> value (percent or MiB/s) reported between two samples;
+	// migGPM does the same per GPU instance id.
+	gpmSupported bool
+	gpm          map[nvml.GpmMetricId]float64
+	migGPM       map[int]map[nvml.GpmMetricId]float64
 
 	// fail makes a method return an error, keyed by method name ("GetPowerUsage") or, for GetSamples and
 	// GetClockInfo, by name and argument ("GetSamples:1").
@@ -88,10 +98,13 @@ type fakeMIG struct {
 // fakeNVML is the mocked library: a dgxh100-style server plus symbols, events and MIG.
 type fakeNVML struct {
 	*server.Server
-	gpus     []*fakeGPU
-	missing  map[string]bool // symbols LookupSymbol reports absent
-	events   chan nvml.EventData
-	procRoot string
+	gpus    []*fakeGPU
+	missing map[string]bool // symbols LookupSymbol reports absent
+	// gpmSamples records which GPU (and GPU instance, -1 for the whole GPU) filled each GPM sample.
+	gpmSamples   map[nvml.GpmSample]gpmSource
+	gpmAllocated int // samples allocated and not freed
+	events       chan nvml.EventData
+	procRoot     string
 }
 
 // newFakeNVML mocks n H100 GPUs (n=8 is dgxh100.New()) with every telemetry function filled in.
@@ -128,8 +141,66 @@ func newFakeNVML(tb testing.TB, n int) *fakeNVML {
 			FreeFunc: func() nvml.Return { return nvml.SUCCESS },
 		}, nvml.SUCCESS
 	}
+	f.gpmSamples = map[nvml.GpmSample]gpmSource{}
+	srv.GpmSampleAllocFunc = func() (nvml.GpmSample, nvml.Return) {
+		f.gpmAllocated++
+		return &mock.GpmSample{}, nvml.SUCCESS
+	}
+	srv.GpmSampleFreeFunc = func(smp nvml.GpmSample) nvml.Return {
+		f.gpmAllocated--
+		delete(f.gpmSamples, smp)
+		return nvml.SUCCESS
+	}
+	srv.GpmQueryDeviceSupportFunc = func(d nvml.Device) (nvml.GpmSupport, nvml.Return) {
+		for _, g := range f.gpus {
+			if g.dev == d {
+				if r := g.ret("GpmQueryDeviceSupport"); r != nvml.SUCCESS {
+					return nvml.GpmSupport{}, r
+				}
+				return nvml.GpmSupport{IsSupportedDevice: boolU32(g.gpmSupported)}, nvml.SUCCESS
+			}
+		}
+		return nvml.GpmSupport{}, nvml.ERROR_INVALID_ARGUMENT
+	}
+	srv.GpmMetricsGetFunc = func(req *nvml.GpmMetricsGetType) nvml.Return {
+		src1, ok1 := f.gpmSamples[req.Sample1]
+		src2, ok2 := f.gpmSamples[req.Sample2]
+		if !ok1 || !ok2 || src1 != src2 || req.Sample1 == req.Sample2 {
+			return nvml.ERROR_INVALID_ARGUMENT
+		}
+		if r := src2.gpu.ret("GpmMetricsGet"); r != nvml.SUCCESS {
+			return r
+		}
+		values := src2.gpu.gpm
+		if src2.gpuInstance >= 0 {
+			values = src2.gpu.migGPM[src2.gpuInstance]
+		}
+		for i := range req.NumMetrics {
+			m := &req.Metrics[i]
+			v, ok := values[nvml.GpmMetricId(m.MetricId)]
+			m.NvmlReturn, m.Value = uint32(nvml.ERROR_NOT_SUPPORTED), 0
+			if ok {
+				m.NvmlReturn, m.Value = uint32(nvml.SUCCESS), v
+			}
+		}
+		return nvml.SUCCESS
+	}
 	for i, d := range srv.Devices {
 		g := newFakeGPU(d.(*server.Device), i)
+		g.dev.GpmSampleGetFunc = func(smp nvml.GpmSample) nvml.Return {
+			if r := g.ret("GpmSampleGet"); r != nvml.SUCCESS {
+				return r
+			}
+			f.gpmSamples[smp] = gpmSource{gpu: g, gpuInstance: -1}
+			return nvml.SUCCESS
+		}
+		g.dev.GpmMigSampleGetFunc = func(gi int, smp nvml.GpmSample) nvml.Return {
+			if _, ok := g.migGPM[gi]; !ok {
+				return nvml.ERROR_NOT_SUPPORTED
+			}
+			f.gpmSamples[smp] = gpmSource{gpu: g, gpuInstance: gi}
+			return nvml.SUCCESS
+		}
 		f.gpus = append(f.gpus, g)
 		for n := range 2 {
 			writeComm(tb, f.procRoot, g.pid(n), []string{"VLLM::EngineCor", "python3"}[n])
@@ -142,6 +213,30 @@ func writeComm(tb testing.TB, root string, pid uint32, name string) {
 	dir := filepath.Join(root, strconv.FormatUint(uint64(pid), 10))
 	require.NoError(tb, os.MkdirAll(dir, 0o755))
 	require.NoError(tb, os.WriteFile(filepath.Join(dir, "comm"), []byte(name+"\n"), 0o600))
+}
+
+type gpmSource struct {
+	gpu         *fakeGPU
+	gpuInstance int
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// h100GPM is what GPM reports for GPU i of a busy H100 (percentages, MiB/s).
+func h100GPM(i int) map[nvml.GpmMetricId]float64 {
+	f := float64(i)
+	return map[nvml.GpmMetricId]float64{
+		nvml.GPM_METRIC_GRAPHICS_UTIL: 95 + f/2, nvml.GPM_METRIC_SM_UTIL: 80 + f, nvml.GPM_METRIC_SM_OCCUPANCY: 40 + f,
+		nvml.GPM_METRIC_ANY_TENSOR_UTIL: 50 + f, nvml.GPM_METRIC_FP64_UTIL: 0, nvml.GPM_METRIC_FP32_UTIL: 5 + f,
+		nvml.GPM_METRIC_FP16_UTIL: 2 + f, nvml.GPM_METRIC_DRAM_BW_UTIL: 60 + f,
+		nvml.GPM_METRIC_PCIE_TX_PER_SEC: 1000 + f, nvml.GPM_METRIC_PCIE_RX_PER_SEC: 2000 + f,
+		nvml.GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC: 100_000 + f, nvml.GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC: 120_000 + f,
+	}
 }
 
 func newFakeGPU(d *server.Device, i int) *fakeGPU {
@@ -175,6 +270,17 @@ func newFakeGPU(d *server.Device, i int) *fakeGPU {
 		remapCorrectable: i,
 		fail:             map[string]nvml.Return{},
 		fieldFail:        map[uint32]nvml.Return{},
+		pcieReplays:      3 * i,
+		counterFields: map[uint32]uint64{
+			nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_TX: 1_000_000 * uint64(i+1), nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX: 2_000_000 * uint64(i+1),
+			nvml.FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: uint64(i), nvml.FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: 0,
+			nvml.FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: 2 * uint64(i), nvml.FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: 0,
+			nvml.FI_DEV_PERF_POLICY_POWER: 5_000_000_000 * uint64(i+1), nvml.FI_DEV_PERF_POLICY_SYNC_BOOST: 0,
+			nvml.FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN: 250_000_000,
+		},
+		gpmSupported: true,
+		gpm:          h100GPM(i),
+		migGPM:       map[int]map[nvml.GpmMetricId]float64{},
 	}
 	g.processes = []nvml.ProcessInfo{
 		{Pid: g.pid(0), UsedGpuMemory: 60 * gib},
@@ -238,8 +344,12 @@ func newFakeGPU(d *server.Device, i int) *fakeGPU {
 			case nvml.FI_DEV_PCIE_COUNT_RX_BYTES:
 				raw = g.pcieRXBytes
 			default:
-				v.NvmlReturn = uint32(nvml.ERROR_NOT_SUPPORTED)
-				continue
+				c, ok := g.counterFields[v.FieldId]
+				if !ok {
+					v.NvmlReturn = uint32(nvml.ERROR_NOT_SUPPORTED)
+					continue
+				}
+				raw = c
 			}
 			v.NvmlReturn = uint32(nvml.SUCCESS)
 			if r, ok := g.fieldFail[v.FieldId]; ok {
@@ -299,6 +409,7 @@ func newFakeGPU(d *server.Device, i int) *fakeGPU {
 		return out, nvml.SUCCESS
 	}
 	d.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 0, g.ret("GetMaxMigDeviceCount") }
+	d.GetPcieReplayCounterFunc = func() (int, nvml.Return) { return g.pcieReplays, g.ret("GetPcieReplayCounter") }
 	d.GetSupportedEventTypesFunc = func() (uint64, nvml.Return) {
 		return nvml.EventTypeXidCriticalError | nvml.EventTypeSingleBitEccError | nvml.EventTypeDoubleBitEccError,
 			g.ret("GetSupportedEventTypes")

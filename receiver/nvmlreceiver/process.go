@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver"
 
 import (

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver"
 
 import (
@@ -14,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver/internal/metadata"
@@ -25,6 +28,10 @@ const (
 	// Init retries start after initialInitBackoff and double up to maxInitBackoff.
 	initialInitBackoff = 10 * time.Second
 	maxInitBackoff     = 5 * time.Minute
+
+	// rescanInterval is how often NVML is asked for GPUs that appeared after attach (driver reload,
+	// device-plugin restart, hot-plug).
+	rescanInterval = time.Minute
 )
 
 var errNoGPUs = errors.New("NVML found no GPUs")
@@ -40,6 +47,10 @@ type nvmlScraper struct {
 	selector *deviceSelector
 	procs    *processNames
 
+	telemetry    *metadata.TelemetryBuilder
+	failureAttrs map[warnKey]metric.MeasurementOption
+	pods         *podWatcher // nil when pod attribution is off
+
 	mu sync.Mutex // serialises start, scrape and shutdown
 
 	started  bool
@@ -53,23 +64,35 @@ type nvmlScraper struct {
 	gaugeStart    pcommon.Timestamp // start time of every other point
 	xid           *xidWatcher
 	warnedDevices bool // unmatched `devices` entries were reported
+	gpmAvailable  bool // GPM metrics are wanted and the library has the GPM functions
+	nextRescan    time.Time
 
 	nextAttach  time.Time
 	backoff     time.Duration
 	lastFailure string // the attach failure already warned about
 }
 
-func newNVMLScraper(cfg *Config, set receiver.Settings, lib nvml.Interface) *nvmlScraper {
-	return &nvmlScraper{
-		cfg:      cfg,
-		logger:   set.Logger,
-		lib:      lib,
-		mb:       metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, set),
-		clock:    clockwork.NewRealClock(),
-		selector: newDeviceSelector(cfg.Devices),
-		procs:    newProcessNames("/proc"),
-		backoff:  initialInitBackoff,
+func newNVMLScraper(cfg *Config, set receiver.Settings, lib nvml.Interface) (*nvmlScraper, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("nvml receiver telemetry: %w", err)
 	}
+	s := &nvmlScraper{
+		cfg:          cfg,
+		logger:       set.Logger,
+		lib:          lib,
+		mb:           metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, set),
+		clock:        clockwork.NewRealClock(),
+		selector:     newDeviceSelector(cfg.Devices),
+		procs:        newProcessNames("/proc"),
+		backoff:      initialInitBackoff,
+		telemetry:    tb,
+		failureAttrs: map[warnKey]metric.MeasurementOption{},
+	}
+	if cfg.Kubernetes.PodResourcesSocket != "" {
+		s.pods = newPodWatcher(set.Logger, cfg.Kubernetes, tb)
+	}
+	return s, nil
 }
 
 func (s *nvmlScraper) start(context.Context, component.Host) error {
@@ -81,6 +104,9 @@ func (s *nvmlScraper) start(context.Context, component.Host) error {
 	s.started = true
 	s.gaugeStart = pcommon.NewTimestampFromTime(s.clock.Now())
 	s.mb.Reset(metadata.WithStartTime(s.gaugeStart))
+	if s.pods != nil {
+		s.pods.start()
+	}
 	// NVML is first initialised by the first scrape, on the scraper's goroutine: nvmlInit can take seconds
 	// (or hang on a broken GPU), and the collector's start must not wait for it.
 	return nil
@@ -134,7 +160,15 @@ func (s *nvmlScraper) attach(now time.Time) error {
 	s.devices = devices
 	s.attachedAt = pcommon.NewTimestampFromTime(now)
 	s.warnedDevices = false
+	s.nextRescan = now.Add(rescanInterval)
+	s.telemetry.ReceiverNvmlGpusAttached.Add(context.Background(), int64(countSelected(devices)))
 	s.logger.Info("NVML attached", zap.String("hw.driver_version", driver), zap.Int("gpus", len(devices)))
+	if s.gpmWanted() {
+		s.gpmAvailable = syms.hasAll(gpmFuncs...)
+		if !s.gpmAvailable {
+			s.logger.Info("this NVML library has no GPU performance monitoring (GPM, R520 and later); SM, tensor and DRAM activity are not reported")
+		}
+	}
 	if s.cfg.Metrics.NvidiaGpuXidErrors.Enabled {
 		s.xid = s.watchXID()
 	}
@@ -147,6 +181,16 @@ func (s *nvmlScraper) releaseNVML() {
 	}
 }
 
+func countSelected(devices []*gpuDevice) int {
+	n := 0
+	for _, d := range devices {
+		if d.selected {
+			n++
+		}
+	}
+	return n
+}
+
 // discover enumerates the GPUs the devices setting selects.
 func (s *nvmlScraper) discover(syms *symbolTable) ([]*gpuDevice, error) {
 	count, ret := s.lib.DeviceGetCount()
@@ -156,20 +200,64 @@ func (s *nvmlScraper) discover(syms *symbolTable) ([]*gpuDevice, error) {
 	if count == 0 {
 		return nil, errNoGPUs
 	}
+	devices := s.openDevices(syms, count, nil)
+	if len(devices) == 0 {
+		if len(s.cfg.Devices) > 0 {
+			return nil, fmt.Errorf("none of the %d GPUs NVML sees matches devices %v", count, s.cfg.Devices)
+		}
+		return nil, fmt.Errorf("none of the %d GPUs NVML sees could be opened", count)
+	}
+	return devices, nil
+}
+
+// rescan adds GPUs NVML lists now but did not at attach (or at the last rescan). GPUs already known keep their
+// state; a lost one keeps reporting hw.status failed.
+func (s *nvmlScraper) rescan(now time.Time) {
+	s.nextRescan = now.Add(rescanInterval)
+	count, ret := s.lib.DeviceGetCount()
+	if ret != nvml.SUCCESS {
+		s.countFailure("nvmlDeviceGetCount", ret)
+		return
+	}
+	known := make(map[string]bool, len(s.devices))
+	for _, d := range s.devices {
+		known[d.uuid] = true
+	}
+	added := s.openDevices(&s.syms, count, known)
+	if len(added) == 0 {
+		return
+	}
+	for _, d := range added {
+		s.logger.Info("new GPU found; it is reported from now on", d.logFields()...)
+	}
+	s.devices = append(s.devices, added...)
+	s.telemetry.ReceiverNvmlGpusAttached.Add(context.Background(), int64(countSelected(added)))
+}
+
+// openDevices opens the GPUs with index < count whose UUID is not in known.
+// During a rescan (known != nil) GPUs that cannot be opened are logged at debug level: attach warned already.
+func (s *nvmlScraper) openDevices(syms *symbolTable, count int, known map[string]bool) []*gpuDevice {
+	warn := s.logger.Warn
+	if known != nil {
+		warn = s.logger.Debug
+	}
 	migProbe := s.selector.anyMIG && syms.has(fnDeviceGetMigMode) && syms.has(fnDeviceGetMaxMigDeviceCount) &&
 		syms.has(fnDeviceGetMigDeviceHandleByIndex)
 	var devices []*gpuDevice
 	for i := range count {
 		h, ret := s.lib.DeviceGetHandleByIndex(i)
 		if ret != nvml.SUCCESS {
-			s.logger.Warn("skipping a GPU NVML cannot open", zap.Int("nvidia.gpu.index", i),
+			warn("skipping a GPU NVML cannot open", zap.Int("nvidia.gpu.index", i),
 				zap.String("call", "nvmlDeviceGetHandleByIndex"), zap.String("nvml_error", returnName(ret)))
 			continue
 		}
 		uuid, ret := h.GetUUID()
 		if ret != nvml.SUCCESS || uuid == "" {
-			s.logger.Warn("skipping a GPU without a UUID", zap.Int("nvidia.gpu.index", i),
+			warn("skipping a GPU without a UUID", zap.Int("nvidia.gpu.index", i),
 				zap.String("call", "nvmlDeviceGetUUID"), zap.String("nvml_error", returnName(ret)))
+			continue
+		}
+		if known[uuid] {
 			continue
 		}
 		selected := s.selector.gpuSelected(i, uuid)
@@ -189,13 +277,7 @@ func (s *nvmlScraper) discover(syms *symbolTable) ([]*gpuDevice, error) {
 		}
 		devices = append(devices, d)
 	}
-	if len(devices) == 0 {
-		if len(s.cfg.Devices) > 0 {
-			return nil, fmt.Errorf("none of the %d GPUs NVML sees matches devices %v", count, s.cfg.Devices)
-		}
-		return nil, fmt.Errorf("none of the %d GPUs NVML sees could be opened", count)
-	}
-	return devices, nil
+	return devices
 }
 
 // watchXID registers the selected GPUs for XID events and starts the goroutine that counts them.
@@ -236,6 +318,7 @@ func (s *nvmlScraper) watchXID() *xidWatcher {
 		return nil
 	}
 	w := newXIDWatcher(s.logger, set, registered, s.attachedAt)
+	w.onDrop = func() { s.telemetry.ReceiverNvmlXidEventsDropped.Add(context.Background(), 1) }
 	go w.run()
 	return w
 }
@@ -256,13 +339,17 @@ func (s *nvmlScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 			return pmetric.NewMetrics(), nil
 		}
 	}
+	if !now.Before(s.nextRescan) {
+		s.rescan(now)
+	}
 	ts := pcommon.NewTimestampFromTime(now)
+	pods := s.pods.mapping(ctx)
 	for _, d := range s.devices {
 		if ctx.Err() != nil {
 			s.logger.Warn("scrape timed out; emitting the GPUs read so far", zap.Error(ctx.Err()))
 			break
 		}
-		s.scrapeGPU(d, ts)
+		s.scrapeGPU(d, ts, pods)
 	}
 	if s.xid != nil {
 		s.recordXID(ts)
@@ -281,6 +368,9 @@ func (s *nvmlScraper) shutdown(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	if s.pods != nil {
+		s.pods.stop()
+	}
 	if s.xid != nil {
 		if ret := s.xid.close(); ret != nvml.SUCCESS {
 			s.logger.Debug("nvmlEventSetFree failed", zap.String("nvml_error", returnName(ret)))
@@ -289,7 +379,15 @@ func (s *nvmlScraper) shutdown(context.Context) error {
 	}
 	if s.attached {
 		s.attached = false
+		for _, d := range s.devices {
+			s.freeGPM(d)
+			for _, mig := range d.migOrder {
+				s.freeGPM(mig)
+			}
+		}
+		s.telemetry.ReceiverNvmlGpusAttached.Add(context.Background(), -int64(countSelected(s.devices)))
 		s.releaseNVML()
 	}
+	s.telemetry.Shutdown()
 	return nil
 }

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver
 
 import (
@@ -143,6 +145,18 @@ func TestMetricShapes(t *testing.T) {
 		"hw.temperature":                          {"Cel", pmetric.MetricTypeGauge, false},
 		"nvidia.gpu.clock.frequency":              {"Hz", pmetric.MetricTypeGauge, false},
 		"nvidia.gpu.clock_event.active":           {"1", pmetric.MetricTypeGauge, false},
+		"nvidia.gpu.clock_event.duration":         {"s", pmetric.MetricTypeSum, true},
+		"nvidia.gpu.dram.activity":                {"1", pmetric.MetricTypeGauge, false},
+		"nvidia.gpu.graphics_engine.activity":     {"1", pmetric.MetricTypeGauge, false},
+		"nvidia.gpu.memory.reserved":              {"By", pmetric.MetricTypeSum, false},
+		"nvidia.gpu.nvlink.bandwidth":             {"By/s", pmetric.MetricTypeGauge, false},
+		"nvidia.gpu.nvlink.errors":                {"{error}", pmetric.MetricTypeSum, true},
+		"nvidia.gpu.nvlink.io":                    {"By", pmetric.MetricTypeSum, true},
+		"nvidia.gpu.pcie.bandwidth":               {"By/s", pmetric.MetricTypeGauge, false},
+		"nvidia.gpu.pcie.replays":                 {"{replay}", pmetric.MetricTypeSum, true},
+		"nvidia.gpu.pipe.activity":                {"1", pmetric.MetricTypeGauge, false},
+		"nvidia.gpu.sm.activity":                  {"1", pmetric.MetricTypeGauge, false},
+		"nvidia.gpu.sm.occupancy":                 {"1", pmetric.MetricTypeGauge, false},
 		"nvidia.gpu.memory.bandwidth.utilization": {"1", pmetric.MetricTypeGauge, false},
 		"nvidia.gpu.power.limit":                  {"W", pmetric.MetricTypeGauge, false},
 		"nvidia.gpu.process.memory.usage":         {"By", pmetric.MetricTypeGauge, false},
@@ -161,9 +175,11 @@ func TestDefaultConfigMetricSet(t *testing.T) {
 	assert.Equal(t, []string{
 		"hw.energy", "hw.errors", "hw.gpu.io", "hw.gpu.memory.limit", "hw.gpu.memory.usage",
 		"hw.gpu.memory.utilization", "hw.gpu.utilization", "hw.power", "hw.temperature",
-		"nvidia.gpu.clock.frequency", "nvidia.gpu.clock_event.active", "nvidia.gpu.memory.bandwidth.utilization",
-		"nvidia.gpu.power.limit", "nvidia.gpu.process.memory.usage",
-	}, metricNames(md), "off by default: hw.status, nvidia.gpu.process.utilization, nvidia.gpu.remapped_rows; xid appears with the first event")
+		"nvidia.gpu.clock.frequency", "nvidia.gpu.clock_event.active", "nvidia.gpu.clock_event.duration",
+		"nvidia.gpu.memory.bandwidth.utilization", "nvidia.gpu.memory.reserved", "nvidia.gpu.nvlink.errors", "nvidia.gpu.nvlink.io",
+		"nvidia.gpu.pcie.replays", "nvidia.gpu.power.limit", "nvidia.gpu.process.memory.usage",
+	}, metricNames(md), "off by default: hw.status, nvidia.gpu.process.utilization, nvidia.gpu.remapped_rows; xid appears with the "+
+		"first event, GPM with the second scrape, nvidia.gpu.allocation with a pod")
 	// Remapped rows are neither reported nor read when neither it nor hw.status is on.
 	assert.Empty(t, f.gpus[0].dev.GetRemappedRowsCalls())
 	assert.Empty(t, f.gpus[0].dev.GetProcessUtilizationCalls())
@@ -529,10 +545,14 @@ func TestPCIeThroughputEstimateWhenCountersAreMissing(t *testing.T) {
 	g.pcieTXKiBps = 0
 	md = s.mustScrape(t)
 	assert.InDelta(t, 1000*1024*10, onePoint(t, md, "hw.gpu.io", gpuAttrs(0, "network.io.direction", "transmit")).value, 0)
-	// Field values are still used for the memory temperature, but the counters are not requested again.
+	// Field values are still used for the memory temperature and the other counters, but the PCIe byte
+	// counters are not requested again.
 	last := g.dev.GetFieldValuesCalls()[len(g.dev.GetFieldValuesCalls())-1]
-	require.Len(t, last.FieldValues, 1)
+	require.NotEmpty(t, last.FieldValues)
 	assert.Equal(t, uint32(nvml.FI_DEV_MEMORY_TEMP), last.FieldValues[0].FieldId)
+	for _, fv := range last.FieldValues {
+		assert.NotContains(t, []uint32{nvml.FI_DEV_PCIE_COUNT_TX_BYTES, nvml.FI_DEV_PCIE_COUNT_RX_BYTES}, fv.FieldId)
+	}
 }
 
 func TestProcessMemorySkipsUnavailableAndCaps(t *testing.T) {
@@ -580,7 +600,7 @@ func TestDevicesFilterSelectsOneMIGInstance(t *testing.T) {
 	s := newTestScraper(t, f, f.procRoot, func(cfg *Config) { cfg.Devices = []string{migB.uuid} })
 	s.mustStart(t)
 	md := s.mustScrape(t)
-	assert.Equal(t, []string{"hw.gpu.memory.limit", "hw.gpu.memory.usage", "hw.gpu.memory.utilization"}, metricNames(md))
+	assert.Equal(t, []string{"hw.gpu.memory.limit", "hw.gpu.memory.usage", "hw.gpu.memory.utilization", "nvidia.gpu.memory.reserved"}, metricNames(md))
 	assert.Len(t, metricPoints(md, "hw.gpu.memory.usage"), 1)
 	assert.Len(t, findPoints(md, "hw.gpu.memory.usage", map[string]any{"hw.id": migB.uuid, "hw.parent": testUUID(1)}), 1)
 	assert.Empty(t, logsContaining(s.logs, zapcore.WarnLevel, "match no GPU"))

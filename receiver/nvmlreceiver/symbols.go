@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver"
 
 import (
@@ -49,6 +51,13 @@ const (
 	fnEventSetCreate
 	fnEventSetWait
 	fnEventSetFree
+	fnDeviceGetPcieReplayCounter
+	fnGpmQueryDeviceSupport
+	fnGpmSampleAlloc
+	fnGpmSampleFree
+	fnGpmSampleGet
+	fnGpmMigSampleGet
+	fnGpmMetricsGet
 	numNVMLFuncs
 )
 
@@ -97,6 +106,13 @@ var nvmlSymbols = [numNVMLFuncs][]string{
 	fnEventSetCreate:                  {"nvmlEventSetCreate"},
 	fnEventSetWait:                    {"nvmlEventSetWait_v2", "nvmlEventSetWait"},
 	fnEventSetFree:                    {"nvmlEventSetFree"},
+	fnDeviceGetPcieReplayCounter:      {"nvmlDeviceGetPcieReplayCounter"},
+	fnGpmQueryDeviceSupport:           {"nvmlGpmQueryDeviceSupport"},
+	fnGpmSampleAlloc:                  {"nvmlGpmSampleAlloc"},
+	fnGpmSampleFree:                   {"nvmlGpmSampleFree"},
+	fnGpmSampleGet:                    {"nvmlGpmSampleGet"},
+	fnGpmMigSampleGet:                 {"nvmlGpmMigSampleGet"},
+	fnGpmMetricsGet:                   {"nvmlGpmMetricsGet"},
 }
 
 // requiredFuncs are needed to find and identify GPUs at all; without them the library is treated as unusable.
@@ -106,6 +122,16 @@ var requiredFuncs = []nvmlFunc{fnDeviceGetCount, fnDeviceGetHandleByIndex, fnDev
 type symbolTable [numNVMLFuncs]bool
 
 func (t *symbolTable) has(fn nvmlFunc) bool { return t[fn] }
+
+// hasAll reports whether every one of fns is available.
+func (t *symbolTable) hasAll(fns ...nvmlFunc) bool {
+	for _, fn := range fns {
+		if !t[fn] {
+			return false
+		}
+	}
+	return true
+}
 
 // probeSymbols looks every nvmlFunc up in the loaded library. It must run after a successful Init: go-nvml
 // only answers lookups while the library is open.

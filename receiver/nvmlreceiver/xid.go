@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvmlreceiver // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver"
 
 import (
@@ -32,6 +34,7 @@ type xidWatcher struct {
 	mu      sync.Mutex
 	counts  []map[uint64]int64 // parallel to devices
 	dropped int64              // events for codes over maxXIDCodesPerGPU or from unknown devices
+	onDrop  func()             // also counts a dropped event in the receiver's telemetry; may be nil
 	logged  map[xidKey]struct{}
 
 	stop chan struct{}
@@ -103,12 +106,12 @@ func (w *xidWatcher) record(data nvml.EventData) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if slot < 0 {
-		w.dropped++
+		w.drop()
 		return
 	}
 	counts := w.counts[slot]
 	if _, known := counts[data.EventData]; !known && len(counts) >= maxXIDCodesPerGPU {
-		w.dropped++
+		w.drop()
 		return
 	}
 	counts[data.EventData]++
@@ -117,6 +120,13 @@ func (w *xidWatcher) record(data nvml.EventData) {
 		w.logged[key] = struct{}{}
 		w.logger.Warn("GPU reported an XID error (later events with this code are only counted)",
 			w.devices[slot].logFields(zap.Uint64("nvidia.gpu.xid", data.EventData))...)
+	}
+}
+
+func (w *xidWatcher) drop() {
+	w.dropped++
+	if w.onDrop != nil {
+		w.onDrop()
 	}
 }
 

@@ -39,6 +39,7 @@
  *   temperature.gpu                  degrees C (nvmlDeviceGetTemperature / GetTemperatureV, sensor GPU)
  *   power.usage_mw, power.enforced_limit_mw, power.management_limit_mw
  *   energy.total_mj                  nvmlDeviceGetTotalEnergyConsumption
+ *   energy.mw                        the counter then grows by this power (mW = mJ/s) from the nvmlInit call
  *   clock.graphics, clock.sm, clock.memory, clock.video            MHz, nvmlDeviceGetClockInfo
  *   max_clock.graphics, max_clock.sm, max_clock.memory, max_clock.video   MHz, nvmlDeviceGetMaxClockInfo
  *   pcie.tx_kbps, pcie.rx_kbps, pcie.replay_count
@@ -56,6 +57,10 @@
  *                                    lastSeenTimeStamp are returned in script order; none: NVML_ERROR_NOT_FOUND
  *   field.<id>=<value>               nvmlDeviceGetFieldValues, unsigned long long for any scope; other ids get
  *                                    NVML_ERROR_NOT_SUPPORTED in their nvmlReturn
+ *   gpm.supported=1                  nvmlGpmQueryDeviceSupport reports the GPU supported (else isSupportedDevice 0,
+ *                                    and nvmlGpmSampleGet / nvmlGpmMigSampleGet return NOT_SUPPORTED)
+ *   gpm.<metric id>=<double>         what nvmlGpmMetricsGet reports for that metric between any two samples of the
+ *                                    GPU (or of one of its GPU instances); other ids get NVML_ERROR_NOT_SUPPORTED
  *   process.<j>.pid (required), process.<j>.used_memory (bytes; -1 = NVML_VALUE_NOT_AVAILABLE),
  *   process.<j>.type (compute|graphics|mps, default compute), process.<j>.gpu_instance_id,
  *   process.<j>.compute_instance_id (default 0xFFFFFFFF), and for nvmlDeviceGetProcessUtilization
@@ -83,6 +88,8 @@
 #define MAX_SAMPLES 64
 #define MAX_XIDS 16
 #define MAX_FIELDS 32
+#define MAX_GPM 32
+#define MAX_GPM_SAMPLES 64
 #define MAX_ERRORS 64
 #define MAX_EVENT_SETS 8
 #define MAX_STR 96
@@ -113,6 +120,12 @@ struct field {
     unsigned long long value;
 };
 
+/* What nvmlGpmMetricsGet reports for one metric id between any two samples of the GPU. */
+struct gpm_value {
+    unsigned int id;
+    double value;
+};
+
 struct gpu {
     char uuid[MAX_STR], name[MAX_STR], serial[MAX_STR], vbios[MAX_STR], pci_bus_id[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
     int lost;
@@ -120,7 +133,7 @@ struct gpu {
     opt_u64 mem_total, mem_reserved, mem_used;
     opt_u64 util_gpu, util_mem, enc_util, enc_period, dec_util, dec_period;
     opt_u64 temp_gpu;
-    opt_u64 power_mw, power_enforced_mw, power_mgmt_mw, energy_mj;
+    opt_u64 power_mw, power_enforced_mw, power_mgmt_mw, energy_mj, energy_mw;
     opt_u64 clock[NVML_CLOCK_COUNT], max_clock[NVML_CLOCK_COUNT];
     opt_u64 pcie_tx, pcie_rx, pcie_replay;
     opt_u64 ecc_mode, ecc[2][2]; /* [nvmlMemoryErrorType_t][nvmlEccCounterType_t] */
@@ -137,6 +150,9 @@ struct gpu {
     int nxids;
     struct field fields[MAX_FIELDS];
     int nfields;
+    opt_u64 gpm_supported;
+    struct gpm_value gpm[MAX_GPM];
+    int ngpm;
 };
 
 struct error_override {
@@ -148,6 +164,13 @@ struct error_override {
 /* Handles point into these arrays; they are never freed, so a stale handle is detected, not dereferenced. */
 struct nvmlDevice_st {
     int index;
+};
+
+struct nvmlGpmSample_st {
+    int in_use;
+    int gpu;         /* -1 until nvmlGpmSampleGet filled it */
+    long long gi;    /* GPU instance of nvmlGpmMigSampleGet, -1 for the whole GPU */
+    unsigned long long taken_us;
 };
 
 struct nvmlEventSet_st {
@@ -173,6 +196,7 @@ static unsigned long long g_generation; /* bumped on every init from zero and ev
 static struct state g_state;
 static struct nvmlDevice_st g_devices[MAX_GPUS];
 static struct nvmlEventSet_st g_sets[MAX_EVENT_SETS];
+static struct nvmlGpmSample_st g_gpm_samples[MAX_GPM_SAMPLES];
 static FILE *g_call_log;
 static int g_call_log_opened;
 
@@ -279,6 +303,8 @@ static const struct {
 } k_gpu_numbers[] = {
     GPU_U64("minor_number", minor),
     GPU_U64("memory.total", mem_total),
+    GPU_U64("energy.mw", energy_mw),
+    GPU_U64("gpm.supported", gpm_supported),
     GPU_U64("memory.reserved", mem_reserved),
     GPU_U64("memory.used", mem_used),
     GPU_U64("utilization.gpu", util_gpu),
@@ -576,6 +602,24 @@ static int parse_gpu_key(struct parser *p, int index, const char *key, const cha
         g->nfields++;
         return 0;
     }
+    if (strncmp(key, "gpm.", 4) == 0 && strcmp(key, "gpm.supported") != 0) {
+        unsigned long long id;
+        if (parse_number(p, key + 4, 0, &id) != 0) {
+            return -1;
+        }
+        if (g->ngpm >= MAX_GPM) {
+            return parse_fail(p, "more than %d GPM metrics", MAX_GPM);
+        }
+        char *end = NULL;
+        double v = strtod(value, &end);
+        if (end == value || *end != '\0') {
+            return parse_fail(p, "GPM value \"%s\" is not a number", value);
+        }
+        g->gpm[g->ngpm].id = (unsigned int)id;
+        g->gpm[g->ngpm].value = v;
+        g->ngpm++;
+        return 0;
+    }
     if (strncmp(key, "process.", 8) == 0) {
         return parse_proc_key(p, g, key + 8, value);
     }
@@ -852,6 +896,7 @@ static nvmlReturn_t do_init(const char *fn)
     g_refcount = 1;
     g_generation++;
     memset(g_sets, 0, sizeof g_sets);
+    memset(g_gpm_samples, 0, sizeof g_gpm_samples);
     return NVML_SUCCESS;
 }
 
@@ -886,6 +931,7 @@ nvmlReturn_t nvmlShutdown(void)
     if (--g_refcount == 0) {
         memset(&g_state, 0, sizeof g_state);
         memset(g_sets, 0, sizeof g_sets);
+        memset(g_gpm_samples, 0, sizeof g_gpm_samples);
         g_generation++;
         pthread_cond_broadcast(&g_cond);
     }
@@ -1288,7 +1334,17 @@ nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t device, unsigned int
 nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *energy)
 {
     DEVICE_CALL(device, g);
-    RETURN_VALUE(g->energy_mj, energy, unsigned long long);
+    REQUIRE(energy);
+    if (!g->energy_mj.set) {
+        return NVML_ERROR_NOT_SUPPORTED;
+    }
+    unsigned long long grown = 0;
+    if (g->energy_mw.set) {
+        unsigned long long now = now_us(CLOCK_REALTIME);
+        grown = now > g_state.init_time_us ? g->energy_mw.v * (now - g_state.init_time_us) / 1000000 : 0;
+    }
+    *energy = g->energy_mj.v + grown;
+    return NVML_SUCCESS;
 }
 #endif
 
@@ -1773,5 +1829,128 @@ nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t *data, unsigne
 nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms)
 {
     return event_set_wait(__func__, set, data, timeoutms);
+}
+#endif
+
+/* ---- GPU performance monitoring (GPM) -------------------------------------------------------------------------- */
+
+static struct nvmlGpmSample_st *gpm_sample(nvmlGpmSample_t s)
+{
+    struct nvmlGpmSample_st *h = s.handle;
+    if (h < g_gpm_samples || h >= g_gpm_samples + MAX_GPM_SAMPLES ||
+        (size_t)((char *)h - (char *)g_gpm_samples) % sizeof *h != 0 || !h->in_use) {
+        return NULL;
+    }
+    return h;
+}
+
+#ifndef FAKE_OMIT_nvmlGpmQueryDeviceSupport
+nvmlReturn_t nvmlGpmQueryDeviceSupport(nvmlDevice_t device, nvmlGpmSupport_t *gpmSupport)
+{
+    DEVICE_CALL(device, g);
+    REQUIRE(gpmSupport);
+    if (gpmSupport->version != NVML_GPM_SUPPORT_VERSION) {
+        return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    }
+    /* A GPU before Hopper answers SUCCESS with isSupportedDevice 0. */
+    gpmSupport->isSupportedDevice = g->gpm_supported.set && g->gpm_supported.v != 0;
+    return NVML_SUCCESS;
+}
+#endif
+
+#ifndef FAKE_OMIT_nvmlGpmSampleAlloc
+nvmlReturn_t nvmlGpmSampleAlloc(nvmlGpmSample_t *gpmSample)
+{
+    LIBRARY_CALL();
+    REQUIRE(gpmSample);
+    for (int i = 0; i < MAX_GPM_SAMPLES; i++) {
+        if (!g_gpm_samples[i].in_use) {
+            g_gpm_samples[i] = (struct nvmlGpmSample_st){.in_use = 1, .gpu = -1, .gi = -1};
+            gpmSample->handle = &g_gpm_samples[i];
+            return NVML_SUCCESS;
+        }
+    }
+    return NVML_ERROR_MEMORY;
+}
+#endif
+
+#ifndef FAKE_OMIT_nvmlGpmSampleFree
+nvmlReturn_t nvmlGpmSampleFree(nvmlGpmSample_t gpmSample)
+{
+    LIBRARY_CALL();
+    struct nvmlGpmSample_st *h = gpm_sample(gpmSample);
+    if (h == NULL) {
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+    h->in_use = 0;
+    return NVML_SUCCESS;
+}
+#endif
+
+static nvmlReturn_t gpm_take(struct gpu *g, nvmlDevice_t device, long long gi, nvmlGpmSample_t gpmSample)
+{
+    struct nvmlGpmSample_st *h = gpm_sample(gpmSample);
+    if (h == NULL) {
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+    if (!g->gpm_supported.set || g->gpm_supported.v == 0) {
+        return NVML_ERROR_NOT_SUPPORTED;
+    }
+    h->gpu = device_index(device);
+    h->gi = gi;
+    h->taken_us = now_us(CLOCK_MONOTONIC);
+    return NVML_SUCCESS;
+}
+
+#ifndef FAKE_OMIT_nvmlGpmSampleGet
+nvmlReturn_t nvmlGpmSampleGet(nvmlDevice_t device, nvmlGpmSample_t gpmSample)
+{
+    DEVICE_CALL(device, g);
+    return gpm_take(g, device, -1, gpmSample);
+}
+#endif
+
+#ifndef FAKE_OMIT_nvmlGpmMigSampleGet
+nvmlReturn_t nvmlGpmMigSampleGet(nvmlDevice_t device, unsigned int gpuInstanceId, nvmlGpmSample_t gpmSample)
+{
+    DEVICE_CALL(device, g);
+    if (!g->mig_current.set || g->mig_current.v != NVML_DEVICE_MIG_ENABLE) {
+        return NVML_ERROR_NOT_SUPPORTED;
+    }
+    return gpm_take(g, device, (long long)gpuInstanceId, gpmSample);
+}
+#endif
+
+#ifndef FAKE_OMIT_nvmlGpmMetricsGet
+nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *metricsGet)
+{
+    LIBRARY_CALL();
+    REQUIRE(metricsGet);
+    if (metricsGet->version != NVML_GPM_METRICS_GET_VERSION) {
+        return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    }
+    struct nvmlGpmSample_st *s1 = gpm_sample(metricsGet->sample1), *s2 = gpm_sample(metricsGet->sample2);
+    if (s1 == NULL || s2 == NULL || s1 == s2 || s1->gpu < 0 || s1->gpu != s2->gpu || s1->gi != s2->gi ||
+        s2->taken_us < s1->taken_us || metricsGet->numMetrics > NVML_GPM_METRIC_MAX) {
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+    struct gpu *g = &g_state.gpus[s1->gpu];
+    if (g->lost) {
+        return NVML_ERROR_GPU_IS_LOST;
+    }
+    for (unsigned int i = 0; i < metricsGet->numMetrics; i++) {
+        nvmlGpmMetric_t *m = &metricsGet->metrics[i];
+        m->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+        m->value = 0;
+        m->metricInfo.shortName = m->metricInfo.longName = m->metricInfo.unit = NULL;
+        for (int k = 0; k < g->ngpm; k++) {
+            if (g->gpm[k].id == m->metricId) {
+                m->nvmlReturn = NVML_SUCCESS;
+                m->value = g->gpm[k].value;
+                break;
+            }
+        }
+    }
+    return NVML_SUCCESS;
 }
 #endif

@@ -46,6 +46,12 @@ receivers:
         endpoint: ${env:MY_POD_IP}:{{ $v.ports.otlpHttp }}
   nvml:
     collection_interval: {{ $v.nvml.collectionInterval }}
+    kubernetes:
+      {{- if $v.gpu.podResources.enabled }}
+      pod_resources_socket: {{ printf "%s/kubelet.sock" $v.gpu.podResources.path }}
+      {{- else }}
+      pod_resources_socket: "" # no pod attribution
+      {{- end }}
     metrics:
       hw.status:
         enabled: true

@@ -12,13 +12,16 @@ import (
 type HwEnergyMetricAttributeKey string
 
 const (
-	HwEnergyMetricAttributeKeyHwID            HwEnergyMetricAttributeKey = "hw.id"
-	HwEnergyMetricAttributeKeyHwName          HwEnergyMetricAttributeKey = "hw.name"
-	HwEnergyMetricAttributeKeyHwVendor        HwEnergyMetricAttributeKey = "hw.vendor"
-	HwEnergyMetricAttributeKeyHwModel         HwEnergyMetricAttributeKey = "hw.model"
-	HwEnergyMetricAttributeKeyHwDriverVersion HwEnergyMetricAttributeKey = "hw.driver_version"
-	HwEnergyMetricAttributeKeyNvidiaGpuIndex  HwEnergyMetricAttributeKey = "nvidia.gpu.index"
-	HwEnergyMetricAttributeKeyHwType          HwEnergyMetricAttributeKey = "hw.type"
+	HwEnergyMetricAttributeKeyHwID             HwEnergyMetricAttributeKey = "hw.id"
+	HwEnergyMetricAttributeKeyHwName           HwEnergyMetricAttributeKey = "hw.name"
+	HwEnergyMetricAttributeKeyHwVendor         HwEnergyMetricAttributeKey = "hw.vendor"
+	HwEnergyMetricAttributeKeyHwModel          HwEnergyMetricAttributeKey = "hw.model"
+	HwEnergyMetricAttributeKeyHwDriverVersion  HwEnergyMetricAttributeKey = "hw.driver_version"
+	HwEnergyMetricAttributeKeyNvidiaGpuIndex   HwEnergyMetricAttributeKey = "nvidia.gpu.index"
+	HwEnergyMetricAttributeKeyHwType           HwEnergyMetricAttributeKey = "hw.type"
+	HwEnergyMetricAttributeKeyK8sPodName       HwEnergyMetricAttributeKey = "k8s.pod.name"
+	HwEnergyMetricAttributeKeyK8sNamespaceName HwEnergyMetricAttributeKey = "k8s.namespace.name"
+	HwEnergyMetricAttributeKeyK8sContainerName HwEnergyMetricAttributeKey = "k8s.container.name"
 )
 
 // HwEnergyMetricConfig provides config for the hw.energy metric.
@@ -47,9 +50,9 @@ func (ms *HwEnergyMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *HwEnergyMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case HwEnergyMetricAttributeKeyHwID, HwEnergyMetricAttributeKeyHwName, HwEnergyMetricAttributeKeyHwVendor, HwEnergyMetricAttributeKeyHwModel, HwEnergyMetricAttributeKeyHwDriverVersion, HwEnergyMetricAttributeKeyNvidiaGpuIndex, HwEnergyMetricAttributeKeyHwType:
+		case HwEnergyMetricAttributeKeyHwID, HwEnergyMetricAttributeKeyHwName, HwEnergyMetricAttributeKeyHwVendor, HwEnergyMetricAttributeKeyHwModel, HwEnergyMetricAttributeKeyHwDriverVersion, HwEnergyMetricAttributeKeyNvidiaGpuIndex, HwEnergyMetricAttributeKeyHwType, HwEnergyMetricAttributeKeyK8sPodName, HwEnergyMetricAttributeKeyK8sNamespaceName, HwEnergyMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric hw.energy doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type]", val)
+			return fmt.Errorf("metric hw.energy doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -66,14 +69,17 @@ func (ms *HwEnergyMetricConfig) Validate() error {
 type HwErrorsMetricAttributeKey string
 
 const (
-	HwErrorsMetricAttributeKeyHwID            HwErrorsMetricAttributeKey = "hw.id"
-	HwErrorsMetricAttributeKeyHwName          HwErrorsMetricAttributeKey = "hw.name"
-	HwErrorsMetricAttributeKeyHwVendor        HwErrorsMetricAttributeKey = "hw.vendor"
-	HwErrorsMetricAttributeKeyHwModel         HwErrorsMetricAttributeKey = "hw.model"
-	HwErrorsMetricAttributeKeyHwDriverVersion HwErrorsMetricAttributeKey = "hw.driver_version"
-	HwErrorsMetricAttributeKeyNvidiaGpuIndex  HwErrorsMetricAttributeKey = "nvidia.gpu.index"
-	HwErrorsMetricAttributeKeyHwType          HwErrorsMetricAttributeKey = "hw.type"
-	HwErrorsMetricAttributeKeyErrorType       HwErrorsMetricAttributeKey = "error.type"
+	HwErrorsMetricAttributeKeyHwID             HwErrorsMetricAttributeKey = "hw.id"
+	HwErrorsMetricAttributeKeyHwName           HwErrorsMetricAttributeKey = "hw.name"
+	HwErrorsMetricAttributeKeyHwVendor         HwErrorsMetricAttributeKey = "hw.vendor"
+	HwErrorsMetricAttributeKeyHwModel          HwErrorsMetricAttributeKey = "hw.model"
+	HwErrorsMetricAttributeKeyHwDriverVersion  HwErrorsMetricAttributeKey = "hw.driver_version"
+	HwErrorsMetricAttributeKeyNvidiaGpuIndex   HwErrorsMetricAttributeKey = "nvidia.gpu.index"
+	HwErrorsMetricAttributeKeyHwType           HwErrorsMetricAttributeKey = "hw.type"
+	HwErrorsMetricAttributeKeyErrorType        HwErrorsMetricAttributeKey = "error.type"
+	HwErrorsMetricAttributeKeyK8sPodName       HwErrorsMetricAttributeKey = "k8s.pod.name"
+	HwErrorsMetricAttributeKeyK8sNamespaceName HwErrorsMetricAttributeKey = "k8s.namespace.name"
+	HwErrorsMetricAttributeKeyK8sContainerName HwErrorsMetricAttributeKey = "k8s.container.name"
 )
 
 // HwErrorsMetricConfig provides config for the hw.errors metric.
@@ -102,9 +108,9 @@ func (ms *HwErrorsMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *HwErrorsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case HwErrorsMetricAttributeKeyHwID, HwErrorsMetricAttributeKeyHwName, HwErrorsMetricAttributeKeyHwVendor, HwErrorsMetricAttributeKeyHwModel, HwErrorsMetricAttributeKeyHwDriverVersion, HwErrorsMetricAttributeKeyNvidiaGpuIndex, HwErrorsMetricAttributeKeyHwType, HwErrorsMetricAttributeKeyErrorType:
+		case HwErrorsMetricAttributeKeyHwID, HwErrorsMetricAttributeKeyHwName, HwErrorsMetricAttributeKeyHwVendor, HwErrorsMetricAttributeKeyHwModel, HwErrorsMetricAttributeKeyHwDriverVersion, HwErrorsMetricAttributeKeyNvidiaGpuIndex, HwErrorsMetricAttributeKeyHwType, HwErrorsMetricAttributeKeyErrorType, HwErrorsMetricAttributeKeyK8sPodName, HwErrorsMetricAttributeKeyK8sNamespaceName, HwErrorsMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric hw.errors doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, error.type]", val)
+			return fmt.Errorf("metric hw.errors doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, error.type, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -128,6 +134,9 @@ const (
 	HwGpuIoMetricAttributeKeyHwDriverVersion    HwGpuIoMetricAttributeKey = "hw.driver_version"
 	HwGpuIoMetricAttributeKeyNvidiaGpuIndex     HwGpuIoMetricAttributeKey = "nvidia.gpu.index"
 	HwGpuIoMetricAttributeKeyNetworkIoDirection HwGpuIoMetricAttributeKey = "network.io.direction"
+	HwGpuIoMetricAttributeKeyK8sPodName         HwGpuIoMetricAttributeKey = "k8s.pod.name"
+	HwGpuIoMetricAttributeKeyK8sNamespaceName   HwGpuIoMetricAttributeKey = "k8s.namespace.name"
+	HwGpuIoMetricAttributeKeyK8sContainerName   HwGpuIoMetricAttributeKey = "k8s.container.name"
 )
 
 // HwGpuIoMetricConfig provides config for the hw.gpu.io metric.
@@ -156,9 +165,9 @@ func (ms *HwGpuIoMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *HwGpuIoMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case HwGpuIoMetricAttributeKeyHwID, HwGpuIoMetricAttributeKeyHwName, HwGpuIoMetricAttributeKeyHwVendor, HwGpuIoMetricAttributeKeyHwModel, HwGpuIoMetricAttributeKeyHwDriverVersion, HwGpuIoMetricAttributeKeyNvidiaGpuIndex, HwGpuIoMetricAttributeKeyNetworkIoDirection:
+		case HwGpuIoMetricAttributeKeyHwID, HwGpuIoMetricAttributeKeyHwName, HwGpuIoMetricAttributeKeyHwVendor, HwGpuIoMetricAttributeKeyHwModel, HwGpuIoMetricAttributeKeyHwDriverVersion, HwGpuIoMetricAttributeKeyNvidiaGpuIndex, HwGpuIoMetricAttributeKeyNetworkIoDirection, HwGpuIoMetricAttributeKeyK8sPodName, HwGpuIoMetricAttributeKeyK8sNamespaceName, HwGpuIoMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric hw.gpu.io doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, network.io.direction]", val)
+			return fmt.Errorf("metric hw.gpu.io doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, network.io.direction, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -175,13 +184,16 @@ func (ms *HwGpuIoMetricConfig) Validate() error {
 type HwGpuMemoryLimitMetricAttributeKey string
 
 const (
-	HwGpuMemoryLimitMetricAttributeKeyHwID            HwGpuMemoryLimitMetricAttributeKey = "hw.id"
-	HwGpuMemoryLimitMetricAttributeKeyHwName          HwGpuMemoryLimitMetricAttributeKey = "hw.name"
-	HwGpuMemoryLimitMetricAttributeKeyHwVendor        HwGpuMemoryLimitMetricAttributeKey = "hw.vendor"
-	HwGpuMemoryLimitMetricAttributeKeyHwModel         HwGpuMemoryLimitMetricAttributeKey = "hw.model"
-	HwGpuMemoryLimitMetricAttributeKeyHwDriverVersion HwGpuMemoryLimitMetricAttributeKey = "hw.driver_version"
-	HwGpuMemoryLimitMetricAttributeKeyNvidiaGpuIndex  HwGpuMemoryLimitMetricAttributeKey = "nvidia.gpu.index"
-	HwGpuMemoryLimitMetricAttributeKeyHwParent        HwGpuMemoryLimitMetricAttributeKey = "hw.parent"
+	HwGpuMemoryLimitMetricAttributeKeyHwID             HwGpuMemoryLimitMetricAttributeKey = "hw.id"
+	HwGpuMemoryLimitMetricAttributeKeyHwName           HwGpuMemoryLimitMetricAttributeKey = "hw.name"
+	HwGpuMemoryLimitMetricAttributeKeyHwVendor         HwGpuMemoryLimitMetricAttributeKey = "hw.vendor"
+	HwGpuMemoryLimitMetricAttributeKeyHwModel          HwGpuMemoryLimitMetricAttributeKey = "hw.model"
+	HwGpuMemoryLimitMetricAttributeKeyHwDriverVersion  HwGpuMemoryLimitMetricAttributeKey = "hw.driver_version"
+	HwGpuMemoryLimitMetricAttributeKeyNvidiaGpuIndex   HwGpuMemoryLimitMetricAttributeKey = "nvidia.gpu.index"
+	HwGpuMemoryLimitMetricAttributeKeyHwParent         HwGpuMemoryLimitMetricAttributeKey = "hw.parent"
+	HwGpuMemoryLimitMetricAttributeKeyK8sPodName       HwGpuMemoryLimitMetricAttributeKey = "k8s.pod.name"
+	HwGpuMemoryLimitMetricAttributeKeyK8sNamespaceName HwGpuMemoryLimitMetricAttributeKey = "k8s.namespace.name"
+	HwGpuMemoryLimitMetricAttributeKeyK8sContainerName HwGpuMemoryLimitMetricAttributeKey = "k8s.container.name"
 )
 
 // HwGpuMemoryLimitMetricConfig provides config for the hw.gpu.memory.limit metric.
@@ -210,9 +222,9 @@ func (ms *HwGpuMemoryLimitMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *HwGpuMemoryLimitMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case HwGpuMemoryLimitMetricAttributeKeyHwID, HwGpuMemoryLimitMetricAttributeKeyHwName, HwGpuMemoryLimitMetricAttributeKeyHwVendor, HwGpuMemoryLimitMetricAttributeKeyHwModel, HwGpuMemoryLimitMetricAttributeKeyHwDriverVersion, HwGpuMemoryLimitMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryLimitMetricAttributeKeyHwParent:
+		case HwGpuMemoryLimitMetricAttributeKeyHwID, HwGpuMemoryLimitMetricAttributeKeyHwName, HwGpuMemoryLimitMetricAttributeKeyHwVendor, HwGpuMemoryLimitMetricAttributeKeyHwModel, HwGpuMemoryLimitMetricAttributeKeyHwDriverVersion, HwGpuMemoryLimitMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryLimitMetricAttributeKeyHwParent, HwGpuMemoryLimitMetricAttributeKeyK8sPodName, HwGpuMemoryLimitMetricAttributeKeyK8sNamespaceName, HwGpuMemoryLimitMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric hw.gpu.memory.limit doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent]", val)
+			return fmt.Errorf("metric hw.gpu.memory.limit doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -229,13 +241,16 @@ func (ms *HwGpuMemoryLimitMetricConfig) Validate() error {
 type HwGpuMemoryUsageMetricAttributeKey string
 
 const (
-	HwGpuMemoryUsageMetricAttributeKeyHwID            HwGpuMemoryUsageMetricAttributeKey = "hw.id"
-	HwGpuMemoryUsageMetricAttributeKeyHwName          HwGpuMemoryUsageMetricAttributeKey = "hw.name"
-	HwGpuMemoryUsageMetricAttributeKeyHwVendor        HwGpuMemoryUsageMetricAttributeKey = "hw.vendor"
-	HwGpuMemoryUsageMetricAttributeKeyHwModel         HwGpuMemoryUsageMetricAttributeKey = "hw.model"
-	HwGpuMemoryUsageMetricAttributeKeyHwDriverVersion HwGpuMemoryUsageMetricAttributeKey = "hw.driver_version"
-	HwGpuMemoryUsageMetricAttributeKeyNvidiaGpuIndex  HwGpuMemoryUsageMetricAttributeKey = "nvidia.gpu.index"
-	HwGpuMemoryUsageMetricAttributeKeyHwParent        HwGpuMemoryUsageMetricAttributeKey = "hw.parent"
+	HwGpuMemoryUsageMetricAttributeKeyHwID             HwGpuMemoryUsageMetricAttributeKey = "hw.id"
+	HwGpuMemoryUsageMetricAttributeKeyHwName           HwGpuMemoryUsageMetricAttributeKey = "hw.name"
+	HwGpuMemoryUsageMetricAttributeKeyHwVendor         HwGpuMemoryUsageMetricAttributeKey = "hw.vendor"
+	HwGpuMemoryUsageMetricAttributeKeyHwModel          HwGpuMemoryUsageMetricAttributeKey = "hw.model"
+	HwGpuMemoryUsageMetricAttributeKeyHwDriverVersion  HwGpuMemoryUsageMetricAttributeKey = "hw.driver_version"
+	HwGpuMemoryUsageMetricAttributeKeyNvidiaGpuIndex   HwGpuMemoryUsageMetricAttributeKey = "nvidia.gpu.index"
+	HwGpuMemoryUsageMetricAttributeKeyHwParent         HwGpuMemoryUsageMetricAttributeKey = "hw.parent"
+	HwGpuMemoryUsageMetricAttributeKeyK8sPodName       HwGpuMemoryUsageMetricAttributeKey = "k8s.pod.name"
+	HwGpuMemoryUsageMetricAttributeKeyK8sNamespaceName HwGpuMemoryUsageMetricAttributeKey = "k8s.namespace.name"
+	HwGpuMemoryUsageMetricAttributeKeyK8sContainerName HwGpuMemoryUsageMetricAttributeKey = "k8s.container.name"
 )
 
 // HwGpuMemoryUsageMetricConfig provides config for the hw.gpu.memory.usage metric.
@@ -264,9 +279,9 @@ func (ms *HwGpuMemoryUsageMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *HwGpuMemoryUsageMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case HwGpuMemoryUsageMetricAttributeKeyHwID, HwGpuMemoryUsageMetricAttributeKeyHwName, HwGpuMemoryUsageMetricAttributeKeyHwVendor, HwGpuMemoryUsageMetricAttributeKeyHwModel, HwGpuMemoryUsageMetricAttributeKeyHwDriverVersion, HwGpuMemoryUsageMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUsageMetricAttributeKeyHwParent:
+		case HwGpuMemoryUsageMetricAttributeKeyHwID, HwGpuMemoryUsageMetricAttributeKeyHwName, HwGpuMemoryUsageMetricAttributeKeyHwVendor, HwGpuMemoryUsageMetricAttributeKeyHwModel, HwGpuMemoryUsageMetricAttributeKeyHwDriverVersion, HwGpuMemoryUsageMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUsageMetricAttributeKeyHwParent, HwGpuMemoryUsageMetricAttributeKeyK8sPodName, HwGpuMemoryUsageMetricAttributeKeyK8sNamespaceName, HwGpuMemoryUsageMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric hw.gpu.memory.usage doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent]", val)
+			return fmt.Errorf("metric hw.gpu.memory.usage doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -283,13 +298,16 @@ func (ms *HwGpuMemoryUsageMetricConfig) Validate() error {
 type HwGpuMemoryUtilizationMetricAttributeKey string
 
 const (
-	HwGpuMemoryUtilizationMetricAttributeKeyHwID            HwGpuMemoryUtilizationMetricAttributeKey = "hw.id"
-	HwGpuMemoryUtilizationMetricAttributeKeyHwName          HwGpuMemoryUtilizationMetricAttributeKey = "hw.name"
-	HwGpuMemoryUtilizationMetricAttributeKeyHwVendor        HwGpuMemoryUtilizationMetricAttributeKey = "hw.vendor"
-	HwGpuMemoryUtilizationMetricAttributeKeyHwModel         HwGpuMemoryUtilizationMetricAttributeKey = "hw.model"
-	HwGpuMemoryUtilizationMetricAttributeKeyHwDriverVersion HwGpuMemoryUtilizationMetricAttributeKey = "hw.driver_version"
-	HwGpuMemoryUtilizationMetricAttributeKeyNvidiaGpuIndex  HwGpuMemoryUtilizationMetricAttributeKey = "nvidia.gpu.index"
-	HwGpuMemoryUtilizationMetricAttributeKeyHwParent        HwGpuMemoryUtilizationMetricAttributeKey = "hw.parent"
+	HwGpuMemoryUtilizationMetricAttributeKeyHwID             HwGpuMemoryUtilizationMetricAttributeKey = "hw.id"
+	HwGpuMemoryUtilizationMetricAttributeKeyHwName           HwGpuMemoryUtilizationMetricAttributeKey = "hw.name"
+	HwGpuMemoryUtilizationMetricAttributeKeyHwVendor         HwGpuMemoryUtilizationMetricAttributeKey = "hw.vendor"
+	HwGpuMemoryUtilizationMetricAttributeKeyHwModel          HwGpuMemoryUtilizationMetricAttributeKey = "hw.model"
+	HwGpuMemoryUtilizationMetricAttributeKeyHwDriverVersion  HwGpuMemoryUtilizationMetricAttributeKey = "hw.driver_version"
+	HwGpuMemoryUtilizationMetricAttributeKeyNvidiaGpuIndex   HwGpuMemoryUtilizationMetricAttributeKey = "nvidia.gpu.index"
+	HwGpuMemoryUtilizationMetricAttributeKeyHwParent         HwGpuMemoryUtilizationMetricAttributeKey = "hw.parent"
+	HwGpuMemoryUtilizationMetricAttributeKeyK8sPodName       HwGpuMemoryUtilizationMetricAttributeKey = "k8s.pod.name"
+	HwGpuMemoryUtilizationMetricAttributeKeyK8sNamespaceName HwGpuMemoryUtilizationMetricAttributeKey = "k8s.namespace.name"
+	HwGpuMemoryUtilizationMetricAttributeKeyK8sContainerName HwGpuMemoryUtilizationMetricAttributeKey = "k8s.container.name"
 )
 
 // HwGpuMemoryUtilizationMetricConfig provides config for the hw.gpu.memory.utilization metric.
@@ -318,9 +336,9 @@ func (ms *HwGpuMemoryUtilizationMetricConfig) Unmarshal(parser *confmap.Conf) er
 func (ms *HwGpuMemoryUtilizationMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case HwGpuMemoryUtilizationMetricAttributeKeyHwID, HwGpuMemoryUtilizationMetricAttributeKeyHwName, HwGpuMemoryUtilizationMetricAttributeKeyHwVendor, HwGpuMemoryUtilizationMetricAttributeKeyHwModel, HwGpuMemoryUtilizationMetricAttributeKeyHwDriverVersion, HwGpuMemoryUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUtilizationMetricAttributeKeyHwParent:
+		case HwGpuMemoryUtilizationMetricAttributeKeyHwID, HwGpuMemoryUtilizationMetricAttributeKeyHwName, HwGpuMemoryUtilizationMetricAttributeKeyHwVendor, HwGpuMemoryUtilizationMetricAttributeKeyHwModel, HwGpuMemoryUtilizationMetricAttributeKeyHwDriverVersion, HwGpuMemoryUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUtilizationMetricAttributeKeyHwParent, HwGpuMemoryUtilizationMetricAttributeKeyK8sPodName, HwGpuMemoryUtilizationMetricAttributeKeyK8sNamespaceName, HwGpuMemoryUtilizationMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric hw.gpu.memory.utilization doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent]", val)
+			return fmt.Errorf("metric hw.gpu.memory.utilization doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -337,13 +355,16 @@ func (ms *HwGpuMemoryUtilizationMetricConfig) Validate() error {
 type HwGpuUtilizationMetricAttributeKey string
 
 const (
-	HwGpuUtilizationMetricAttributeKeyHwID            HwGpuUtilizationMetricAttributeKey = "hw.id"
-	HwGpuUtilizationMetricAttributeKeyHwName          HwGpuUtilizationMetricAttributeKey = "hw.name"
-	HwGpuUtilizationMetricAttributeKeyHwVendor        HwGpuUtilizationMetricAttributeKey = "hw.vendor"
-	HwGpuUtilizationMetricAttributeKeyHwModel         HwGpuUtilizationMetricAttributeKey = "hw.model"
-	HwGpuUtilizationMetricAttributeKeyHwDriverVersion HwGpuUtilizationMetricAttributeKey = "hw.driver_version"
-	HwGpuUtilizationMetricAttributeKeyNvidiaGpuIndex  HwGpuUtilizationMetricAttributeKey = "nvidia.gpu.index"
-	HwGpuUtilizationMetricAttributeKeyHwGpuTask       HwGpuUtilizationMetricAttributeKey = "hw.gpu.task"
+	HwGpuUtilizationMetricAttributeKeyHwID             HwGpuUtilizationMetricAttributeKey = "hw.id"
+	HwGpuUtilizationMetricAttributeKeyHwName           HwGpuUtilizationMetricAttributeKey = "hw.name"
+	HwGpuUtilizationMetricAttributeKeyHwVendor         HwGpuUtilizationMetricAttributeKey = "hw.vendor"
+	HwGpuUtilizationMetricAttributeKeyHwModel          HwGpuUtilizationMetricAttributeKey = "hw.model"
+	HwGpuUtilizationMetricAttributeKeyHwDriverVersion  HwGpuUtilizationMetricAttributeKey = "hw.driver_version"
+	HwGpuUtilizationMetricAttributeKeyNvidiaGpuIndex   HwGpuUtilizationMetricAttributeKey = "nvidia.gpu.index"
+	HwGpuUtilizationMetricAttributeKeyHwGpuTask        HwGpuUtilizationMetricAttributeKey = "hw.gpu.task"
+	HwGpuUtilizationMetricAttributeKeyK8sPodName       HwGpuUtilizationMetricAttributeKey = "k8s.pod.name"
+	HwGpuUtilizationMetricAttributeKeyK8sNamespaceName HwGpuUtilizationMetricAttributeKey = "k8s.namespace.name"
+	HwGpuUtilizationMetricAttributeKeyK8sContainerName HwGpuUtilizationMetricAttributeKey = "k8s.container.name"
 )
 
 // HwGpuUtilizationMetricConfig provides config for the hw.gpu.utilization metric.
@@ -372,9 +393,9 @@ func (ms *HwGpuUtilizationMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *HwGpuUtilizationMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case HwGpuUtilizationMetricAttributeKeyHwID, HwGpuUtilizationMetricAttributeKeyHwName, HwGpuUtilizationMetricAttributeKeyHwVendor, HwGpuUtilizationMetricAttributeKeyHwModel, HwGpuUtilizationMetricAttributeKeyHwDriverVersion, HwGpuUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuUtilizationMetricAttributeKeyHwGpuTask:
+		case HwGpuUtilizationMetricAttributeKeyHwID, HwGpuUtilizationMetricAttributeKeyHwName, HwGpuUtilizationMetricAttributeKeyHwVendor, HwGpuUtilizationMetricAttributeKeyHwModel, HwGpuUtilizationMetricAttributeKeyHwDriverVersion, HwGpuUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuUtilizationMetricAttributeKeyHwGpuTask, HwGpuUtilizationMetricAttributeKeyK8sPodName, HwGpuUtilizationMetricAttributeKeyK8sNamespaceName, HwGpuUtilizationMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric hw.gpu.utilization doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.gpu.task]", val)
+			return fmt.Errorf("metric hw.gpu.utilization doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.gpu.task, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -391,13 +412,16 @@ func (ms *HwGpuUtilizationMetricConfig) Validate() error {
 type HwPowerMetricAttributeKey string
 
 const (
-	HwPowerMetricAttributeKeyHwID            HwPowerMetricAttributeKey = "hw.id"
-	HwPowerMetricAttributeKeyHwName          HwPowerMetricAttributeKey = "hw.name"
-	HwPowerMetricAttributeKeyHwVendor        HwPowerMetricAttributeKey = "hw.vendor"
-	HwPowerMetricAttributeKeyHwModel         HwPowerMetricAttributeKey = "hw.model"
-	HwPowerMetricAttributeKeyHwDriverVersion HwPowerMetricAttributeKey = "hw.driver_version"
-	HwPowerMetricAttributeKeyNvidiaGpuIndex  HwPowerMetricAttributeKey = "nvidia.gpu.index"
-	HwPowerMetricAttributeKeyHwType          HwPowerMetricAttributeKey = "hw.type"
+	HwPowerMetricAttributeKeyHwID             HwPowerMetricAttributeKey = "hw.id"
+	HwPowerMetricAttributeKeyHwName           HwPowerMetricAttributeKey = "hw.name"
+	HwPowerMetricAttributeKeyHwVendor         HwPowerMetricAttributeKey = "hw.vendor"
+	HwPowerMetricAttributeKeyHwModel          HwPowerMetricAttributeKey = "hw.model"
+	HwPowerMetricAttributeKeyHwDriverVersion  HwPowerMetricAttributeKey = "hw.driver_version"
+	HwPowerMetricAttributeKeyNvidiaGpuIndex   HwPowerMetricAttributeKey = "nvidia.gpu.index"
+	HwPowerMetricAttributeKeyHwType           HwPowerMetricAttributeKey = "hw.type"
+	HwPowerMetricAttributeKeyK8sPodName       HwPowerMetricAttributeKey = "k8s.pod.name"
+	HwPowerMetricAttributeKeyK8sNamespaceName HwPowerMetricAttributeKey = "k8s.namespace.name"
+	HwPowerMetricAttributeKeyK8sContainerName HwPowerMetricAttributeKey = "k8s.container.name"
 )
 
 // HwPowerMetricConfig provides config for the hw.power metric.
@@ -426,9 +450,9 @@ func (ms *HwPowerMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *HwPowerMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case HwPowerMetricAttributeKeyHwID, HwPowerMetricAttributeKeyHwName, HwPowerMetricAttributeKeyHwVendor, HwPowerMetricAttributeKeyHwModel, HwPowerMetricAttributeKeyHwDriverVersion, HwPowerMetricAttributeKeyNvidiaGpuIndex, HwPowerMetricAttributeKeyHwType:
+		case HwPowerMetricAttributeKeyHwID, HwPowerMetricAttributeKeyHwName, HwPowerMetricAttributeKeyHwVendor, HwPowerMetricAttributeKeyHwModel, HwPowerMetricAttributeKeyHwDriverVersion, HwPowerMetricAttributeKeyNvidiaGpuIndex, HwPowerMetricAttributeKeyHwType, HwPowerMetricAttributeKeyK8sPodName, HwPowerMetricAttributeKeyK8sNamespaceName, HwPowerMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric hw.power doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type]", val)
+			return fmt.Errorf("metric hw.power doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -445,14 +469,17 @@ func (ms *HwPowerMetricConfig) Validate() error {
 type HwStatusMetricAttributeKey string
 
 const (
-	HwStatusMetricAttributeKeyHwID            HwStatusMetricAttributeKey = "hw.id"
-	HwStatusMetricAttributeKeyHwName          HwStatusMetricAttributeKey = "hw.name"
-	HwStatusMetricAttributeKeyHwVendor        HwStatusMetricAttributeKey = "hw.vendor"
-	HwStatusMetricAttributeKeyHwModel         HwStatusMetricAttributeKey = "hw.model"
-	HwStatusMetricAttributeKeyHwDriverVersion HwStatusMetricAttributeKey = "hw.driver_version"
-	HwStatusMetricAttributeKeyNvidiaGpuIndex  HwStatusMetricAttributeKey = "nvidia.gpu.index"
-	HwStatusMetricAttributeKeyHwType          HwStatusMetricAttributeKey = "hw.type"
-	HwStatusMetricAttributeKeyHwState         HwStatusMetricAttributeKey = "hw.state"
+	HwStatusMetricAttributeKeyHwID             HwStatusMetricAttributeKey = "hw.id"
+	HwStatusMetricAttributeKeyHwName           HwStatusMetricAttributeKey = "hw.name"
+	HwStatusMetricAttributeKeyHwVendor         HwStatusMetricAttributeKey = "hw.vendor"
+	HwStatusMetricAttributeKeyHwModel          HwStatusMetricAttributeKey = "hw.model"
+	HwStatusMetricAttributeKeyHwDriverVersion  HwStatusMetricAttributeKey = "hw.driver_version"
+	HwStatusMetricAttributeKeyNvidiaGpuIndex   HwStatusMetricAttributeKey = "nvidia.gpu.index"
+	HwStatusMetricAttributeKeyHwType           HwStatusMetricAttributeKey = "hw.type"
+	HwStatusMetricAttributeKeyHwState          HwStatusMetricAttributeKey = "hw.state"
+	HwStatusMetricAttributeKeyK8sPodName       HwStatusMetricAttributeKey = "k8s.pod.name"
+	HwStatusMetricAttributeKeyK8sNamespaceName HwStatusMetricAttributeKey = "k8s.namespace.name"
+	HwStatusMetricAttributeKeyK8sContainerName HwStatusMetricAttributeKey = "k8s.container.name"
 )
 
 // HwStatusMetricConfig provides config for the hw.status metric.
@@ -481,9 +508,9 @@ func (ms *HwStatusMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *HwStatusMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case HwStatusMetricAttributeKeyHwID, HwStatusMetricAttributeKeyHwName, HwStatusMetricAttributeKeyHwVendor, HwStatusMetricAttributeKeyHwModel, HwStatusMetricAttributeKeyHwDriverVersion, HwStatusMetricAttributeKeyNvidiaGpuIndex, HwStatusMetricAttributeKeyHwType, HwStatusMetricAttributeKeyHwState:
+		case HwStatusMetricAttributeKeyHwID, HwStatusMetricAttributeKeyHwName, HwStatusMetricAttributeKeyHwVendor, HwStatusMetricAttributeKeyHwModel, HwStatusMetricAttributeKeyHwDriverVersion, HwStatusMetricAttributeKeyNvidiaGpuIndex, HwStatusMetricAttributeKeyHwType, HwStatusMetricAttributeKeyHwState, HwStatusMetricAttributeKeyK8sPodName, HwStatusMetricAttributeKeyK8sNamespaceName, HwStatusMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric hw.status doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, hw.state]", val)
+			return fmt.Errorf("metric hw.status doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, hw.state, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -507,6 +534,9 @@ const (
 	HwTemperatureMetricAttributeKeyHwDriverVersion  HwTemperatureMetricAttributeKey = "hw.driver_version"
 	HwTemperatureMetricAttributeKeyNvidiaGpuIndex   HwTemperatureMetricAttributeKey = "nvidia.gpu.index"
 	HwTemperatureMetricAttributeKeyHwSensorLocation HwTemperatureMetricAttributeKey = "hw.sensor_location"
+	HwTemperatureMetricAttributeKeyK8sPodName       HwTemperatureMetricAttributeKey = "k8s.pod.name"
+	HwTemperatureMetricAttributeKeyK8sNamespaceName HwTemperatureMetricAttributeKey = "k8s.namespace.name"
+	HwTemperatureMetricAttributeKeyK8sContainerName HwTemperatureMetricAttributeKey = "k8s.container.name"
 )
 
 // HwTemperatureMetricConfig provides config for the hw.temperature metric.
@@ -535,9 +565,66 @@ func (ms *HwTemperatureMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *HwTemperatureMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case HwTemperatureMetricAttributeKeyHwID, HwTemperatureMetricAttributeKeyHwName, HwTemperatureMetricAttributeKeyHwVendor, HwTemperatureMetricAttributeKeyHwModel, HwTemperatureMetricAttributeKeyHwDriverVersion, HwTemperatureMetricAttributeKeyNvidiaGpuIndex, HwTemperatureMetricAttributeKeyHwSensorLocation:
+		case HwTemperatureMetricAttributeKeyHwID, HwTemperatureMetricAttributeKeyHwName, HwTemperatureMetricAttributeKeyHwVendor, HwTemperatureMetricAttributeKeyHwModel, HwTemperatureMetricAttributeKeyHwDriverVersion, HwTemperatureMetricAttributeKeyNvidiaGpuIndex, HwTemperatureMetricAttributeKeyHwSensorLocation, HwTemperatureMetricAttributeKeyK8sPodName, HwTemperatureMetricAttributeKeyK8sNamespaceName, HwTemperatureMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric hw.temperature doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.sensor_location]", val)
+			return fmt.Errorf("metric hw.temperature doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.sensor_location, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuAllocationMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.allocation metric.
+type NvidiaGpuAllocationMetricAttributeKey string
+
+const (
+	NvidiaGpuAllocationMetricAttributeKeyHwID             NvidiaGpuAllocationMetricAttributeKey = "hw.id"
+	NvidiaGpuAllocationMetricAttributeKeyHwName           NvidiaGpuAllocationMetricAttributeKey = "hw.name"
+	NvidiaGpuAllocationMetricAttributeKeyHwVendor         NvidiaGpuAllocationMetricAttributeKey = "hw.vendor"
+	NvidiaGpuAllocationMetricAttributeKeyHwModel          NvidiaGpuAllocationMetricAttributeKey = "hw.model"
+	NvidiaGpuAllocationMetricAttributeKeyHwDriverVersion  NvidiaGpuAllocationMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuAllocationMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuAllocationMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuAllocationMetricAttributeKeyHwParent         NvidiaGpuAllocationMetricAttributeKey = "hw.parent"
+	NvidiaGpuAllocationMetricAttributeKeyK8sPodName       NvidiaGpuAllocationMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuAllocationMetricAttributeKeyK8sNamespaceName NvidiaGpuAllocationMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuAllocationMetricAttributeKeyK8sContainerName NvidiaGpuAllocationMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuAllocationMetricConfig provides config for the nvidia.gpu.allocation metric.
+type NvidiaGpuAllocationMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                  `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuAllocationMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuAllocationMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuAllocationMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuAllocationMetricAttributeKeyHwID, NvidiaGpuAllocationMetricAttributeKeyHwName, NvidiaGpuAllocationMetricAttributeKeyHwVendor, NvidiaGpuAllocationMetricAttributeKeyHwModel, NvidiaGpuAllocationMetricAttributeKeyHwDriverVersion, NvidiaGpuAllocationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuAllocationMetricAttributeKeyHwParent, NvidiaGpuAllocationMetricAttributeKeyK8sPodName, NvidiaGpuAllocationMetricAttributeKeyK8sNamespaceName, NvidiaGpuAllocationMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.allocation doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -561,6 +648,9 @@ const (
 	NvidiaGpuClockFrequencyMetricAttributeKeyHwDriverVersion    NvidiaGpuClockFrequencyMetricAttributeKey = "hw.driver_version"
 	NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuIndex     NvidiaGpuClockFrequencyMetricAttributeKey = "nvidia.gpu.index"
 	NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuClockType NvidiaGpuClockFrequencyMetricAttributeKey = "nvidia.gpu.clock.type"
+	NvidiaGpuClockFrequencyMetricAttributeKeyK8sPodName         NvidiaGpuClockFrequencyMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuClockFrequencyMetricAttributeKeyK8sNamespaceName   NvidiaGpuClockFrequencyMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuClockFrequencyMetricAttributeKeyK8sContainerName   NvidiaGpuClockFrequencyMetricAttributeKey = "k8s.container.name"
 )
 
 // NvidiaGpuClockFrequencyMetricConfig provides config for the nvidia.gpu.clock.frequency metric.
@@ -589,9 +679,9 @@ func (ms *NvidiaGpuClockFrequencyMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *NvidiaGpuClockFrequencyMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case NvidiaGpuClockFrequencyMetricAttributeKeyHwID, NvidiaGpuClockFrequencyMetricAttributeKeyHwName, NvidiaGpuClockFrequencyMetricAttributeKeyHwVendor, NvidiaGpuClockFrequencyMetricAttributeKeyHwModel, NvidiaGpuClockFrequencyMetricAttributeKeyHwDriverVersion, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuClockType:
+		case NvidiaGpuClockFrequencyMetricAttributeKeyHwID, NvidiaGpuClockFrequencyMetricAttributeKeyHwName, NvidiaGpuClockFrequencyMetricAttributeKeyHwVendor, NvidiaGpuClockFrequencyMetricAttributeKeyHwModel, NvidiaGpuClockFrequencyMetricAttributeKeyHwDriverVersion, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuClockType, NvidiaGpuClockFrequencyMetricAttributeKeyK8sPodName, NvidiaGpuClockFrequencyMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockFrequencyMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric nvidia.gpu.clock.frequency doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.clock.type]", val)
+			return fmt.Errorf("metric nvidia.gpu.clock.frequency doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.clock.type, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -615,6 +705,9 @@ const (
 	NvidiaGpuClockEventActiveMetricAttributeKeyHwDriverVersion           NvidiaGpuClockEventActiveMetricAttributeKey = "hw.driver_version"
 	NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuIndex            NvidiaGpuClockEventActiveMetricAttributeKey = "nvidia.gpu.index"
 	NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuClockEventReason NvidiaGpuClockEventActiveMetricAttributeKey = "nvidia.gpu.clock_event.reason"
+	NvidiaGpuClockEventActiveMetricAttributeKeyK8sPodName                NvidiaGpuClockEventActiveMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuClockEventActiveMetricAttributeKeyK8sNamespaceName          NvidiaGpuClockEventActiveMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuClockEventActiveMetricAttributeKeyK8sContainerName          NvidiaGpuClockEventActiveMetricAttributeKey = "k8s.container.name"
 )
 
 // NvidiaGpuClockEventActiveMetricConfig provides config for the nvidia.gpu.clock_event.active metric.
@@ -643,9 +736,180 @@ func (ms *NvidiaGpuClockEventActiveMetricConfig) Unmarshal(parser *confmap.Conf)
 func (ms *NvidiaGpuClockEventActiveMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case NvidiaGpuClockEventActiveMetricAttributeKeyHwID, NvidiaGpuClockEventActiveMetricAttributeKeyHwName, NvidiaGpuClockEventActiveMetricAttributeKeyHwVendor, NvidiaGpuClockEventActiveMetricAttributeKeyHwModel, NvidiaGpuClockEventActiveMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuClockEventReason:
+		case NvidiaGpuClockEventActiveMetricAttributeKeyHwID, NvidiaGpuClockEventActiveMetricAttributeKeyHwName, NvidiaGpuClockEventActiveMetricAttributeKeyHwVendor, NvidiaGpuClockEventActiveMetricAttributeKeyHwModel, NvidiaGpuClockEventActiveMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuClockEventReason, NvidiaGpuClockEventActiveMetricAttributeKeyK8sPodName, NvidiaGpuClockEventActiveMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockEventActiveMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric nvidia.gpu.clock_event.active doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.clock_event.reason]", val)
+			return fmt.Errorf("metric nvidia.gpu.clock_event.active doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.clock_event.reason, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuClockEventDurationMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.clock_event.duration metric.
+type NvidiaGpuClockEventDurationMetricAttributeKey string
+
+const (
+	NvidiaGpuClockEventDurationMetricAttributeKeyHwID                      NvidiaGpuClockEventDurationMetricAttributeKey = "hw.id"
+	NvidiaGpuClockEventDurationMetricAttributeKeyHwName                    NvidiaGpuClockEventDurationMetricAttributeKey = "hw.name"
+	NvidiaGpuClockEventDurationMetricAttributeKeyHwVendor                  NvidiaGpuClockEventDurationMetricAttributeKey = "hw.vendor"
+	NvidiaGpuClockEventDurationMetricAttributeKeyHwModel                   NvidiaGpuClockEventDurationMetricAttributeKey = "hw.model"
+	NvidiaGpuClockEventDurationMetricAttributeKeyHwDriverVersion           NvidiaGpuClockEventDurationMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuIndex            NvidiaGpuClockEventDurationMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuClockEventReason NvidiaGpuClockEventDurationMetricAttributeKey = "nvidia.gpu.clock_event.reason"
+	NvidiaGpuClockEventDurationMetricAttributeKeyK8sPodName                NvidiaGpuClockEventDurationMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuClockEventDurationMetricAttributeKeyK8sNamespaceName          NvidiaGpuClockEventDurationMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuClockEventDurationMetricAttributeKeyK8sContainerName          NvidiaGpuClockEventDurationMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuClockEventDurationMetricConfig provides config for the nvidia.gpu.clock_event.duration metric.
+type NvidiaGpuClockEventDurationMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                          `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuClockEventDurationMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuClockEventDurationMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuClockEventDurationMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuClockEventDurationMetricAttributeKeyHwID, NvidiaGpuClockEventDurationMetricAttributeKeyHwName, NvidiaGpuClockEventDurationMetricAttributeKeyHwVendor, NvidiaGpuClockEventDurationMetricAttributeKeyHwModel, NvidiaGpuClockEventDurationMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuClockEventReason, NvidiaGpuClockEventDurationMetricAttributeKeyK8sPodName, NvidiaGpuClockEventDurationMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockEventDurationMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.clock_event.duration doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.clock_event.reason, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuDramActivityMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.dram.activity metric.
+type NvidiaGpuDramActivityMetricAttributeKey string
+
+const (
+	NvidiaGpuDramActivityMetricAttributeKeyHwID             NvidiaGpuDramActivityMetricAttributeKey = "hw.id"
+	NvidiaGpuDramActivityMetricAttributeKeyHwName           NvidiaGpuDramActivityMetricAttributeKey = "hw.name"
+	NvidiaGpuDramActivityMetricAttributeKeyHwVendor         NvidiaGpuDramActivityMetricAttributeKey = "hw.vendor"
+	NvidiaGpuDramActivityMetricAttributeKeyHwModel          NvidiaGpuDramActivityMetricAttributeKey = "hw.model"
+	NvidiaGpuDramActivityMetricAttributeKeyHwDriverVersion  NvidiaGpuDramActivityMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuDramActivityMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuDramActivityMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuDramActivityMetricAttributeKeyHwParent         NvidiaGpuDramActivityMetricAttributeKey = "hw.parent"
+	NvidiaGpuDramActivityMetricAttributeKeyK8sPodName       NvidiaGpuDramActivityMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuDramActivityMetricAttributeKeyK8sNamespaceName NvidiaGpuDramActivityMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuDramActivityMetricAttributeKeyK8sContainerName NvidiaGpuDramActivityMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuDramActivityMetricConfig provides config for the nvidia.gpu.dram.activity metric.
+type NvidiaGpuDramActivityMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                    `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuDramActivityMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuDramActivityMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuDramActivityMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuDramActivityMetricAttributeKeyHwID, NvidiaGpuDramActivityMetricAttributeKeyHwName, NvidiaGpuDramActivityMetricAttributeKeyHwVendor, NvidiaGpuDramActivityMetricAttributeKeyHwModel, NvidiaGpuDramActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuDramActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuDramActivityMetricAttributeKeyHwParent, NvidiaGpuDramActivityMetricAttributeKeyK8sPodName, NvidiaGpuDramActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuDramActivityMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.dram.activity doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuGraphicsEngineActivityMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.graphics_engine.activity metric.
+type NvidiaGpuGraphicsEngineActivityMetricAttributeKey string
+
+const (
+	NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwID             NvidiaGpuGraphicsEngineActivityMetricAttributeKey = "hw.id"
+	NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwName           NvidiaGpuGraphicsEngineActivityMetricAttributeKey = "hw.name"
+	NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwVendor         NvidiaGpuGraphicsEngineActivityMetricAttributeKey = "hw.vendor"
+	NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwModel          NvidiaGpuGraphicsEngineActivityMetricAttributeKey = "hw.model"
+	NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwDriverVersion  NvidiaGpuGraphicsEngineActivityMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuGraphicsEngineActivityMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuGraphicsEngineActivityMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwParent         NvidiaGpuGraphicsEngineActivityMetricAttributeKey = "hw.parent"
+	NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sPodName       NvidiaGpuGraphicsEngineActivityMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sNamespaceName NvidiaGpuGraphicsEngineActivityMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sContainerName NvidiaGpuGraphicsEngineActivityMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuGraphicsEngineActivityMetricConfig provides config for the nvidia.gpu.graphics_engine.activity metric.
+type NvidiaGpuGraphicsEngineActivityMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                              `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuGraphicsEngineActivityMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuGraphicsEngineActivityMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuGraphicsEngineActivityMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwID, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwVendor, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwModel, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwParent, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sPodName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.graphics_engine.activity doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -662,12 +926,15 @@ func (ms *NvidiaGpuClockEventActiveMetricConfig) Validate() error {
 type NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey string
 
 const (
-	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwID            NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "hw.id"
-	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwName          NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "hw.name"
-	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwVendor        NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "hw.vendor"
-	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwModel         NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "hw.model"
-	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwDriverVersion NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "hw.driver_version"
-	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex  NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwID             NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "hw.id"
+	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwName           NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "hw.name"
+	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwVendor         NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "hw.vendor"
+	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwModel          NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "hw.model"
+	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwDriverVersion  NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sPodName       NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sNamespaceName NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sContainerName NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey = "k8s.container.name"
 )
 
 // NvidiaGpuMemoryBandwidthUtilizationMetricConfig provides config for the nvidia.gpu.memory.bandwidth.utilization metric.
@@ -696,9 +963,410 @@ func (ms *NvidiaGpuMemoryBandwidthUtilizationMetricConfig) Unmarshal(parser *con
 func (ms *NvidiaGpuMemoryBandwidthUtilizationMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwID, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwVendor, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwModel, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex:
+		case NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwID, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwVendor, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwModel, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sPodName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sNamespaceName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric nvidia.gpu.memory.bandwidth.utilization doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index]", val)
+			return fmt.Errorf("metric nvidia.gpu.memory.bandwidth.utilization doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuMemoryReservedMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.memory.reserved metric.
+type NvidiaGpuMemoryReservedMetricAttributeKey string
+
+const (
+	NvidiaGpuMemoryReservedMetricAttributeKeyHwID             NvidiaGpuMemoryReservedMetricAttributeKey = "hw.id"
+	NvidiaGpuMemoryReservedMetricAttributeKeyHwName           NvidiaGpuMemoryReservedMetricAttributeKey = "hw.name"
+	NvidiaGpuMemoryReservedMetricAttributeKeyHwVendor         NvidiaGpuMemoryReservedMetricAttributeKey = "hw.vendor"
+	NvidiaGpuMemoryReservedMetricAttributeKeyHwModel          NvidiaGpuMemoryReservedMetricAttributeKey = "hw.model"
+	NvidiaGpuMemoryReservedMetricAttributeKeyHwDriverVersion  NvidiaGpuMemoryReservedMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuMemoryReservedMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuMemoryReservedMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuMemoryReservedMetricAttributeKeyHwParent         NvidiaGpuMemoryReservedMetricAttributeKey = "hw.parent"
+	NvidiaGpuMemoryReservedMetricAttributeKeyK8sPodName       NvidiaGpuMemoryReservedMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuMemoryReservedMetricAttributeKeyK8sNamespaceName NvidiaGpuMemoryReservedMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuMemoryReservedMetricAttributeKeyK8sContainerName NvidiaGpuMemoryReservedMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuMemoryReservedMetricConfig provides config for the nvidia.gpu.memory.reserved metric.
+type NvidiaGpuMemoryReservedMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                      `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuMemoryReservedMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuMemoryReservedMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuMemoryReservedMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuMemoryReservedMetricAttributeKeyHwID, NvidiaGpuMemoryReservedMetricAttributeKeyHwName, NvidiaGpuMemoryReservedMetricAttributeKeyHwVendor, NvidiaGpuMemoryReservedMetricAttributeKeyHwModel, NvidiaGpuMemoryReservedMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryReservedMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuMemoryReservedMetricAttributeKeyHwParent, NvidiaGpuMemoryReservedMetricAttributeKeyK8sPodName, NvidiaGpuMemoryReservedMetricAttributeKeyK8sNamespaceName, NvidiaGpuMemoryReservedMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.memory.reserved doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuNvlinkBandwidthMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.nvlink.bandwidth metric.
+type NvidiaGpuNvlinkBandwidthMetricAttributeKey string
+
+const (
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwID               NvidiaGpuNvlinkBandwidthMetricAttributeKey = "hw.id"
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwName             NvidiaGpuNvlinkBandwidthMetricAttributeKey = "hw.name"
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwVendor           NvidiaGpuNvlinkBandwidthMetricAttributeKey = "hw.vendor"
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwModel            NvidiaGpuNvlinkBandwidthMetricAttributeKey = "hw.model"
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwDriverVersion    NvidiaGpuNvlinkBandwidthMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyNvidiaGpuIndex     NvidiaGpuNvlinkBandwidthMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwParent           NvidiaGpuNvlinkBandwidthMetricAttributeKey = "hw.parent"
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyNetworkIoDirection NvidiaGpuNvlinkBandwidthMetricAttributeKey = "network.io.direction"
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sPodName         NvidiaGpuNvlinkBandwidthMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sNamespaceName   NvidiaGpuNvlinkBandwidthMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sContainerName   NvidiaGpuNvlinkBandwidthMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuNvlinkBandwidthMetricConfig provides config for the nvidia.gpu.nvlink.bandwidth metric.
+type NvidiaGpuNvlinkBandwidthMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                       `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuNvlinkBandwidthMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuNvlinkBandwidthMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuNvlinkBandwidthMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwID, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwVendor, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwModel, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkBandwidthMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwParent, NvidiaGpuNvlinkBandwidthMetricAttributeKeyNetworkIoDirection, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.nvlink.bandwidth doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, network.io.direction, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuNvlinkErrorsMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.nvlink.errors metric.
+type NvidiaGpuNvlinkErrorsMetricAttributeKey string
+
+const (
+	NvidiaGpuNvlinkErrorsMetricAttributeKeyHwID                     NvidiaGpuNvlinkErrorsMetricAttributeKey = "hw.id"
+	NvidiaGpuNvlinkErrorsMetricAttributeKeyHwName                   NvidiaGpuNvlinkErrorsMetricAttributeKey = "hw.name"
+	NvidiaGpuNvlinkErrorsMetricAttributeKeyHwVendor                 NvidiaGpuNvlinkErrorsMetricAttributeKey = "hw.vendor"
+	NvidiaGpuNvlinkErrorsMetricAttributeKeyHwModel                  NvidiaGpuNvlinkErrorsMetricAttributeKey = "hw.model"
+	NvidiaGpuNvlinkErrorsMetricAttributeKeyHwDriverVersion          NvidiaGpuNvlinkErrorsMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuIndex           NvidiaGpuNvlinkErrorsMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuNvlinkErrorType NvidiaGpuNvlinkErrorsMetricAttributeKey = "nvidia.gpu.nvlink.error.type"
+	NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sPodName               NvidiaGpuNvlinkErrorsMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sNamespaceName         NvidiaGpuNvlinkErrorsMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sContainerName         NvidiaGpuNvlinkErrorsMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuNvlinkErrorsMetricConfig provides config for the nvidia.gpu.nvlink.errors metric.
+type NvidiaGpuNvlinkErrorsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                    `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuNvlinkErrorsMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuNvlinkErrorsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuNvlinkErrorsMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuNvlinkErrorsMetricAttributeKeyHwID, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwName, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwVendor, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwModel, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuNvlinkErrorType, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.nvlink.errors doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.nvlink.error.type, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuNvlinkIoMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.nvlink.io metric.
+type NvidiaGpuNvlinkIoMetricAttributeKey string
+
+const (
+	NvidiaGpuNvlinkIoMetricAttributeKeyHwID               NvidiaGpuNvlinkIoMetricAttributeKey = "hw.id"
+	NvidiaGpuNvlinkIoMetricAttributeKeyHwName             NvidiaGpuNvlinkIoMetricAttributeKey = "hw.name"
+	NvidiaGpuNvlinkIoMetricAttributeKeyHwVendor           NvidiaGpuNvlinkIoMetricAttributeKey = "hw.vendor"
+	NvidiaGpuNvlinkIoMetricAttributeKeyHwModel            NvidiaGpuNvlinkIoMetricAttributeKey = "hw.model"
+	NvidiaGpuNvlinkIoMetricAttributeKeyHwDriverVersion    NvidiaGpuNvlinkIoMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuNvlinkIoMetricAttributeKeyNvidiaGpuIndex     NvidiaGpuNvlinkIoMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuNvlinkIoMetricAttributeKeyNetworkIoDirection NvidiaGpuNvlinkIoMetricAttributeKey = "network.io.direction"
+	NvidiaGpuNvlinkIoMetricAttributeKeyK8sPodName         NvidiaGpuNvlinkIoMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuNvlinkIoMetricAttributeKeyK8sNamespaceName   NvidiaGpuNvlinkIoMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuNvlinkIoMetricAttributeKeyK8sContainerName   NvidiaGpuNvlinkIoMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuNvlinkIoMetricConfig provides config for the nvidia.gpu.nvlink.io metric.
+type NvidiaGpuNvlinkIoMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuNvlinkIoMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuNvlinkIoMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuNvlinkIoMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuNvlinkIoMetricAttributeKeyHwID, NvidiaGpuNvlinkIoMetricAttributeKeyHwName, NvidiaGpuNvlinkIoMetricAttributeKeyHwVendor, NvidiaGpuNvlinkIoMetricAttributeKeyHwModel, NvidiaGpuNvlinkIoMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkIoMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkIoMetricAttributeKeyNetworkIoDirection, NvidiaGpuNvlinkIoMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkIoMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkIoMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.nvlink.io doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, network.io.direction, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuPcieBandwidthMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.pcie.bandwidth metric.
+type NvidiaGpuPcieBandwidthMetricAttributeKey string
+
+const (
+	NvidiaGpuPcieBandwidthMetricAttributeKeyHwID               NvidiaGpuPcieBandwidthMetricAttributeKey = "hw.id"
+	NvidiaGpuPcieBandwidthMetricAttributeKeyHwName             NvidiaGpuPcieBandwidthMetricAttributeKey = "hw.name"
+	NvidiaGpuPcieBandwidthMetricAttributeKeyHwVendor           NvidiaGpuPcieBandwidthMetricAttributeKey = "hw.vendor"
+	NvidiaGpuPcieBandwidthMetricAttributeKeyHwModel            NvidiaGpuPcieBandwidthMetricAttributeKey = "hw.model"
+	NvidiaGpuPcieBandwidthMetricAttributeKeyHwDriverVersion    NvidiaGpuPcieBandwidthMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuPcieBandwidthMetricAttributeKeyNvidiaGpuIndex     NvidiaGpuPcieBandwidthMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuPcieBandwidthMetricAttributeKeyHwParent           NvidiaGpuPcieBandwidthMetricAttributeKey = "hw.parent"
+	NvidiaGpuPcieBandwidthMetricAttributeKeyNetworkIoDirection NvidiaGpuPcieBandwidthMetricAttributeKey = "network.io.direction"
+	NvidiaGpuPcieBandwidthMetricAttributeKeyK8sPodName         NvidiaGpuPcieBandwidthMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuPcieBandwidthMetricAttributeKeyK8sNamespaceName   NvidiaGpuPcieBandwidthMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuPcieBandwidthMetricAttributeKeyK8sContainerName   NvidiaGpuPcieBandwidthMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuPcieBandwidthMetricConfig provides config for the nvidia.gpu.pcie.bandwidth metric.
+type NvidiaGpuPcieBandwidthMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                     `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuPcieBandwidthMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuPcieBandwidthMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuPcieBandwidthMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuPcieBandwidthMetricAttributeKeyHwID, NvidiaGpuPcieBandwidthMetricAttributeKeyHwName, NvidiaGpuPcieBandwidthMetricAttributeKeyHwVendor, NvidiaGpuPcieBandwidthMetricAttributeKeyHwModel, NvidiaGpuPcieBandwidthMetricAttributeKeyHwDriverVersion, NvidiaGpuPcieBandwidthMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPcieBandwidthMetricAttributeKeyHwParent, NvidiaGpuPcieBandwidthMetricAttributeKeyNetworkIoDirection, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sPodName, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sNamespaceName, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.pcie.bandwidth doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, network.io.direction, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuPcieReplaysMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.pcie.replays metric.
+type NvidiaGpuPcieReplaysMetricAttributeKey string
+
+const (
+	NvidiaGpuPcieReplaysMetricAttributeKeyHwID             NvidiaGpuPcieReplaysMetricAttributeKey = "hw.id"
+	NvidiaGpuPcieReplaysMetricAttributeKeyHwName           NvidiaGpuPcieReplaysMetricAttributeKey = "hw.name"
+	NvidiaGpuPcieReplaysMetricAttributeKeyHwVendor         NvidiaGpuPcieReplaysMetricAttributeKey = "hw.vendor"
+	NvidiaGpuPcieReplaysMetricAttributeKeyHwModel          NvidiaGpuPcieReplaysMetricAttributeKey = "hw.model"
+	NvidiaGpuPcieReplaysMetricAttributeKeyHwDriverVersion  NvidiaGpuPcieReplaysMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuPcieReplaysMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuPcieReplaysMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuPcieReplaysMetricAttributeKeyK8sPodName       NvidiaGpuPcieReplaysMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuPcieReplaysMetricAttributeKeyK8sNamespaceName NvidiaGpuPcieReplaysMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuPcieReplaysMetricAttributeKeyK8sContainerName NvidiaGpuPcieReplaysMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuPcieReplaysMetricConfig provides config for the nvidia.gpu.pcie.replays metric.
+type NvidiaGpuPcieReplaysMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                   `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuPcieReplaysMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuPcieReplaysMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuPcieReplaysMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuPcieReplaysMetricAttributeKeyHwID, NvidiaGpuPcieReplaysMetricAttributeKeyHwName, NvidiaGpuPcieReplaysMetricAttributeKeyHwVendor, NvidiaGpuPcieReplaysMetricAttributeKeyHwModel, NvidiaGpuPcieReplaysMetricAttributeKeyHwDriverVersion, NvidiaGpuPcieReplaysMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPcieReplaysMetricAttributeKeyK8sPodName, NvidiaGpuPcieReplaysMetricAttributeKeyK8sNamespaceName, NvidiaGpuPcieReplaysMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.pcie.replays doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuPipeActivityMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.pipe.activity metric.
+type NvidiaGpuPipeActivityMetricAttributeKey string
+
+const (
+	NvidiaGpuPipeActivityMetricAttributeKeyHwID             NvidiaGpuPipeActivityMetricAttributeKey = "hw.id"
+	NvidiaGpuPipeActivityMetricAttributeKeyHwName           NvidiaGpuPipeActivityMetricAttributeKey = "hw.name"
+	NvidiaGpuPipeActivityMetricAttributeKeyHwVendor         NvidiaGpuPipeActivityMetricAttributeKey = "hw.vendor"
+	NvidiaGpuPipeActivityMetricAttributeKeyHwModel          NvidiaGpuPipeActivityMetricAttributeKey = "hw.model"
+	NvidiaGpuPipeActivityMetricAttributeKeyHwDriverVersion  NvidiaGpuPipeActivityMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuPipeActivityMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuPipeActivityMetricAttributeKeyHwParent         NvidiaGpuPipeActivityMetricAttributeKey = "hw.parent"
+	NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuPipe    NvidiaGpuPipeActivityMetricAttributeKey = "nvidia.gpu.pipe"
+	NvidiaGpuPipeActivityMetricAttributeKeyK8sPodName       NvidiaGpuPipeActivityMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuPipeActivityMetricAttributeKeyK8sNamespaceName NvidiaGpuPipeActivityMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuPipeActivityMetricAttributeKeyK8sContainerName NvidiaGpuPipeActivityMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuPipeActivityMetricConfig provides config for the nvidia.gpu.pipe.activity metric.
+type NvidiaGpuPipeActivityMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                    `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuPipeActivityMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuPipeActivityMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuPipeActivityMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuPipeActivityMetricAttributeKeyHwID, NvidiaGpuPipeActivityMetricAttributeKeyHwName, NvidiaGpuPipeActivityMetricAttributeKeyHwVendor, NvidiaGpuPipeActivityMetricAttributeKeyHwModel, NvidiaGpuPipeActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPipeActivityMetricAttributeKeyHwParent, NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuPipe, NvidiaGpuPipeActivityMetricAttributeKeyK8sPodName, NvidiaGpuPipeActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuPipeActivityMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.pipe.activity doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, nvidia.gpu.pipe, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -715,12 +1383,15 @@ func (ms *NvidiaGpuMemoryBandwidthUtilizationMetricConfig) Validate() error {
 type NvidiaGpuPowerLimitMetricAttributeKey string
 
 const (
-	NvidiaGpuPowerLimitMetricAttributeKeyHwID            NvidiaGpuPowerLimitMetricAttributeKey = "hw.id"
-	NvidiaGpuPowerLimitMetricAttributeKeyHwName          NvidiaGpuPowerLimitMetricAttributeKey = "hw.name"
-	NvidiaGpuPowerLimitMetricAttributeKeyHwVendor        NvidiaGpuPowerLimitMetricAttributeKey = "hw.vendor"
-	NvidiaGpuPowerLimitMetricAttributeKeyHwModel         NvidiaGpuPowerLimitMetricAttributeKey = "hw.model"
-	NvidiaGpuPowerLimitMetricAttributeKeyHwDriverVersion NvidiaGpuPowerLimitMetricAttributeKey = "hw.driver_version"
-	NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex  NvidiaGpuPowerLimitMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuPowerLimitMetricAttributeKeyHwID             NvidiaGpuPowerLimitMetricAttributeKey = "hw.id"
+	NvidiaGpuPowerLimitMetricAttributeKeyHwName           NvidiaGpuPowerLimitMetricAttributeKey = "hw.name"
+	NvidiaGpuPowerLimitMetricAttributeKeyHwVendor         NvidiaGpuPowerLimitMetricAttributeKey = "hw.vendor"
+	NvidiaGpuPowerLimitMetricAttributeKeyHwModel          NvidiaGpuPowerLimitMetricAttributeKey = "hw.model"
+	NvidiaGpuPowerLimitMetricAttributeKeyHwDriverVersion  NvidiaGpuPowerLimitMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuPowerLimitMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuPowerLimitMetricAttributeKeyK8sPodName       NvidiaGpuPowerLimitMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuPowerLimitMetricAttributeKeyK8sNamespaceName NvidiaGpuPowerLimitMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuPowerLimitMetricAttributeKeyK8sContainerName NvidiaGpuPowerLimitMetricAttributeKey = "k8s.container.name"
 )
 
 // NvidiaGpuPowerLimitMetricConfig provides config for the nvidia.gpu.power.limit metric.
@@ -749,9 +1420,9 @@ func (ms *NvidiaGpuPowerLimitMetricConfig) Unmarshal(parser *confmap.Conf) error
 func (ms *NvidiaGpuPowerLimitMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case NvidiaGpuPowerLimitMetricAttributeKeyHwID, NvidiaGpuPowerLimitMetricAttributeKeyHwName, NvidiaGpuPowerLimitMetricAttributeKeyHwVendor, NvidiaGpuPowerLimitMetricAttributeKeyHwModel, NvidiaGpuPowerLimitMetricAttributeKeyHwDriverVersion, NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex:
+		case NvidiaGpuPowerLimitMetricAttributeKeyHwID, NvidiaGpuPowerLimitMetricAttributeKeyHwName, NvidiaGpuPowerLimitMetricAttributeKeyHwVendor, NvidiaGpuPowerLimitMetricAttributeKeyHwModel, NvidiaGpuPowerLimitMetricAttributeKeyHwDriverVersion, NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPowerLimitMetricAttributeKeyK8sPodName, NvidiaGpuPowerLimitMetricAttributeKeyK8sNamespaceName, NvidiaGpuPowerLimitMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric nvidia.gpu.power.limit doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index]", val)
+			return fmt.Errorf("metric nvidia.gpu.power.limit doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -777,6 +1448,9 @@ const (
 	NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwParent              NvidiaGpuProcessMemoryUsageMetricAttributeKey = "hw.parent"
 	NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessPid            NvidiaGpuProcessMemoryUsageMetricAttributeKey = "process.pid"
 	NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessExecutableName NvidiaGpuProcessMemoryUsageMetricAttributeKey = "process.executable.name"
+	NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sPodName            NvidiaGpuProcessMemoryUsageMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sNamespaceName      NvidiaGpuProcessMemoryUsageMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sContainerName      NvidiaGpuProcessMemoryUsageMetricAttributeKey = "k8s.container.name"
 )
 
 // NvidiaGpuProcessMemoryUsageMetricConfig provides config for the nvidia.gpu.process.memory.usage metric.
@@ -805,9 +1479,9 @@ func (ms *NvidiaGpuProcessMemoryUsageMetricConfig) Unmarshal(parser *confmap.Con
 func (ms *NvidiaGpuProcessMemoryUsageMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwID, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwVendor, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwModel, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessMemoryUsageMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwParent, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessPid, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessExecutableName:
+		case NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwID, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwVendor, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwModel, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessMemoryUsageMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwParent, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessPid, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessExecutableName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sPodName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sNamespaceName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric nvidia.gpu.process.memory.usage doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, process.pid, process.executable.name]", val)
+			return fmt.Errorf("metric nvidia.gpu.process.memory.usage doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, process.pid, process.executable.name, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -832,6 +1506,9 @@ const (
 	NvidiaGpuProcessUtilizationMetricAttributeKeyNvidiaGpuIndex        NvidiaGpuProcessUtilizationMetricAttributeKey = "nvidia.gpu.index"
 	NvidiaGpuProcessUtilizationMetricAttributeKeyProcessPid            NvidiaGpuProcessUtilizationMetricAttributeKey = "process.pid"
 	NvidiaGpuProcessUtilizationMetricAttributeKeyProcessExecutableName NvidiaGpuProcessUtilizationMetricAttributeKey = "process.executable.name"
+	NvidiaGpuProcessUtilizationMetricAttributeKeyK8sPodName            NvidiaGpuProcessUtilizationMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuProcessUtilizationMetricAttributeKeyK8sNamespaceName      NvidiaGpuProcessUtilizationMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuProcessUtilizationMetricAttributeKeyK8sContainerName      NvidiaGpuProcessUtilizationMetricAttributeKey = "k8s.container.name"
 )
 
 // NvidiaGpuProcessUtilizationMetricConfig provides config for the nvidia.gpu.process.utilization metric.
@@ -860,9 +1537,9 @@ func (ms *NvidiaGpuProcessUtilizationMetricConfig) Unmarshal(parser *confmap.Con
 func (ms *NvidiaGpuProcessUtilizationMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case NvidiaGpuProcessUtilizationMetricAttributeKeyHwID, NvidiaGpuProcessUtilizationMetricAttributeKeyHwName, NvidiaGpuProcessUtilizationMetricAttributeKeyHwVendor, NvidiaGpuProcessUtilizationMetricAttributeKeyHwModel, NvidiaGpuProcessUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessPid, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessExecutableName:
+		case NvidiaGpuProcessUtilizationMetricAttributeKeyHwID, NvidiaGpuProcessUtilizationMetricAttributeKeyHwName, NvidiaGpuProcessUtilizationMetricAttributeKeyHwVendor, NvidiaGpuProcessUtilizationMetricAttributeKeyHwModel, NvidiaGpuProcessUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessPid, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessExecutableName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sPodName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sNamespaceName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric nvidia.gpu.process.utilization doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, process.pid, process.executable.name]", val)
+			return fmt.Errorf("metric nvidia.gpu.process.utilization doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, process.pid, process.executable.name, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -886,6 +1563,9 @@ const (
 	NvidiaGpuRemappedRowsMetricAttributeKeyHwDriverVersion     NvidiaGpuRemappedRowsMetricAttributeKey = "hw.driver_version"
 	NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuIndex      NvidiaGpuRemappedRowsMetricAttributeKey = "nvidia.gpu.index"
 	NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuRemapCause NvidiaGpuRemappedRowsMetricAttributeKey = "nvidia.gpu.remap.cause"
+	NvidiaGpuRemappedRowsMetricAttributeKeyK8sPodName          NvidiaGpuRemappedRowsMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuRemappedRowsMetricAttributeKeyK8sNamespaceName    NvidiaGpuRemappedRowsMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuRemappedRowsMetricAttributeKeyK8sContainerName    NvidiaGpuRemappedRowsMetricAttributeKey = "k8s.container.name"
 )
 
 // NvidiaGpuRemappedRowsMetricConfig provides config for the nvidia.gpu.remapped_rows metric.
@@ -914,9 +1594,123 @@ func (ms *NvidiaGpuRemappedRowsMetricConfig) Unmarshal(parser *confmap.Conf) err
 func (ms *NvidiaGpuRemappedRowsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case NvidiaGpuRemappedRowsMetricAttributeKeyHwID, NvidiaGpuRemappedRowsMetricAttributeKeyHwName, NvidiaGpuRemappedRowsMetricAttributeKeyHwVendor, NvidiaGpuRemappedRowsMetricAttributeKeyHwModel, NvidiaGpuRemappedRowsMetricAttributeKeyHwDriverVersion, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuRemapCause:
+		case NvidiaGpuRemappedRowsMetricAttributeKeyHwID, NvidiaGpuRemappedRowsMetricAttributeKeyHwName, NvidiaGpuRemappedRowsMetricAttributeKeyHwVendor, NvidiaGpuRemappedRowsMetricAttributeKeyHwModel, NvidiaGpuRemappedRowsMetricAttributeKeyHwDriverVersion, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuRemapCause, NvidiaGpuRemappedRowsMetricAttributeKeyK8sPodName, NvidiaGpuRemappedRowsMetricAttributeKeyK8sNamespaceName, NvidiaGpuRemappedRowsMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric nvidia.gpu.remapped_rows doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.remap.cause]", val)
+			return fmt.Errorf("metric nvidia.gpu.remapped_rows doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.remap.cause, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuSmActivityMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.sm.activity metric.
+type NvidiaGpuSmActivityMetricAttributeKey string
+
+const (
+	NvidiaGpuSmActivityMetricAttributeKeyHwID             NvidiaGpuSmActivityMetricAttributeKey = "hw.id"
+	NvidiaGpuSmActivityMetricAttributeKeyHwName           NvidiaGpuSmActivityMetricAttributeKey = "hw.name"
+	NvidiaGpuSmActivityMetricAttributeKeyHwVendor         NvidiaGpuSmActivityMetricAttributeKey = "hw.vendor"
+	NvidiaGpuSmActivityMetricAttributeKeyHwModel          NvidiaGpuSmActivityMetricAttributeKey = "hw.model"
+	NvidiaGpuSmActivityMetricAttributeKeyHwDriverVersion  NvidiaGpuSmActivityMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuSmActivityMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuSmActivityMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuSmActivityMetricAttributeKeyHwParent         NvidiaGpuSmActivityMetricAttributeKey = "hw.parent"
+	NvidiaGpuSmActivityMetricAttributeKeyK8sPodName       NvidiaGpuSmActivityMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuSmActivityMetricAttributeKeyK8sNamespaceName NvidiaGpuSmActivityMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuSmActivityMetricAttributeKeyK8sContainerName NvidiaGpuSmActivityMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuSmActivityMetricConfig provides config for the nvidia.gpu.sm.activity metric.
+type NvidiaGpuSmActivityMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                  `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuSmActivityMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuSmActivityMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuSmActivityMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuSmActivityMetricAttributeKeyHwID, NvidiaGpuSmActivityMetricAttributeKeyHwName, NvidiaGpuSmActivityMetricAttributeKeyHwVendor, NvidiaGpuSmActivityMetricAttributeKeyHwModel, NvidiaGpuSmActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuSmActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuSmActivityMetricAttributeKeyHwParent, NvidiaGpuSmActivityMetricAttributeKeyK8sPodName, NvidiaGpuSmActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuSmActivityMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.sm.activity doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// NvidiaGpuSmOccupancyMetricAttributeKey specifies the key of an attribute for the nvidia.gpu.sm.occupancy metric.
+type NvidiaGpuSmOccupancyMetricAttributeKey string
+
+const (
+	NvidiaGpuSmOccupancyMetricAttributeKeyHwID             NvidiaGpuSmOccupancyMetricAttributeKey = "hw.id"
+	NvidiaGpuSmOccupancyMetricAttributeKeyHwName           NvidiaGpuSmOccupancyMetricAttributeKey = "hw.name"
+	NvidiaGpuSmOccupancyMetricAttributeKeyHwVendor         NvidiaGpuSmOccupancyMetricAttributeKey = "hw.vendor"
+	NvidiaGpuSmOccupancyMetricAttributeKeyHwModel          NvidiaGpuSmOccupancyMetricAttributeKey = "hw.model"
+	NvidiaGpuSmOccupancyMetricAttributeKeyHwDriverVersion  NvidiaGpuSmOccupancyMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuSmOccupancyMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuSmOccupancyMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuSmOccupancyMetricAttributeKeyHwParent         NvidiaGpuSmOccupancyMetricAttributeKey = "hw.parent"
+	NvidiaGpuSmOccupancyMetricAttributeKeyK8sPodName       NvidiaGpuSmOccupancyMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuSmOccupancyMetricAttributeKeyK8sNamespaceName NvidiaGpuSmOccupancyMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuSmOccupancyMetricAttributeKeyK8sContainerName NvidiaGpuSmOccupancyMetricAttributeKey = "k8s.container.name"
+)
+
+// NvidiaGpuSmOccupancyMetricConfig provides config for the nvidia.gpu.sm.occupancy metric.
+type NvidiaGpuSmOccupancyMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                   `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []NvidiaGpuSmOccupancyMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *NvidiaGpuSmOccupancyMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *NvidiaGpuSmOccupancyMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case NvidiaGpuSmOccupancyMetricAttributeKeyHwID, NvidiaGpuSmOccupancyMetricAttributeKeyHwName, NvidiaGpuSmOccupancyMetricAttributeKeyHwVendor, NvidiaGpuSmOccupancyMetricAttributeKeyHwModel, NvidiaGpuSmOccupancyMetricAttributeKeyHwDriverVersion, NvidiaGpuSmOccupancyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuSmOccupancyMetricAttributeKeyHwParent, NvidiaGpuSmOccupancyMetricAttributeKeyK8sPodName, NvidiaGpuSmOccupancyMetricAttributeKeyK8sNamespaceName, NvidiaGpuSmOccupancyMetricAttributeKeyK8sContainerName:
+		default:
+			return fmt.Errorf("metric nvidia.gpu.sm.occupancy doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -933,13 +1727,16 @@ func (ms *NvidiaGpuRemappedRowsMetricConfig) Validate() error {
 type NvidiaGpuXidErrorsMetricAttributeKey string
 
 const (
-	NvidiaGpuXidErrorsMetricAttributeKeyHwID            NvidiaGpuXidErrorsMetricAttributeKey = "hw.id"
-	NvidiaGpuXidErrorsMetricAttributeKeyHwName          NvidiaGpuXidErrorsMetricAttributeKey = "hw.name"
-	NvidiaGpuXidErrorsMetricAttributeKeyHwVendor        NvidiaGpuXidErrorsMetricAttributeKey = "hw.vendor"
-	NvidiaGpuXidErrorsMetricAttributeKeyHwModel         NvidiaGpuXidErrorsMetricAttributeKey = "hw.model"
-	NvidiaGpuXidErrorsMetricAttributeKeyHwDriverVersion NvidiaGpuXidErrorsMetricAttributeKey = "hw.driver_version"
-	NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuIndex  NvidiaGpuXidErrorsMetricAttributeKey = "nvidia.gpu.index"
-	NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid    NvidiaGpuXidErrorsMetricAttributeKey = "nvidia.gpu.xid"
+	NvidiaGpuXidErrorsMetricAttributeKeyHwID             NvidiaGpuXidErrorsMetricAttributeKey = "hw.id"
+	NvidiaGpuXidErrorsMetricAttributeKeyHwName           NvidiaGpuXidErrorsMetricAttributeKey = "hw.name"
+	NvidiaGpuXidErrorsMetricAttributeKeyHwVendor         NvidiaGpuXidErrorsMetricAttributeKey = "hw.vendor"
+	NvidiaGpuXidErrorsMetricAttributeKeyHwModel          NvidiaGpuXidErrorsMetricAttributeKey = "hw.model"
+	NvidiaGpuXidErrorsMetricAttributeKeyHwDriverVersion  NvidiaGpuXidErrorsMetricAttributeKey = "hw.driver_version"
+	NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuIndex   NvidiaGpuXidErrorsMetricAttributeKey = "nvidia.gpu.index"
+	NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid     NvidiaGpuXidErrorsMetricAttributeKey = "nvidia.gpu.xid"
+	NvidiaGpuXidErrorsMetricAttributeKeyK8sPodName       NvidiaGpuXidErrorsMetricAttributeKey = "k8s.pod.name"
+	NvidiaGpuXidErrorsMetricAttributeKeyK8sNamespaceName NvidiaGpuXidErrorsMetricAttributeKey = "k8s.namespace.name"
+	NvidiaGpuXidErrorsMetricAttributeKeyK8sContainerName NvidiaGpuXidErrorsMetricAttributeKey = "k8s.container.name"
 )
 
 // NvidiaGpuXidErrorsMetricConfig provides config for the nvidia.gpu.xid.errors metric.
@@ -968,9 +1765,9 @@ func (ms *NvidiaGpuXidErrorsMetricConfig) Unmarshal(parser *confmap.Conf) error 
 func (ms *NvidiaGpuXidErrorsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case NvidiaGpuXidErrorsMetricAttributeKeyHwID, NvidiaGpuXidErrorsMetricAttributeKeyHwName, NvidiaGpuXidErrorsMetricAttributeKeyHwVendor, NvidiaGpuXidErrorsMetricAttributeKeyHwModel, NvidiaGpuXidErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid:
+		case NvidiaGpuXidErrorsMetricAttributeKeyHwID, NvidiaGpuXidErrorsMetricAttributeKeyHwName, NvidiaGpuXidErrorsMetricAttributeKeyHwVendor, NvidiaGpuXidErrorsMetricAttributeKeyHwModel, NvidiaGpuXidErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid, NvidiaGpuXidErrorsMetricAttributeKeyK8sPodName, NvidiaGpuXidErrorsMetricAttributeKeyK8sNamespaceName, NvidiaGpuXidErrorsMetricAttributeKeyK8sContainerName:
 		default:
-			return fmt.Errorf("metric nvidia.gpu.xid.errors doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.xid]", val)
+			return fmt.Errorf("metric nvidia.gpu.xid.errors doesn't have an attribute %v, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.xid, k8s.pod.name, k8s.namespace.name, k8s.container.name]", val)
 		}
 	}
 
@@ -995,13 +1792,26 @@ type MetricsConfig struct {
 	HwPower                             HwPowerMetricConfig                             `mapstructure:"hw.power"`
 	HwStatus                            HwStatusMetricConfig                            `mapstructure:"hw.status"`
 	HwTemperature                       HwTemperatureMetricConfig                       `mapstructure:"hw.temperature"`
+	NvidiaGpuAllocation                 NvidiaGpuAllocationMetricConfig                 `mapstructure:"nvidia.gpu.allocation"`
 	NvidiaGpuClockFrequency             NvidiaGpuClockFrequencyMetricConfig             `mapstructure:"nvidia.gpu.clock.frequency"`
 	NvidiaGpuClockEventActive           NvidiaGpuClockEventActiveMetricConfig           `mapstructure:"nvidia.gpu.clock_event.active"`
+	NvidiaGpuClockEventDuration         NvidiaGpuClockEventDurationMetricConfig         `mapstructure:"nvidia.gpu.clock_event.duration"`
+	NvidiaGpuDramActivity               NvidiaGpuDramActivityMetricConfig               `mapstructure:"nvidia.gpu.dram.activity"`
+	NvidiaGpuGraphicsEngineActivity     NvidiaGpuGraphicsEngineActivityMetricConfig     `mapstructure:"nvidia.gpu.graphics_engine.activity"`
 	NvidiaGpuMemoryBandwidthUtilization NvidiaGpuMemoryBandwidthUtilizationMetricConfig `mapstructure:"nvidia.gpu.memory.bandwidth.utilization"`
+	NvidiaGpuMemoryReserved             NvidiaGpuMemoryReservedMetricConfig             `mapstructure:"nvidia.gpu.memory.reserved"`
+	NvidiaGpuNvlinkBandwidth            NvidiaGpuNvlinkBandwidthMetricConfig            `mapstructure:"nvidia.gpu.nvlink.bandwidth"`
+	NvidiaGpuNvlinkErrors               NvidiaGpuNvlinkErrorsMetricConfig               `mapstructure:"nvidia.gpu.nvlink.errors"`
+	NvidiaGpuNvlinkIo                   NvidiaGpuNvlinkIoMetricConfig                   `mapstructure:"nvidia.gpu.nvlink.io"`
+	NvidiaGpuPcieBandwidth              NvidiaGpuPcieBandwidthMetricConfig              `mapstructure:"nvidia.gpu.pcie.bandwidth"`
+	NvidiaGpuPcieReplays                NvidiaGpuPcieReplaysMetricConfig                `mapstructure:"nvidia.gpu.pcie.replays"`
+	NvidiaGpuPipeActivity               NvidiaGpuPipeActivityMetricConfig               `mapstructure:"nvidia.gpu.pipe.activity"`
 	NvidiaGpuPowerLimit                 NvidiaGpuPowerLimitMetricConfig                 `mapstructure:"nvidia.gpu.power.limit"`
 	NvidiaGpuProcessMemoryUsage         NvidiaGpuProcessMemoryUsageMetricConfig         `mapstructure:"nvidia.gpu.process.memory.usage"`
 	NvidiaGpuProcessUtilization         NvidiaGpuProcessUtilizationMetricConfig         `mapstructure:"nvidia.gpu.process.utilization"`
 	NvidiaGpuRemappedRows               NvidiaGpuRemappedRowsMetricConfig               `mapstructure:"nvidia.gpu.remapped_rows"`
+	NvidiaGpuSmActivity                 NvidiaGpuSmActivityMetricConfig                 `mapstructure:"nvidia.gpu.sm.activity"`
+	NvidiaGpuSmOccupancy                NvidiaGpuSmOccupancyMetricConfig                `mapstructure:"nvidia.gpu.sm.occupancy"`
 	NvidiaGpuXidErrors                  NvidiaGpuXidErrorsMetricConfig                  `mapstructure:"nvidia.gpu.xid.errors"`
 }
 
@@ -1010,92 +1820,157 @@ func DefaultMetricsConfig() MetricsConfig {
 		HwEnergy: HwEnergyMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []HwEnergyMetricAttributeKey{HwEnergyMetricAttributeKeyHwID, HwEnergyMetricAttributeKeyHwName, HwEnergyMetricAttributeKeyHwVendor, HwEnergyMetricAttributeKeyHwModel, HwEnergyMetricAttributeKeyHwDriverVersion, HwEnergyMetricAttributeKeyNvidiaGpuIndex, HwEnergyMetricAttributeKeyHwType},
+			EnabledAttributes:   []HwEnergyMetricAttributeKey{HwEnergyMetricAttributeKeyHwID, HwEnergyMetricAttributeKeyHwName, HwEnergyMetricAttributeKeyHwVendor, HwEnergyMetricAttributeKeyHwModel, HwEnergyMetricAttributeKeyHwDriverVersion, HwEnergyMetricAttributeKeyNvidiaGpuIndex, HwEnergyMetricAttributeKeyHwType, HwEnergyMetricAttributeKeyK8sPodName, HwEnergyMetricAttributeKeyK8sNamespaceName, HwEnergyMetricAttributeKeyK8sContainerName},
 		},
 		HwErrors: HwErrorsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []HwErrorsMetricAttributeKey{HwErrorsMetricAttributeKeyHwID, HwErrorsMetricAttributeKeyHwName, HwErrorsMetricAttributeKeyHwVendor, HwErrorsMetricAttributeKeyHwModel, HwErrorsMetricAttributeKeyHwDriverVersion, HwErrorsMetricAttributeKeyNvidiaGpuIndex, HwErrorsMetricAttributeKeyHwType, HwErrorsMetricAttributeKeyErrorType},
+			EnabledAttributes:   []HwErrorsMetricAttributeKey{HwErrorsMetricAttributeKeyHwID, HwErrorsMetricAttributeKeyHwName, HwErrorsMetricAttributeKeyHwVendor, HwErrorsMetricAttributeKeyHwModel, HwErrorsMetricAttributeKeyHwDriverVersion, HwErrorsMetricAttributeKeyNvidiaGpuIndex, HwErrorsMetricAttributeKeyHwType, HwErrorsMetricAttributeKeyErrorType, HwErrorsMetricAttributeKeyK8sPodName, HwErrorsMetricAttributeKeyK8sNamespaceName, HwErrorsMetricAttributeKeyK8sContainerName},
 		},
 		HwGpuIo: HwGpuIoMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []HwGpuIoMetricAttributeKey{HwGpuIoMetricAttributeKeyHwID, HwGpuIoMetricAttributeKeyHwName, HwGpuIoMetricAttributeKeyHwVendor, HwGpuIoMetricAttributeKeyHwModel, HwGpuIoMetricAttributeKeyHwDriverVersion, HwGpuIoMetricAttributeKeyNvidiaGpuIndex, HwGpuIoMetricAttributeKeyNetworkIoDirection},
+			EnabledAttributes:   []HwGpuIoMetricAttributeKey{HwGpuIoMetricAttributeKeyHwID, HwGpuIoMetricAttributeKeyHwName, HwGpuIoMetricAttributeKeyHwVendor, HwGpuIoMetricAttributeKeyHwModel, HwGpuIoMetricAttributeKeyHwDriverVersion, HwGpuIoMetricAttributeKeyNvidiaGpuIndex, HwGpuIoMetricAttributeKeyNetworkIoDirection, HwGpuIoMetricAttributeKeyK8sPodName, HwGpuIoMetricAttributeKeyK8sNamespaceName, HwGpuIoMetricAttributeKeyK8sContainerName},
 		},
 		HwGpuMemoryLimit: HwGpuMemoryLimitMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []HwGpuMemoryLimitMetricAttributeKey{HwGpuMemoryLimitMetricAttributeKeyHwID, HwGpuMemoryLimitMetricAttributeKeyHwName, HwGpuMemoryLimitMetricAttributeKeyHwVendor, HwGpuMemoryLimitMetricAttributeKeyHwModel, HwGpuMemoryLimitMetricAttributeKeyHwDriverVersion, HwGpuMemoryLimitMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryLimitMetricAttributeKeyHwParent},
+			EnabledAttributes:   []HwGpuMemoryLimitMetricAttributeKey{HwGpuMemoryLimitMetricAttributeKeyHwID, HwGpuMemoryLimitMetricAttributeKeyHwName, HwGpuMemoryLimitMetricAttributeKeyHwVendor, HwGpuMemoryLimitMetricAttributeKeyHwModel, HwGpuMemoryLimitMetricAttributeKeyHwDriverVersion, HwGpuMemoryLimitMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryLimitMetricAttributeKeyHwParent, HwGpuMemoryLimitMetricAttributeKeyK8sPodName, HwGpuMemoryLimitMetricAttributeKeyK8sNamespaceName, HwGpuMemoryLimitMetricAttributeKeyK8sContainerName},
 		},
 		HwGpuMemoryUsage: HwGpuMemoryUsageMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []HwGpuMemoryUsageMetricAttributeKey{HwGpuMemoryUsageMetricAttributeKeyHwID, HwGpuMemoryUsageMetricAttributeKeyHwName, HwGpuMemoryUsageMetricAttributeKeyHwVendor, HwGpuMemoryUsageMetricAttributeKeyHwModel, HwGpuMemoryUsageMetricAttributeKeyHwDriverVersion, HwGpuMemoryUsageMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUsageMetricAttributeKeyHwParent},
+			EnabledAttributes:   []HwGpuMemoryUsageMetricAttributeKey{HwGpuMemoryUsageMetricAttributeKeyHwID, HwGpuMemoryUsageMetricAttributeKeyHwName, HwGpuMemoryUsageMetricAttributeKeyHwVendor, HwGpuMemoryUsageMetricAttributeKeyHwModel, HwGpuMemoryUsageMetricAttributeKeyHwDriverVersion, HwGpuMemoryUsageMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUsageMetricAttributeKeyHwParent, HwGpuMemoryUsageMetricAttributeKeyK8sPodName, HwGpuMemoryUsageMetricAttributeKeyK8sNamespaceName, HwGpuMemoryUsageMetricAttributeKeyK8sContainerName},
 		},
 		HwGpuMemoryUtilization: HwGpuMemoryUtilizationMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []HwGpuMemoryUtilizationMetricAttributeKey{HwGpuMemoryUtilizationMetricAttributeKeyHwID, HwGpuMemoryUtilizationMetricAttributeKeyHwName, HwGpuMemoryUtilizationMetricAttributeKeyHwVendor, HwGpuMemoryUtilizationMetricAttributeKeyHwModel, HwGpuMemoryUtilizationMetricAttributeKeyHwDriverVersion, HwGpuMemoryUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUtilizationMetricAttributeKeyHwParent},
+			EnabledAttributes:   []HwGpuMemoryUtilizationMetricAttributeKey{HwGpuMemoryUtilizationMetricAttributeKeyHwID, HwGpuMemoryUtilizationMetricAttributeKeyHwName, HwGpuMemoryUtilizationMetricAttributeKeyHwVendor, HwGpuMemoryUtilizationMetricAttributeKeyHwModel, HwGpuMemoryUtilizationMetricAttributeKeyHwDriverVersion, HwGpuMemoryUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUtilizationMetricAttributeKeyHwParent, HwGpuMemoryUtilizationMetricAttributeKeyK8sPodName, HwGpuMemoryUtilizationMetricAttributeKeyK8sNamespaceName, HwGpuMemoryUtilizationMetricAttributeKeyK8sContainerName},
 		},
 		HwGpuUtilization: HwGpuUtilizationMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []HwGpuUtilizationMetricAttributeKey{HwGpuUtilizationMetricAttributeKeyHwID, HwGpuUtilizationMetricAttributeKeyHwName, HwGpuUtilizationMetricAttributeKeyHwVendor, HwGpuUtilizationMetricAttributeKeyHwModel, HwGpuUtilizationMetricAttributeKeyHwDriverVersion, HwGpuUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuUtilizationMetricAttributeKeyHwGpuTask},
+			EnabledAttributes:   []HwGpuUtilizationMetricAttributeKey{HwGpuUtilizationMetricAttributeKeyHwID, HwGpuUtilizationMetricAttributeKeyHwName, HwGpuUtilizationMetricAttributeKeyHwVendor, HwGpuUtilizationMetricAttributeKeyHwModel, HwGpuUtilizationMetricAttributeKeyHwDriverVersion, HwGpuUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuUtilizationMetricAttributeKeyHwGpuTask, HwGpuUtilizationMetricAttributeKeyK8sPodName, HwGpuUtilizationMetricAttributeKeyK8sNamespaceName, HwGpuUtilizationMetricAttributeKeyK8sContainerName},
 		},
 		HwPower: HwPowerMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []HwPowerMetricAttributeKey{HwPowerMetricAttributeKeyHwID, HwPowerMetricAttributeKeyHwName, HwPowerMetricAttributeKeyHwVendor, HwPowerMetricAttributeKeyHwModel, HwPowerMetricAttributeKeyHwDriverVersion, HwPowerMetricAttributeKeyNvidiaGpuIndex, HwPowerMetricAttributeKeyHwType},
+			EnabledAttributes:   []HwPowerMetricAttributeKey{HwPowerMetricAttributeKeyHwID, HwPowerMetricAttributeKeyHwName, HwPowerMetricAttributeKeyHwVendor, HwPowerMetricAttributeKeyHwModel, HwPowerMetricAttributeKeyHwDriverVersion, HwPowerMetricAttributeKeyNvidiaGpuIndex, HwPowerMetricAttributeKeyHwType, HwPowerMetricAttributeKeyK8sPodName, HwPowerMetricAttributeKeyK8sNamespaceName, HwPowerMetricAttributeKeyK8sContainerName},
 		},
 		HwStatus: HwStatusMetricConfig{
 			Enabled:             false,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []HwStatusMetricAttributeKey{HwStatusMetricAttributeKeyHwID, HwStatusMetricAttributeKeyHwName, HwStatusMetricAttributeKeyHwVendor, HwStatusMetricAttributeKeyHwModel, HwStatusMetricAttributeKeyHwDriverVersion, HwStatusMetricAttributeKeyNvidiaGpuIndex, HwStatusMetricAttributeKeyHwType, HwStatusMetricAttributeKeyHwState},
+			EnabledAttributes:   []HwStatusMetricAttributeKey{HwStatusMetricAttributeKeyHwID, HwStatusMetricAttributeKeyHwName, HwStatusMetricAttributeKeyHwVendor, HwStatusMetricAttributeKeyHwModel, HwStatusMetricAttributeKeyHwDriverVersion, HwStatusMetricAttributeKeyNvidiaGpuIndex, HwStatusMetricAttributeKeyHwType, HwStatusMetricAttributeKeyHwState, HwStatusMetricAttributeKeyK8sPodName, HwStatusMetricAttributeKeyK8sNamespaceName, HwStatusMetricAttributeKeyK8sContainerName},
 		},
 		HwTemperature: HwTemperatureMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []HwTemperatureMetricAttributeKey{HwTemperatureMetricAttributeKeyHwID, HwTemperatureMetricAttributeKeyHwName, HwTemperatureMetricAttributeKeyHwVendor, HwTemperatureMetricAttributeKeyHwModel, HwTemperatureMetricAttributeKeyHwDriverVersion, HwTemperatureMetricAttributeKeyNvidiaGpuIndex, HwTemperatureMetricAttributeKeyHwSensorLocation},
+			EnabledAttributes:   []HwTemperatureMetricAttributeKey{HwTemperatureMetricAttributeKeyHwID, HwTemperatureMetricAttributeKeyHwName, HwTemperatureMetricAttributeKeyHwVendor, HwTemperatureMetricAttributeKeyHwModel, HwTemperatureMetricAttributeKeyHwDriverVersion, HwTemperatureMetricAttributeKeyNvidiaGpuIndex, HwTemperatureMetricAttributeKeyHwSensorLocation, HwTemperatureMetricAttributeKeyK8sPodName, HwTemperatureMetricAttributeKeyK8sNamespaceName, HwTemperatureMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuAllocation: NvidiaGpuAllocationMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []NvidiaGpuAllocationMetricAttributeKey{NvidiaGpuAllocationMetricAttributeKeyHwID, NvidiaGpuAllocationMetricAttributeKeyHwName, NvidiaGpuAllocationMetricAttributeKeyHwVendor, NvidiaGpuAllocationMetricAttributeKeyHwModel, NvidiaGpuAllocationMetricAttributeKeyHwDriverVersion, NvidiaGpuAllocationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuAllocationMetricAttributeKeyHwParent, NvidiaGpuAllocationMetricAttributeKeyK8sPodName, NvidiaGpuAllocationMetricAttributeKeyK8sNamespaceName, NvidiaGpuAllocationMetricAttributeKeyK8sContainerName},
 		},
 		NvidiaGpuClockFrequency: NvidiaGpuClockFrequencyMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []NvidiaGpuClockFrequencyMetricAttributeKey{NvidiaGpuClockFrequencyMetricAttributeKeyHwID, NvidiaGpuClockFrequencyMetricAttributeKeyHwName, NvidiaGpuClockFrequencyMetricAttributeKeyHwVendor, NvidiaGpuClockFrequencyMetricAttributeKeyHwModel, NvidiaGpuClockFrequencyMetricAttributeKeyHwDriverVersion, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuClockType},
+			EnabledAttributes:   []NvidiaGpuClockFrequencyMetricAttributeKey{NvidiaGpuClockFrequencyMetricAttributeKeyHwID, NvidiaGpuClockFrequencyMetricAttributeKeyHwName, NvidiaGpuClockFrequencyMetricAttributeKeyHwVendor, NvidiaGpuClockFrequencyMetricAttributeKeyHwModel, NvidiaGpuClockFrequencyMetricAttributeKeyHwDriverVersion, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuClockType, NvidiaGpuClockFrequencyMetricAttributeKeyK8sPodName, NvidiaGpuClockFrequencyMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockFrequencyMetricAttributeKeyK8sContainerName},
 		},
 		NvidiaGpuClockEventActive: NvidiaGpuClockEventActiveMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []NvidiaGpuClockEventActiveMetricAttributeKey{NvidiaGpuClockEventActiveMetricAttributeKeyHwID, NvidiaGpuClockEventActiveMetricAttributeKeyHwName, NvidiaGpuClockEventActiveMetricAttributeKeyHwVendor, NvidiaGpuClockEventActiveMetricAttributeKeyHwModel, NvidiaGpuClockEventActiveMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuClockEventReason},
+			EnabledAttributes:   []NvidiaGpuClockEventActiveMetricAttributeKey{NvidiaGpuClockEventActiveMetricAttributeKeyHwID, NvidiaGpuClockEventActiveMetricAttributeKeyHwName, NvidiaGpuClockEventActiveMetricAttributeKeyHwVendor, NvidiaGpuClockEventActiveMetricAttributeKeyHwModel, NvidiaGpuClockEventActiveMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuClockEventReason, NvidiaGpuClockEventActiveMetricAttributeKeyK8sPodName, NvidiaGpuClockEventActiveMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockEventActiveMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuClockEventDuration: NvidiaGpuClockEventDurationMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []NvidiaGpuClockEventDurationMetricAttributeKey{NvidiaGpuClockEventDurationMetricAttributeKeyHwID, NvidiaGpuClockEventDurationMetricAttributeKeyHwName, NvidiaGpuClockEventDurationMetricAttributeKeyHwVendor, NvidiaGpuClockEventDurationMetricAttributeKeyHwModel, NvidiaGpuClockEventDurationMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuClockEventReason, NvidiaGpuClockEventDurationMetricAttributeKeyK8sPodName, NvidiaGpuClockEventDurationMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockEventDurationMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuDramActivity: NvidiaGpuDramActivityMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []NvidiaGpuDramActivityMetricAttributeKey{NvidiaGpuDramActivityMetricAttributeKeyHwID, NvidiaGpuDramActivityMetricAttributeKeyHwName, NvidiaGpuDramActivityMetricAttributeKeyHwVendor, NvidiaGpuDramActivityMetricAttributeKeyHwModel, NvidiaGpuDramActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuDramActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuDramActivityMetricAttributeKeyHwParent, NvidiaGpuDramActivityMetricAttributeKeyK8sPodName, NvidiaGpuDramActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuDramActivityMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuGraphicsEngineActivity: NvidiaGpuGraphicsEngineActivityMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []NvidiaGpuGraphicsEngineActivityMetricAttributeKey{NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwID, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwVendor, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwModel, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwParent, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sPodName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sContainerName},
 		},
 		NvidiaGpuMemoryBandwidthUtilization: NvidiaGpuMemoryBandwidthUtilizationMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey{NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwID, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwVendor, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwModel, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex},
+			EnabledAttributes:   []NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey{NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwID, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwVendor, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwModel, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sPodName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sNamespaceName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuMemoryReserved: NvidiaGpuMemoryReservedMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []NvidiaGpuMemoryReservedMetricAttributeKey{NvidiaGpuMemoryReservedMetricAttributeKeyHwID, NvidiaGpuMemoryReservedMetricAttributeKeyHwName, NvidiaGpuMemoryReservedMetricAttributeKeyHwVendor, NvidiaGpuMemoryReservedMetricAttributeKeyHwModel, NvidiaGpuMemoryReservedMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryReservedMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuMemoryReservedMetricAttributeKeyHwParent, NvidiaGpuMemoryReservedMetricAttributeKeyK8sPodName, NvidiaGpuMemoryReservedMetricAttributeKeyK8sNamespaceName, NvidiaGpuMemoryReservedMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuNvlinkBandwidth: NvidiaGpuNvlinkBandwidthMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []NvidiaGpuNvlinkBandwidthMetricAttributeKey{NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwID, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwVendor, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwModel, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkBandwidthMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwParent, NvidiaGpuNvlinkBandwidthMetricAttributeKeyNetworkIoDirection, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuNvlinkErrors: NvidiaGpuNvlinkErrorsMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []NvidiaGpuNvlinkErrorsMetricAttributeKey{NvidiaGpuNvlinkErrorsMetricAttributeKeyHwID, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwName, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwVendor, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwModel, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuNvlinkErrorType, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuNvlinkIo: NvidiaGpuNvlinkIoMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []NvidiaGpuNvlinkIoMetricAttributeKey{NvidiaGpuNvlinkIoMetricAttributeKeyHwID, NvidiaGpuNvlinkIoMetricAttributeKeyHwName, NvidiaGpuNvlinkIoMetricAttributeKeyHwVendor, NvidiaGpuNvlinkIoMetricAttributeKeyHwModel, NvidiaGpuNvlinkIoMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkIoMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkIoMetricAttributeKeyNetworkIoDirection, NvidiaGpuNvlinkIoMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkIoMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkIoMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuPcieBandwidth: NvidiaGpuPcieBandwidthMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []NvidiaGpuPcieBandwidthMetricAttributeKey{NvidiaGpuPcieBandwidthMetricAttributeKeyHwID, NvidiaGpuPcieBandwidthMetricAttributeKeyHwName, NvidiaGpuPcieBandwidthMetricAttributeKeyHwVendor, NvidiaGpuPcieBandwidthMetricAttributeKeyHwModel, NvidiaGpuPcieBandwidthMetricAttributeKeyHwDriverVersion, NvidiaGpuPcieBandwidthMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPcieBandwidthMetricAttributeKeyHwParent, NvidiaGpuPcieBandwidthMetricAttributeKeyNetworkIoDirection, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sPodName, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sNamespaceName, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuPcieReplays: NvidiaGpuPcieReplaysMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []NvidiaGpuPcieReplaysMetricAttributeKey{NvidiaGpuPcieReplaysMetricAttributeKeyHwID, NvidiaGpuPcieReplaysMetricAttributeKeyHwName, NvidiaGpuPcieReplaysMetricAttributeKeyHwVendor, NvidiaGpuPcieReplaysMetricAttributeKeyHwModel, NvidiaGpuPcieReplaysMetricAttributeKeyHwDriverVersion, NvidiaGpuPcieReplaysMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPcieReplaysMetricAttributeKeyK8sPodName, NvidiaGpuPcieReplaysMetricAttributeKeyK8sNamespaceName, NvidiaGpuPcieReplaysMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuPipeActivity: NvidiaGpuPipeActivityMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []NvidiaGpuPipeActivityMetricAttributeKey{NvidiaGpuPipeActivityMetricAttributeKeyHwID, NvidiaGpuPipeActivityMetricAttributeKeyHwName, NvidiaGpuPipeActivityMetricAttributeKeyHwVendor, NvidiaGpuPipeActivityMetricAttributeKeyHwModel, NvidiaGpuPipeActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPipeActivityMetricAttributeKeyHwParent, NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuPipe, NvidiaGpuPipeActivityMetricAttributeKeyK8sPodName, NvidiaGpuPipeActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuPipeActivityMetricAttributeKeyK8sContainerName},
 		},
 		NvidiaGpuPowerLimit: NvidiaGpuPowerLimitMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []NvidiaGpuPowerLimitMetricAttributeKey{NvidiaGpuPowerLimitMetricAttributeKeyHwID, NvidiaGpuPowerLimitMetricAttributeKeyHwName, NvidiaGpuPowerLimitMetricAttributeKeyHwVendor, NvidiaGpuPowerLimitMetricAttributeKeyHwModel, NvidiaGpuPowerLimitMetricAttributeKeyHwDriverVersion, NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex},
+			EnabledAttributes:   []NvidiaGpuPowerLimitMetricAttributeKey{NvidiaGpuPowerLimitMetricAttributeKeyHwID, NvidiaGpuPowerLimitMetricAttributeKeyHwName, NvidiaGpuPowerLimitMetricAttributeKeyHwVendor, NvidiaGpuPowerLimitMetricAttributeKeyHwModel, NvidiaGpuPowerLimitMetricAttributeKeyHwDriverVersion, NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPowerLimitMetricAttributeKeyK8sPodName, NvidiaGpuPowerLimitMetricAttributeKeyK8sNamespaceName, NvidiaGpuPowerLimitMetricAttributeKeyK8sContainerName},
 		},
 		NvidiaGpuProcessMemoryUsage: NvidiaGpuProcessMemoryUsageMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []NvidiaGpuProcessMemoryUsageMetricAttributeKey{NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwID, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwVendor, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwModel, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessMemoryUsageMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwParent, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessPid, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessExecutableName},
+			EnabledAttributes:   []NvidiaGpuProcessMemoryUsageMetricAttributeKey{NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwID, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwVendor, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwModel, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessMemoryUsageMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwParent, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessPid, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessExecutableName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sPodName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sNamespaceName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sContainerName},
 		},
 		NvidiaGpuProcessUtilization: NvidiaGpuProcessUtilizationMetricConfig{
 			Enabled:             false,
 			AggregationStrategy: AggregationStrategyAvg,
-			EnabledAttributes:   []NvidiaGpuProcessUtilizationMetricAttributeKey{NvidiaGpuProcessUtilizationMetricAttributeKeyHwID, NvidiaGpuProcessUtilizationMetricAttributeKeyHwName, NvidiaGpuProcessUtilizationMetricAttributeKeyHwVendor, NvidiaGpuProcessUtilizationMetricAttributeKeyHwModel, NvidiaGpuProcessUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessPid, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessExecutableName},
+			EnabledAttributes:   []NvidiaGpuProcessUtilizationMetricAttributeKey{NvidiaGpuProcessUtilizationMetricAttributeKeyHwID, NvidiaGpuProcessUtilizationMetricAttributeKeyHwName, NvidiaGpuProcessUtilizationMetricAttributeKeyHwVendor, NvidiaGpuProcessUtilizationMetricAttributeKeyHwModel, NvidiaGpuProcessUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessPid, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessExecutableName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sPodName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sNamespaceName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sContainerName},
 		},
 		NvidiaGpuRemappedRows: NvidiaGpuRemappedRowsMetricConfig{
 			Enabled:             false,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []NvidiaGpuRemappedRowsMetricAttributeKey{NvidiaGpuRemappedRowsMetricAttributeKeyHwID, NvidiaGpuRemappedRowsMetricAttributeKeyHwName, NvidiaGpuRemappedRowsMetricAttributeKeyHwVendor, NvidiaGpuRemappedRowsMetricAttributeKeyHwModel, NvidiaGpuRemappedRowsMetricAttributeKeyHwDriverVersion, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuRemapCause},
+			EnabledAttributes:   []NvidiaGpuRemappedRowsMetricAttributeKey{NvidiaGpuRemappedRowsMetricAttributeKeyHwID, NvidiaGpuRemappedRowsMetricAttributeKeyHwName, NvidiaGpuRemappedRowsMetricAttributeKeyHwVendor, NvidiaGpuRemappedRowsMetricAttributeKeyHwModel, NvidiaGpuRemappedRowsMetricAttributeKeyHwDriverVersion, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuRemapCause, NvidiaGpuRemappedRowsMetricAttributeKeyK8sPodName, NvidiaGpuRemappedRowsMetricAttributeKeyK8sNamespaceName, NvidiaGpuRemappedRowsMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuSmActivity: NvidiaGpuSmActivityMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []NvidiaGpuSmActivityMetricAttributeKey{NvidiaGpuSmActivityMetricAttributeKeyHwID, NvidiaGpuSmActivityMetricAttributeKeyHwName, NvidiaGpuSmActivityMetricAttributeKeyHwVendor, NvidiaGpuSmActivityMetricAttributeKeyHwModel, NvidiaGpuSmActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuSmActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuSmActivityMetricAttributeKeyHwParent, NvidiaGpuSmActivityMetricAttributeKeyK8sPodName, NvidiaGpuSmActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuSmActivityMetricAttributeKeyK8sContainerName},
+		},
+		NvidiaGpuSmOccupancy: NvidiaGpuSmOccupancyMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []NvidiaGpuSmOccupancyMetricAttributeKey{NvidiaGpuSmOccupancyMetricAttributeKeyHwID, NvidiaGpuSmOccupancyMetricAttributeKeyHwName, NvidiaGpuSmOccupancyMetricAttributeKeyHwVendor, NvidiaGpuSmOccupancyMetricAttributeKeyHwModel, NvidiaGpuSmOccupancyMetricAttributeKeyHwDriverVersion, NvidiaGpuSmOccupancyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuSmOccupancyMetricAttributeKeyHwParent, NvidiaGpuSmOccupancyMetricAttributeKeyK8sPodName, NvidiaGpuSmOccupancyMetricAttributeKeyK8sNamespaceName, NvidiaGpuSmOccupancyMetricAttributeKeyK8sContainerName},
 		},
 		NvidiaGpuXidErrors: NvidiaGpuXidErrorsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []NvidiaGpuXidErrorsMetricAttributeKey{NvidiaGpuXidErrorsMetricAttributeKeyHwID, NvidiaGpuXidErrorsMetricAttributeKeyHwName, NvidiaGpuXidErrorsMetricAttributeKeyHwVendor, NvidiaGpuXidErrorsMetricAttributeKeyHwModel, NvidiaGpuXidErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid},
+			EnabledAttributes:   []NvidiaGpuXidErrorsMetricAttributeKey{NvidiaGpuXidErrorsMetricAttributeKeyHwID, NvidiaGpuXidErrorsMetricAttributeKeyHwName, NvidiaGpuXidErrorsMetricAttributeKeyHwVendor, NvidiaGpuXidErrorsMetricAttributeKeyHwModel, NvidiaGpuXidErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid, NvidiaGpuXidErrorsMetricAttributeKeyK8sPodName, NvidiaGpuXidErrorsMetricAttributeKeyK8sNamespaceName, NvidiaGpuXidErrorsMetricAttributeKeyK8sContainerName},
 		},
 	}
 }

@@ -29,92 +29,157 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					HwEnergy: HwEnergyMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwEnergyMetricAttributeKey{HwEnergyMetricAttributeKeyHwID, HwEnergyMetricAttributeKeyHwName, HwEnergyMetricAttributeKeyHwVendor, HwEnergyMetricAttributeKeyHwModel, HwEnergyMetricAttributeKeyHwDriverVersion, HwEnergyMetricAttributeKeyNvidiaGpuIndex, HwEnergyMetricAttributeKeyHwType},
+						EnabledAttributes:   []HwEnergyMetricAttributeKey{HwEnergyMetricAttributeKeyHwID, HwEnergyMetricAttributeKeyHwName, HwEnergyMetricAttributeKeyHwVendor, HwEnergyMetricAttributeKeyHwModel, HwEnergyMetricAttributeKeyHwDriverVersion, HwEnergyMetricAttributeKeyNvidiaGpuIndex, HwEnergyMetricAttributeKeyHwType, HwEnergyMetricAttributeKeyK8sPodName, HwEnergyMetricAttributeKeyK8sNamespaceName, HwEnergyMetricAttributeKeyK8sContainerName},
 					},
 					HwErrors: HwErrorsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwErrorsMetricAttributeKey{HwErrorsMetricAttributeKeyHwID, HwErrorsMetricAttributeKeyHwName, HwErrorsMetricAttributeKeyHwVendor, HwErrorsMetricAttributeKeyHwModel, HwErrorsMetricAttributeKeyHwDriverVersion, HwErrorsMetricAttributeKeyNvidiaGpuIndex, HwErrorsMetricAttributeKeyHwType, HwErrorsMetricAttributeKeyErrorType},
+						EnabledAttributes:   []HwErrorsMetricAttributeKey{HwErrorsMetricAttributeKeyHwID, HwErrorsMetricAttributeKeyHwName, HwErrorsMetricAttributeKeyHwVendor, HwErrorsMetricAttributeKeyHwModel, HwErrorsMetricAttributeKeyHwDriverVersion, HwErrorsMetricAttributeKeyNvidiaGpuIndex, HwErrorsMetricAttributeKeyHwType, HwErrorsMetricAttributeKeyErrorType, HwErrorsMetricAttributeKeyK8sPodName, HwErrorsMetricAttributeKeyK8sNamespaceName, HwErrorsMetricAttributeKeyK8sContainerName},
 					},
 					HwGpuIo: HwGpuIoMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwGpuIoMetricAttributeKey{HwGpuIoMetricAttributeKeyHwID, HwGpuIoMetricAttributeKeyHwName, HwGpuIoMetricAttributeKeyHwVendor, HwGpuIoMetricAttributeKeyHwModel, HwGpuIoMetricAttributeKeyHwDriverVersion, HwGpuIoMetricAttributeKeyNvidiaGpuIndex, HwGpuIoMetricAttributeKeyNetworkIoDirection},
+						EnabledAttributes:   []HwGpuIoMetricAttributeKey{HwGpuIoMetricAttributeKeyHwID, HwGpuIoMetricAttributeKeyHwName, HwGpuIoMetricAttributeKeyHwVendor, HwGpuIoMetricAttributeKeyHwModel, HwGpuIoMetricAttributeKeyHwDriverVersion, HwGpuIoMetricAttributeKeyNvidiaGpuIndex, HwGpuIoMetricAttributeKeyNetworkIoDirection, HwGpuIoMetricAttributeKeyK8sPodName, HwGpuIoMetricAttributeKeyK8sNamespaceName, HwGpuIoMetricAttributeKeyK8sContainerName},
 					},
 					HwGpuMemoryLimit: HwGpuMemoryLimitMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwGpuMemoryLimitMetricAttributeKey{HwGpuMemoryLimitMetricAttributeKeyHwID, HwGpuMemoryLimitMetricAttributeKeyHwName, HwGpuMemoryLimitMetricAttributeKeyHwVendor, HwGpuMemoryLimitMetricAttributeKeyHwModel, HwGpuMemoryLimitMetricAttributeKeyHwDriverVersion, HwGpuMemoryLimitMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryLimitMetricAttributeKeyHwParent},
+						EnabledAttributes:   []HwGpuMemoryLimitMetricAttributeKey{HwGpuMemoryLimitMetricAttributeKeyHwID, HwGpuMemoryLimitMetricAttributeKeyHwName, HwGpuMemoryLimitMetricAttributeKeyHwVendor, HwGpuMemoryLimitMetricAttributeKeyHwModel, HwGpuMemoryLimitMetricAttributeKeyHwDriverVersion, HwGpuMemoryLimitMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryLimitMetricAttributeKeyHwParent, HwGpuMemoryLimitMetricAttributeKeyK8sPodName, HwGpuMemoryLimitMetricAttributeKeyK8sNamespaceName, HwGpuMemoryLimitMetricAttributeKeyK8sContainerName},
 					},
 					HwGpuMemoryUsage: HwGpuMemoryUsageMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwGpuMemoryUsageMetricAttributeKey{HwGpuMemoryUsageMetricAttributeKeyHwID, HwGpuMemoryUsageMetricAttributeKeyHwName, HwGpuMemoryUsageMetricAttributeKeyHwVendor, HwGpuMemoryUsageMetricAttributeKeyHwModel, HwGpuMemoryUsageMetricAttributeKeyHwDriverVersion, HwGpuMemoryUsageMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUsageMetricAttributeKeyHwParent},
+						EnabledAttributes:   []HwGpuMemoryUsageMetricAttributeKey{HwGpuMemoryUsageMetricAttributeKeyHwID, HwGpuMemoryUsageMetricAttributeKeyHwName, HwGpuMemoryUsageMetricAttributeKeyHwVendor, HwGpuMemoryUsageMetricAttributeKeyHwModel, HwGpuMemoryUsageMetricAttributeKeyHwDriverVersion, HwGpuMemoryUsageMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUsageMetricAttributeKeyHwParent, HwGpuMemoryUsageMetricAttributeKeyK8sPodName, HwGpuMemoryUsageMetricAttributeKeyK8sNamespaceName, HwGpuMemoryUsageMetricAttributeKeyK8sContainerName},
 					},
 					HwGpuMemoryUtilization: HwGpuMemoryUtilizationMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []HwGpuMemoryUtilizationMetricAttributeKey{HwGpuMemoryUtilizationMetricAttributeKeyHwID, HwGpuMemoryUtilizationMetricAttributeKeyHwName, HwGpuMemoryUtilizationMetricAttributeKeyHwVendor, HwGpuMemoryUtilizationMetricAttributeKeyHwModel, HwGpuMemoryUtilizationMetricAttributeKeyHwDriverVersion, HwGpuMemoryUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUtilizationMetricAttributeKeyHwParent},
+						EnabledAttributes:   []HwGpuMemoryUtilizationMetricAttributeKey{HwGpuMemoryUtilizationMetricAttributeKeyHwID, HwGpuMemoryUtilizationMetricAttributeKeyHwName, HwGpuMemoryUtilizationMetricAttributeKeyHwVendor, HwGpuMemoryUtilizationMetricAttributeKeyHwModel, HwGpuMemoryUtilizationMetricAttributeKeyHwDriverVersion, HwGpuMemoryUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUtilizationMetricAttributeKeyHwParent, HwGpuMemoryUtilizationMetricAttributeKeyK8sPodName, HwGpuMemoryUtilizationMetricAttributeKeyK8sNamespaceName, HwGpuMemoryUtilizationMetricAttributeKeyK8sContainerName},
 					},
 					HwGpuUtilization: HwGpuUtilizationMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []HwGpuUtilizationMetricAttributeKey{HwGpuUtilizationMetricAttributeKeyHwID, HwGpuUtilizationMetricAttributeKeyHwName, HwGpuUtilizationMetricAttributeKeyHwVendor, HwGpuUtilizationMetricAttributeKeyHwModel, HwGpuUtilizationMetricAttributeKeyHwDriverVersion, HwGpuUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuUtilizationMetricAttributeKeyHwGpuTask},
+						EnabledAttributes:   []HwGpuUtilizationMetricAttributeKey{HwGpuUtilizationMetricAttributeKeyHwID, HwGpuUtilizationMetricAttributeKeyHwName, HwGpuUtilizationMetricAttributeKeyHwVendor, HwGpuUtilizationMetricAttributeKeyHwModel, HwGpuUtilizationMetricAttributeKeyHwDriverVersion, HwGpuUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuUtilizationMetricAttributeKeyHwGpuTask, HwGpuUtilizationMetricAttributeKeyK8sPodName, HwGpuUtilizationMetricAttributeKeyK8sNamespaceName, HwGpuUtilizationMetricAttributeKeyK8sContainerName},
 					},
 					HwPower: HwPowerMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []HwPowerMetricAttributeKey{HwPowerMetricAttributeKeyHwID, HwPowerMetricAttributeKeyHwName, HwPowerMetricAttributeKeyHwVendor, HwPowerMetricAttributeKeyHwModel, HwPowerMetricAttributeKeyHwDriverVersion, HwPowerMetricAttributeKeyNvidiaGpuIndex, HwPowerMetricAttributeKeyHwType},
+						EnabledAttributes:   []HwPowerMetricAttributeKey{HwPowerMetricAttributeKeyHwID, HwPowerMetricAttributeKeyHwName, HwPowerMetricAttributeKeyHwVendor, HwPowerMetricAttributeKeyHwModel, HwPowerMetricAttributeKeyHwDriverVersion, HwPowerMetricAttributeKeyNvidiaGpuIndex, HwPowerMetricAttributeKeyHwType, HwPowerMetricAttributeKeyK8sPodName, HwPowerMetricAttributeKeyK8sNamespaceName, HwPowerMetricAttributeKeyK8sContainerName},
 					},
 					HwStatus: HwStatusMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwStatusMetricAttributeKey{HwStatusMetricAttributeKeyHwID, HwStatusMetricAttributeKeyHwName, HwStatusMetricAttributeKeyHwVendor, HwStatusMetricAttributeKeyHwModel, HwStatusMetricAttributeKeyHwDriverVersion, HwStatusMetricAttributeKeyNvidiaGpuIndex, HwStatusMetricAttributeKeyHwType, HwStatusMetricAttributeKeyHwState},
+						EnabledAttributes:   []HwStatusMetricAttributeKey{HwStatusMetricAttributeKeyHwID, HwStatusMetricAttributeKeyHwName, HwStatusMetricAttributeKeyHwVendor, HwStatusMetricAttributeKeyHwModel, HwStatusMetricAttributeKeyHwDriverVersion, HwStatusMetricAttributeKeyNvidiaGpuIndex, HwStatusMetricAttributeKeyHwType, HwStatusMetricAttributeKeyHwState, HwStatusMetricAttributeKeyK8sPodName, HwStatusMetricAttributeKeyK8sNamespaceName, HwStatusMetricAttributeKeyK8sContainerName},
 					},
 					HwTemperature: HwTemperatureMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []HwTemperatureMetricAttributeKey{HwTemperatureMetricAttributeKeyHwID, HwTemperatureMetricAttributeKeyHwName, HwTemperatureMetricAttributeKeyHwVendor, HwTemperatureMetricAttributeKeyHwModel, HwTemperatureMetricAttributeKeyHwDriverVersion, HwTemperatureMetricAttributeKeyNvidiaGpuIndex, HwTemperatureMetricAttributeKeyHwSensorLocation},
+						EnabledAttributes:   []HwTemperatureMetricAttributeKey{HwTemperatureMetricAttributeKeyHwID, HwTemperatureMetricAttributeKeyHwName, HwTemperatureMetricAttributeKeyHwVendor, HwTemperatureMetricAttributeKeyHwModel, HwTemperatureMetricAttributeKeyHwDriverVersion, HwTemperatureMetricAttributeKeyNvidiaGpuIndex, HwTemperatureMetricAttributeKeyHwSensorLocation, HwTemperatureMetricAttributeKeyK8sPodName, HwTemperatureMetricAttributeKeyK8sNamespaceName, HwTemperatureMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuAllocation: NvidiaGpuAllocationMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuAllocationMetricAttributeKey{NvidiaGpuAllocationMetricAttributeKeyHwID, NvidiaGpuAllocationMetricAttributeKeyHwName, NvidiaGpuAllocationMetricAttributeKeyHwVendor, NvidiaGpuAllocationMetricAttributeKeyHwModel, NvidiaGpuAllocationMetricAttributeKeyHwDriverVersion, NvidiaGpuAllocationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuAllocationMetricAttributeKeyHwParent, NvidiaGpuAllocationMetricAttributeKeyK8sPodName, NvidiaGpuAllocationMetricAttributeKeyK8sNamespaceName, NvidiaGpuAllocationMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuClockFrequency: NvidiaGpuClockFrequencyMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuClockFrequencyMetricAttributeKey{NvidiaGpuClockFrequencyMetricAttributeKeyHwID, NvidiaGpuClockFrequencyMetricAttributeKeyHwName, NvidiaGpuClockFrequencyMetricAttributeKeyHwVendor, NvidiaGpuClockFrequencyMetricAttributeKeyHwModel, NvidiaGpuClockFrequencyMetricAttributeKeyHwDriverVersion, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuClockType},
+						EnabledAttributes:   []NvidiaGpuClockFrequencyMetricAttributeKey{NvidiaGpuClockFrequencyMetricAttributeKeyHwID, NvidiaGpuClockFrequencyMetricAttributeKeyHwName, NvidiaGpuClockFrequencyMetricAttributeKeyHwVendor, NvidiaGpuClockFrequencyMetricAttributeKeyHwModel, NvidiaGpuClockFrequencyMetricAttributeKeyHwDriverVersion, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuClockType, NvidiaGpuClockFrequencyMetricAttributeKeyK8sPodName, NvidiaGpuClockFrequencyMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockFrequencyMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuClockEventActive: NvidiaGpuClockEventActiveMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuClockEventActiveMetricAttributeKey{NvidiaGpuClockEventActiveMetricAttributeKeyHwID, NvidiaGpuClockEventActiveMetricAttributeKeyHwName, NvidiaGpuClockEventActiveMetricAttributeKeyHwVendor, NvidiaGpuClockEventActiveMetricAttributeKeyHwModel, NvidiaGpuClockEventActiveMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuClockEventReason},
+						EnabledAttributes:   []NvidiaGpuClockEventActiveMetricAttributeKey{NvidiaGpuClockEventActiveMetricAttributeKeyHwID, NvidiaGpuClockEventActiveMetricAttributeKeyHwName, NvidiaGpuClockEventActiveMetricAttributeKeyHwVendor, NvidiaGpuClockEventActiveMetricAttributeKeyHwModel, NvidiaGpuClockEventActiveMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuClockEventReason, NvidiaGpuClockEventActiveMetricAttributeKeyK8sPodName, NvidiaGpuClockEventActiveMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockEventActiveMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuClockEventDuration: NvidiaGpuClockEventDurationMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []NvidiaGpuClockEventDurationMetricAttributeKey{NvidiaGpuClockEventDurationMetricAttributeKeyHwID, NvidiaGpuClockEventDurationMetricAttributeKeyHwName, NvidiaGpuClockEventDurationMetricAttributeKeyHwVendor, NvidiaGpuClockEventDurationMetricAttributeKeyHwModel, NvidiaGpuClockEventDurationMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuClockEventReason, NvidiaGpuClockEventDurationMetricAttributeKeyK8sPodName, NvidiaGpuClockEventDurationMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockEventDurationMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuDramActivity: NvidiaGpuDramActivityMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuDramActivityMetricAttributeKey{NvidiaGpuDramActivityMetricAttributeKeyHwID, NvidiaGpuDramActivityMetricAttributeKeyHwName, NvidiaGpuDramActivityMetricAttributeKeyHwVendor, NvidiaGpuDramActivityMetricAttributeKeyHwModel, NvidiaGpuDramActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuDramActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuDramActivityMetricAttributeKeyHwParent, NvidiaGpuDramActivityMetricAttributeKeyK8sPodName, NvidiaGpuDramActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuDramActivityMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuGraphicsEngineActivity: NvidiaGpuGraphicsEngineActivityMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuGraphicsEngineActivityMetricAttributeKey{NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwID, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwVendor, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwModel, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwParent, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sPodName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuMemoryBandwidthUtilization: NvidiaGpuMemoryBandwidthUtilizationMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey{NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwID, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwVendor, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwModel, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex},
+						EnabledAttributes:   []NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey{NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwID, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwVendor, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwModel, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sPodName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sNamespaceName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuMemoryReserved: NvidiaGpuMemoryReservedMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []NvidiaGpuMemoryReservedMetricAttributeKey{NvidiaGpuMemoryReservedMetricAttributeKeyHwID, NvidiaGpuMemoryReservedMetricAttributeKeyHwName, NvidiaGpuMemoryReservedMetricAttributeKeyHwVendor, NvidiaGpuMemoryReservedMetricAttributeKeyHwModel, NvidiaGpuMemoryReservedMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryReservedMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuMemoryReservedMetricAttributeKeyHwParent, NvidiaGpuMemoryReservedMetricAttributeKeyK8sPodName, NvidiaGpuMemoryReservedMetricAttributeKeyK8sNamespaceName, NvidiaGpuMemoryReservedMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuNvlinkBandwidth: NvidiaGpuNvlinkBandwidthMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuNvlinkBandwidthMetricAttributeKey{NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwID, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwVendor, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwModel, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkBandwidthMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwParent, NvidiaGpuNvlinkBandwidthMetricAttributeKeyNetworkIoDirection, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuNvlinkErrors: NvidiaGpuNvlinkErrorsMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []NvidiaGpuNvlinkErrorsMetricAttributeKey{NvidiaGpuNvlinkErrorsMetricAttributeKeyHwID, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwName, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwVendor, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwModel, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuNvlinkErrorType, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuNvlinkIo: NvidiaGpuNvlinkIoMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []NvidiaGpuNvlinkIoMetricAttributeKey{NvidiaGpuNvlinkIoMetricAttributeKeyHwID, NvidiaGpuNvlinkIoMetricAttributeKeyHwName, NvidiaGpuNvlinkIoMetricAttributeKeyHwVendor, NvidiaGpuNvlinkIoMetricAttributeKeyHwModel, NvidiaGpuNvlinkIoMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkIoMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkIoMetricAttributeKeyNetworkIoDirection, NvidiaGpuNvlinkIoMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkIoMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkIoMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuPcieBandwidth: NvidiaGpuPcieBandwidthMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuPcieBandwidthMetricAttributeKey{NvidiaGpuPcieBandwidthMetricAttributeKeyHwID, NvidiaGpuPcieBandwidthMetricAttributeKeyHwName, NvidiaGpuPcieBandwidthMetricAttributeKeyHwVendor, NvidiaGpuPcieBandwidthMetricAttributeKeyHwModel, NvidiaGpuPcieBandwidthMetricAttributeKeyHwDriverVersion, NvidiaGpuPcieBandwidthMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPcieBandwidthMetricAttributeKeyHwParent, NvidiaGpuPcieBandwidthMetricAttributeKeyNetworkIoDirection, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sPodName, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sNamespaceName, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuPcieReplays: NvidiaGpuPcieReplaysMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []NvidiaGpuPcieReplaysMetricAttributeKey{NvidiaGpuPcieReplaysMetricAttributeKeyHwID, NvidiaGpuPcieReplaysMetricAttributeKeyHwName, NvidiaGpuPcieReplaysMetricAttributeKeyHwVendor, NvidiaGpuPcieReplaysMetricAttributeKeyHwModel, NvidiaGpuPcieReplaysMetricAttributeKeyHwDriverVersion, NvidiaGpuPcieReplaysMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPcieReplaysMetricAttributeKeyK8sPodName, NvidiaGpuPcieReplaysMetricAttributeKeyK8sNamespaceName, NvidiaGpuPcieReplaysMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuPipeActivity: NvidiaGpuPipeActivityMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuPipeActivityMetricAttributeKey{NvidiaGpuPipeActivityMetricAttributeKeyHwID, NvidiaGpuPipeActivityMetricAttributeKeyHwName, NvidiaGpuPipeActivityMetricAttributeKeyHwVendor, NvidiaGpuPipeActivityMetricAttributeKeyHwModel, NvidiaGpuPipeActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPipeActivityMetricAttributeKeyHwParent, NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuPipe, NvidiaGpuPipeActivityMetricAttributeKeyK8sPodName, NvidiaGpuPipeActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuPipeActivityMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuPowerLimit: NvidiaGpuPowerLimitMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuPowerLimitMetricAttributeKey{NvidiaGpuPowerLimitMetricAttributeKeyHwID, NvidiaGpuPowerLimitMetricAttributeKeyHwName, NvidiaGpuPowerLimitMetricAttributeKeyHwVendor, NvidiaGpuPowerLimitMetricAttributeKeyHwModel, NvidiaGpuPowerLimitMetricAttributeKeyHwDriverVersion, NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex},
+						EnabledAttributes:   []NvidiaGpuPowerLimitMetricAttributeKey{NvidiaGpuPowerLimitMetricAttributeKeyHwID, NvidiaGpuPowerLimitMetricAttributeKeyHwName, NvidiaGpuPowerLimitMetricAttributeKeyHwVendor, NvidiaGpuPowerLimitMetricAttributeKeyHwModel, NvidiaGpuPowerLimitMetricAttributeKeyHwDriverVersion, NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPowerLimitMetricAttributeKeyK8sPodName, NvidiaGpuPowerLimitMetricAttributeKeyK8sNamespaceName, NvidiaGpuPowerLimitMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuProcessMemoryUsage: NvidiaGpuProcessMemoryUsageMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuProcessMemoryUsageMetricAttributeKey{NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwID, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwVendor, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwModel, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessMemoryUsageMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwParent, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessPid, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessExecutableName},
+						EnabledAttributes:   []NvidiaGpuProcessMemoryUsageMetricAttributeKey{NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwID, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwVendor, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwModel, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessMemoryUsageMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwParent, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessPid, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessExecutableName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sPodName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sNamespaceName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuProcessUtilization: NvidiaGpuProcessUtilizationMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuProcessUtilizationMetricAttributeKey{NvidiaGpuProcessUtilizationMetricAttributeKeyHwID, NvidiaGpuProcessUtilizationMetricAttributeKeyHwName, NvidiaGpuProcessUtilizationMetricAttributeKeyHwVendor, NvidiaGpuProcessUtilizationMetricAttributeKeyHwModel, NvidiaGpuProcessUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessPid, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessExecutableName},
+						EnabledAttributes:   []NvidiaGpuProcessUtilizationMetricAttributeKey{NvidiaGpuProcessUtilizationMetricAttributeKeyHwID, NvidiaGpuProcessUtilizationMetricAttributeKeyHwName, NvidiaGpuProcessUtilizationMetricAttributeKeyHwVendor, NvidiaGpuProcessUtilizationMetricAttributeKeyHwModel, NvidiaGpuProcessUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessPid, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessExecutableName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sPodName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sNamespaceName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuRemappedRows: NvidiaGpuRemappedRowsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []NvidiaGpuRemappedRowsMetricAttributeKey{NvidiaGpuRemappedRowsMetricAttributeKeyHwID, NvidiaGpuRemappedRowsMetricAttributeKeyHwName, NvidiaGpuRemappedRowsMetricAttributeKeyHwVendor, NvidiaGpuRemappedRowsMetricAttributeKeyHwModel, NvidiaGpuRemappedRowsMetricAttributeKeyHwDriverVersion, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuRemapCause},
+						EnabledAttributes:   []NvidiaGpuRemappedRowsMetricAttributeKey{NvidiaGpuRemappedRowsMetricAttributeKeyHwID, NvidiaGpuRemappedRowsMetricAttributeKeyHwName, NvidiaGpuRemappedRowsMetricAttributeKeyHwVendor, NvidiaGpuRemappedRowsMetricAttributeKeyHwModel, NvidiaGpuRemappedRowsMetricAttributeKeyHwDriverVersion, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuRemapCause, NvidiaGpuRemappedRowsMetricAttributeKeyK8sPodName, NvidiaGpuRemappedRowsMetricAttributeKeyK8sNamespaceName, NvidiaGpuRemappedRowsMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuSmActivity: NvidiaGpuSmActivityMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuSmActivityMetricAttributeKey{NvidiaGpuSmActivityMetricAttributeKeyHwID, NvidiaGpuSmActivityMetricAttributeKeyHwName, NvidiaGpuSmActivityMetricAttributeKeyHwVendor, NvidiaGpuSmActivityMetricAttributeKeyHwModel, NvidiaGpuSmActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuSmActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuSmActivityMetricAttributeKeyHwParent, NvidiaGpuSmActivityMetricAttributeKeyK8sPodName, NvidiaGpuSmActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuSmActivityMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuSmOccupancy: NvidiaGpuSmOccupancyMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuSmOccupancyMetricAttributeKey{NvidiaGpuSmOccupancyMetricAttributeKeyHwID, NvidiaGpuSmOccupancyMetricAttributeKeyHwName, NvidiaGpuSmOccupancyMetricAttributeKeyHwVendor, NvidiaGpuSmOccupancyMetricAttributeKeyHwModel, NvidiaGpuSmOccupancyMetricAttributeKeyHwDriverVersion, NvidiaGpuSmOccupancyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuSmOccupancyMetricAttributeKeyHwParent, NvidiaGpuSmOccupancyMetricAttributeKeyK8sPodName, NvidiaGpuSmOccupancyMetricAttributeKeyK8sNamespaceName, NvidiaGpuSmOccupancyMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuXidErrors: NvidiaGpuXidErrorsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []NvidiaGpuXidErrorsMetricAttributeKey{NvidiaGpuXidErrorsMetricAttributeKeyHwID, NvidiaGpuXidErrorsMetricAttributeKeyHwName, NvidiaGpuXidErrorsMetricAttributeKeyHwVendor, NvidiaGpuXidErrorsMetricAttributeKeyHwModel, NvidiaGpuXidErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid},
+						EnabledAttributes:   []NvidiaGpuXidErrorsMetricAttributeKey{NvidiaGpuXidErrorsMetricAttributeKeyHwID, NvidiaGpuXidErrorsMetricAttributeKeyHwName, NvidiaGpuXidErrorsMetricAttributeKeyHwVendor, NvidiaGpuXidErrorsMetricAttributeKeyHwModel, NvidiaGpuXidErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid, NvidiaGpuXidErrorsMetricAttributeKeyK8sPodName, NvidiaGpuXidErrorsMetricAttributeKeyK8sNamespaceName, NvidiaGpuXidErrorsMetricAttributeKeyK8sContainerName},
 					},
 				},
 			},
@@ -126,92 +191,157 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					HwEnergy: HwEnergyMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwEnergyMetricAttributeKey{HwEnergyMetricAttributeKeyHwID, HwEnergyMetricAttributeKeyHwName, HwEnergyMetricAttributeKeyHwVendor, HwEnergyMetricAttributeKeyHwModel, HwEnergyMetricAttributeKeyHwDriverVersion, HwEnergyMetricAttributeKeyNvidiaGpuIndex, HwEnergyMetricAttributeKeyHwType},
+						EnabledAttributes:   []HwEnergyMetricAttributeKey{HwEnergyMetricAttributeKeyHwID, HwEnergyMetricAttributeKeyHwName, HwEnergyMetricAttributeKeyHwVendor, HwEnergyMetricAttributeKeyHwModel, HwEnergyMetricAttributeKeyHwDriverVersion, HwEnergyMetricAttributeKeyNvidiaGpuIndex, HwEnergyMetricAttributeKeyHwType, HwEnergyMetricAttributeKeyK8sPodName, HwEnergyMetricAttributeKeyK8sNamespaceName, HwEnergyMetricAttributeKeyK8sContainerName},
 					},
 					HwErrors: HwErrorsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwErrorsMetricAttributeKey{HwErrorsMetricAttributeKeyHwID, HwErrorsMetricAttributeKeyHwName, HwErrorsMetricAttributeKeyHwVendor, HwErrorsMetricAttributeKeyHwModel, HwErrorsMetricAttributeKeyHwDriverVersion, HwErrorsMetricAttributeKeyNvidiaGpuIndex, HwErrorsMetricAttributeKeyHwType, HwErrorsMetricAttributeKeyErrorType},
+						EnabledAttributes:   []HwErrorsMetricAttributeKey{HwErrorsMetricAttributeKeyHwID, HwErrorsMetricAttributeKeyHwName, HwErrorsMetricAttributeKeyHwVendor, HwErrorsMetricAttributeKeyHwModel, HwErrorsMetricAttributeKeyHwDriverVersion, HwErrorsMetricAttributeKeyNvidiaGpuIndex, HwErrorsMetricAttributeKeyHwType, HwErrorsMetricAttributeKeyErrorType, HwErrorsMetricAttributeKeyK8sPodName, HwErrorsMetricAttributeKeyK8sNamespaceName, HwErrorsMetricAttributeKeyK8sContainerName},
 					},
 					HwGpuIo: HwGpuIoMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwGpuIoMetricAttributeKey{HwGpuIoMetricAttributeKeyHwID, HwGpuIoMetricAttributeKeyHwName, HwGpuIoMetricAttributeKeyHwVendor, HwGpuIoMetricAttributeKeyHwModel, HwGpuIoMetricAttributeKeyHwDriverVersion, HwGpuIoMetricAttributeKeyNvidiaGpuIndex, HwGpuIoMetricAttributeKeyNetworkIoDirection},
+						EnabledAttributes:   []HwGpuIoMetricAttributeKey{HwGpuIoMetricAttributeKeyHwID, HwGpuIoMetricAttributeKeyHwName, HwGpuIoMetricAttributeKeyHwVendor, HwGpuIoMetricAttributeKeyHwModel, HwGpuIoMetricAttributeKeyHwDriverVersion, HwGpuIoMetricAttributeKeyNvidiaGpuIndex, HwGpuIoMetricAttributeKeyNetworkIoDirection, HwGpuIoMetricAttributeKeyK8sPodName, HwGpuIoMetricAttributeKeyK8sNamespaceName, HwGpuIoMetricAttributeKeyK8sContainerName},
 					},
 					HwGpuMemoryLimit: HwGpuMemoryLimitMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwGpuMemoryLimitMetricAttributeKey{HwGpuMemoryLimitMetricAttributeKeyHwID, HwGpuMemoryLimitMetricAttributeKeyHwName, HwGpuMemoryLimitMetricAttributeKeyHwVendor, HwGpuMemoryLimitMetricAttributeKeyHwModel, HwGpuMemoryLimitMetricAttributeKeyHwDriverVersion, HwGpuMemoryLimitMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryLimitMetricAttributeKeyHwParent},
+						EnabledAttributes:   []HwGpuMemoryLimitMetricAttributeKey{HwGpuMemoryLimitMetricAttributeKeyHwID, HwGpuMemoryLimitMetricAttributeKeyHwName, HwGpuMemoryLimitMetricAttributeKeyHwVendor, HwGpuMemoryLimitMetricAttributeKeyHwModel, HwGpuMemoryLimitMetricAttributeKeyHwDriverVersion, HwGpuMemoryLimitMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryLimitMetricAttributeKeyHwParent, HwGpuMemoryLimitMetricAttributeKeyK8sPodName, HwGpuMemoryLimitMetricAttributeKeyK8sNamespaceName, HwGpuMemoryLimitMetricAttributeKeyK8sContainerName},
 					},
 					HwGpuMemoryUsage: HwGpuMemoryUsageMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwGpuMemoryUsageMetricAttributeKey{HwGpuMemoryUsageMetricAttributeKeyHwID, HwGpuMemoryUsageMetricAttributeKeyHwName, HwGpuMemoryUsageMetricAttributeKeyHwVendor, HwGpuMemoryUsageMetricAttributeKeyHwModel, HwGpuMemoryUsageMetricAttributeKeyHwDriverVersion, HwGpuMemoryUsageMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUsageMetricAttributeKeyHwParent},
+						EnabledAttributes:   []HwGpuMemoryUsageMetricAttributeKey{HwGpuMemoryUsageMetricAttributeKeyHwID, HwGpuMemoryUsageMetricAttributeKeyHwName, HwGpuMemoryUsageMetricAttributeKeyHwVendor, HwGpuMemoryUsageMetricAttributeKeyHwModel, HwGpuMemoryUsageMetricAttributeKeyHwDriverVersion, HwGpuMemoryUsageMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUsageMetricAttributeKeyHwParent, HwGpuMemoryUsageMetricAttributeKeyK8sPodName, HwGpuMemoryUsageMetricAttributeKeyK8sNamespaceName, HwGpuMemoryUsageMetricAttributeKeyK8sContainerName},
 					},
 					HwGpuMemoryUtilization: HwGpuMemoryUtilizationMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []HwGpuMemoryUtilizationMetricAttributeKey{HwGpuMemoryUtilizationMetricAttributeKeyHwID, HwGpuMemoryUtilizationMetricAttributeKeyHwName, HwGpuMemoryUtilizationMetricAttributeKeyHwVendor, HwGpuMemoryUtilizationMetricAttributeKeyHwModel, HwGpuMemoryUtilizationMetricAttributeKeyHwDriverVersion, HwGpuMemoryUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUtilizationMetricAttributeKeyHwParent},
+						EnabledAttributes:   []HwGpuMemoryUtilizationMetricAttributeKey{HwGpuMemoryUtilizationMetricAttributeKeyHwID, HwGpuMemoryUtilizationMetricAttributeKeyHwName, HwGpuMemoryUtilizationMetricAttributeKeyHwVendor, HwGpuMemoryUtilizationMetricAttributeKeyHwModel, HwGpuMemoryUtilizationMetricAttributeKeyHwDriverVersion, HwGpuMemoryUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuMemoryUtilizationMetricAttributeKeyHwParent, HwGpuMemoryUtilizationMetricAttributeKeyK8sPodName, HwGpuMemoryUtilizationMetricAttributeKeyK8sNamespaceName, HwGpuMemoryUtilizationMetricAttributeKeyK8sContainerName},
 					},
 					HwGpuUtilization: HwGpuUtilizationMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []HwGpuUtilizationMetricAttributeKey{HwGpuUtilizationMetricAttributeKeyHwID, HwGpuUtilizationMetricAttributeKeyHwName, HwGpuUtilizationMetricAttributeKeyHwVendor, HwGpuUtilizationMetricAttributeKeyHwModel, HwGpuUtilizationMetricAttributeKeyHwDriverVersion, HwGpuUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuUtilizationMetricAttributeKeyHwGpuTask},
+						EnabledAttributes:   []HwGpuUtilizationMetricAttributeKey{HwGpuUtilizationMetricAttributeKeyHwID, HwGpuUtilizationMetricAttributeKeyHwName, HwGpuUtilizationMetricAttributeKeyHwVendor, HwGpuUtilizationMetricAttributeKeyHwModel, HwGpuUtilizationMetricAttributeKeyHwDriverVersion, HwGpuUtilizationMetricAttributeKeyNvidiaGpuIndex, HwGpuUtilizationMetricAttributeKeyHwGpuTask, HwGpuUtilizationMetricAttributeKeyK8sPodName, HwGpuUtilizationMetricAttributeKeyK8sNamespaceName, HwGpuUtilizationMetricAttributeKeyK8sContainerName},
 					},
 					HwPower: HwPowerMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []HwPowerMetricAttributeKey{HwPowerMetricAttributeKeyHwID, HwPowerMetricAttributeKeyHwName, HwPowerMetricAttributeKeyHwVendor, HwPowerMetricAttributeKeyHwModel, HwPowerMetricAttributeKeyHwDriverVersion, HwPowerMetricAttributeKeyNvidiaGpuIndex, HwPowerMetricAttributeKeyHwType},
+						EnabledAttributes:   []HwPowerMetricAttributeKey{HwPowerMetricAttributeKeyHwID, HwPowerMetricAttributeKeyHwName, HwPowerMetricAttributeKeyHwVendor, HwPowerMetricAttributeKeyHwModel, HwPowerMetricAttributeKeyHwDriverVersion, HwPowerMetricAttributeKeyNvidiaGpuIndex, HwPowerMetricAttributeKeyHwType, HwPowerMetricAttributeKeyK8sPodName, HwPowerMetricAttributeKeyK8sNamespaceName, HwPowerMetricAttributeKeyK8sContainerName},
 					},
 					HwStatus: HwStatusMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []HwStatusMetricAttributeKey{HwStatusMetricAttributeKeyHwID, HwStatusMetricAttributeKeyHwName, HwStatusMetricAttributeKeyHwVendor, HwStatusMetricAttributeKeyHwModel, HwStatusMetricAttributeKeyHwDriverVersion, HwStatusMetricAttributeKeyNvidiaGpuIndex, HwStatusMetricAttributeKeyHwType, HwStatusMetricAttributeKeyHwState},
+						EnabledAttributes:   []HwStatusMetricAttributeKey{HwStatusMetricAttributeKeyHwID, HwStatusMetricAttributeKeyHwName, HwStatusMetricAttributeKeyHwVendor, HwStatusMetricAttributeKeyHwModel, HwStatusMetricAttributeKeyHwDriverVersion, HwStatusMetricAttributeKeyNvidiaGpuIndex, HwStatusMetricAttributeKeyHwType, HwStatusMetricAttributeKeyHwState, HwStatusMetricAttributeKeyK8sPodName, HwStatusMetricAttributeKeyK8sNamespaceName, HwStatusMetricAttributeKeyK8sContainerName},
 					},
 					HwTemperature: HwTemperatureMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []HwTemperatureMetricAttributeKey{HwTemperatureMetricAttributeKeyHwID, HwTemperatureMetricAttributeKeyHwName, HwTemperatureMetricAttributeKeyHwVendor, HwTemperatureMetricAttributeKeyHwModel, HwTemperatureMetricAttributeKeyHwDriverVersion, HwTemperatureMetricAttributeKeyNvidiaGpuIndex, HwTemperatureMetricAttributeKeyHwSensorLocation},
+						EnabledAttributes:   []HwTemperatureMetricAttributeKey{HwTemperatureMetricAttributeKeyHwID, HwTemperatureMetricAttributeKeyHwName, HwTemperatureMetricAttributeKeyHwVendor, HwTemperatureMetricAttributeKeyHwModel, HwTemperatureMetricAttributeKeyHwDriverVersion, HwTemperatureMetricAttributeKeyNvidiaGpuIndex, HwTemperatureMetricAttributeKeyHwSensorLocation, HwTemperatureMetricAttributeKeyK8sPodName, HwTemperatureMetricAttributeKeyK8sNamespaceName, HwTemperatureMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuAllocation: NvidiaGpuAllocationMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuAllocationMetricAttributeKey{NvidiaGpuAllocationMetricAttributeKeyHwID, NvidiaGpuAllocationMetricAttributeKeyHwName, NvidiaGpuAllocationMetricAttributeKeyHwVendor, NvidiaGpuAllocationMetricAttributeKeyHwModel, NvidiaGpuAllocationMetricAttributeKeyHwDriverVersion, NvidiaGpuAllocationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuAllocationMetricAttributeKeyHwParent, NvidiaGpuAllocationMetricAttributeKeyK8sPodName, NvidiaGpuAllocationMetricAttributeKeyK8sNamespaceName, NvidiaGpuAllocationMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuClockFrequency: NvidiaGpuClockFrequencyMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuClockFrequencyMetricAttributeKey{NvidiaGpuClockFrequencyMetricAttributeKeyHwID, NvidiaGpuClockFrequencyMetricAttributeKeyHwName, NvidiaGpuClockFrequencyMetricAttributeKeyHwVendor, NvidiaGpuClockFrequencyMetricAttributeKeyHwModel, NvidiaGpuClockFrequencyMetricAttributeKeyHwDriverVersion, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuClockType},
+						EnabledAttributes:   []NvidiaGpuClockFrequencyMetricAttributeKey{NvidiaGpuClockFrequencyMetricAttributeKeyHwID, NvidiaGpuClockFrequencyMetricAttributeKeyHwName, NvidiaGpuClockFrequencyMetricAttributeKeyHwVendor, NvidiaGpuClockFrequencyMetricAttributeKeyHwModel, NvidiaGpuClockFrequencyMetricAttributeKeyHwDriverVersion, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuClockType, NvidiaGpuClockFrequencyMetricAttributeKeyK8sPodName, NvidiaGpuClockFrequencyMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockFrequencyMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuClockEventActive: NvidiaGpuClockEventActiveMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuClockEventActiveMetricAttributeKey{NvidiaGpuClockEventActiveMetricAttributeKeyHwID, NvidiaGpuClockEventActiveMetricAttributeKeyHwName, NvidiaGpuClockEventActiveMetricAttributeKeyHwVendor, NvidiaGpuClockEventActiveMetricAttributeKeyHwModel, NvidiaGpuClockEventActiveMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuClockEventReason},
+						EnabledAttributes:   []NvidiaGpuClockEventActiveMetricAttributeKey{NvidiaGpuClockEventActiveMetricAttributeKeyHwID, NvidiaGpuClockEventActiveMetricAttributeKeyHwName, NvidiaGpuClockEventActiveMetricAttributeKeyHwVendor, NvidiaGpuClockEventActiveMetricAttributeKeyHwModel, NvidiaGpuClockEventActiveMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuClockEventReason, NvidiaGpuClockEventActiveMetricAttributeKeyK8sPodName, NvidiaGpuClockEventActiveMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockEventActiveMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuClockEventDuration: NvidiaGpuClockEventDurationMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []NvidiaGpuClockEventDurationMetricAttributeKey{NvidiaGpuClockEventDurationMetricAttributeKeyHwID, NvidiaGpuClockEventDurationMetricAttributeKeyHwName, NvidiaGpuClockEventDurationMetricAttributeKeyHwVendor, NvidiaGpuClockEventDurationMetricAttributeKeyHwModel, NvidiaGpuClockEventDurationMetricAttributeKeyHwDriverVersion, NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuClockEventReason, NvidiaGpuClockEventDurationMetricAttributeKeyK8sPodName, NvidiaGpuClockEventDurationMetricAttributeKeyK8sNamespaceName, NvidiaGpuClockEventDurationMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuDramActivity: NvidiaGpuDramActivityMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuDramActivityMetricAttributeKey{NvidiaGpuDramActivityMetricAttributeKeyHwID, NvidiaGpuDramActivityMetricAttributeKeyHwName, NvidiaGpuDramActivityMetricAttributeKeyHwVendor, NvidiaGpuDramActivityMetricAttributeKeyHwModel, NvidiaGpuDramActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuDramActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuDramActivityMetricAttributeKeyHwParent, NvidiaGpuDramActivityMetricAttributeKeyK8sPodName, NvidiaGpuDramActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuDramActivityMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuGraphicsEngineActivity: NvidiaGpuGraphicsEngineActivityMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuGraphicsEngineActivityMetricAttributeKey{NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwID, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwVendor, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwModel, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwParent, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sPodName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuMemoryBandwidthUtilization: NvidiaGpuMemoryBandwidthUtilizationMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey{NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwID, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwVendor, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwModel, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex},
+						EnabledAttributes:   []NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey{NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwID, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwVendor, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwModel, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sPodName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sNamespaceName, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuMemoryReserved: NvidiaGpuMemoryReservedMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []NvidiaGpuMemoryReservedMetricAttributeKey{NvidiaGpuMemoryReservedMetricAttributeKeyHwID, NvidiaGpuMemoryReservedMetricAttributeKeyHwName, NvidiaGpuMemoryReservedMetricAttributeKeyHwVendor, NvidiaGpuMemoryReservedMetricAttributeKeyHwModel, NvidiaGpuMemoryReservedMetricAttributeKeyHwDriverVersion, NvidiaGpuMemoryReservedMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuMemoryReservedMetricAttributeKeyHwParent, NvidiaGpuMemoryReservedMetricAttributeKeyK8sPodName, NvidiaGpuMemoryReservedMetricAttributeKeyK8sNamespaceName, NvidiaGpuMemoryReservedMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuNvlinkBandwidth: NvidiaGpuNvlinkBandwidthMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuNvlinkBandwidthMetricAttributeKey{NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwID, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwVendor, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwModel, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkBandwidthMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwParent, NvidiaGpuNvlinkBandwidthMetricAttributeKeyNetworkIoDirection, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkBandwidthMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuNvlinkErrors: NvidiaGpuNvlinkErrorsMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []NvidiaGpuNvlinkErrorsMetricAttributeKey{NvidiaGpuNvlinkErrorsMetricAttributeKeyHwID, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwName, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwVendor, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwModel, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuNvlinkErrorType, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkErrorsMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuNvlinkIo: NvidiaGpuNvlinkIoMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []NvidiaGpuNvlinkIoMetricAttributeKey{NvidiaGpuNvlinkIoMetricAttributeKeyHwID, NvidiaGpuNvlinkIoMetricAttributeKeyHwName, NvidiaGpuNvlinkIoMetricAttributeKeyHwVendor, NvidiaGpuNvlinkIoMetricAttributeKeyHwModel, NvidiaGpuNvlinkIoMetricAttributeKeyHwDriverVersion, NvidiaGpuNvlinkIoMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuNvlinkIoMetricAttributeKeyNetworkIoDirection, NvidiaGpuNvlinkIoMetricAttributeKeyK8sPodName, NvidiaGpuNvlinkIoMetricAttributeKeyK8sNamespaceName, NvidiaGpuNvlinkIoMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuPcieBandwidth: NvidiaGpuPcieBandwidthMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuPcieBandwidthMetricAttributeKey{NvidiaGpuPcieBandwidthMetricAttributeKeyHwID, NvidiaGpuPcieBandwidthMetricAttributeKeyHwName, NvidiaGpuPcieBandwidthMetricAttributeKeyHwVendor, NvidiaGpuPcieBandwidthMetricAttributeKeyHwModel, NvidiaGpuPcieBandwidthMetricAttributeKeyHwDriverVersion, NvidiaGpuPcieBandwidthMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPcieBandwidthMetricAttributeKeyHwParent, NvidiaGpuPcieBandwidthMetricAttributeKeyNetworkIoDirection, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sPodName, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sNamespaceName, NvidiaGpuPcieBandwidthMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuPcieReplays: NvidiaGpuPcieReplaysMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []NvidiaGpuPcieReplaysMetricAttributeKey{NvidiaGpuPcieReplaysMetricAttributeKeyHwID, NvidiaGpuPcieReplaysMetricAttributeKeyHwName, NvidiaGpuPcieReplaysMetricAttributeKeyHwVendor, NvidiaGpuPcieReplaysMetricAttributeKeyHwModel, NvidiaGpuPcieReplaysMetricAttributeKeyHwDriverVersion, NvidiaGpuPcieReplaysMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPcieReplaysMetricAttributeKeyK8sPodName, NvidiaGpuPcieReplaysMetricAttributeKeyK8sNamespaceName, NvidiaGpuPcieReplaysMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuPipeActivity: NvidiaGpuPipeActivityMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuPipeActivityMetricAttributeKey{NvidiaGpuPipeActivityMetricAttributeKeyHwID, NvidiaGpuPipeActivityMetricAttributeKeyHwName, NvidiaGpuPipeActivityMetricAttributeKeyHwVendor, NvidiaGpuPipeActivityMetricAttributeKeyHwModel, NvidiaGpuPipeActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPipeActivityMetricAttributeKeyHwParent, NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuPipe, NvidiaGpuPipeActivityMetricAttributeKeyK8sPodName, NvidiaGpuPipeActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuPipeActivityMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuPowerLimit: NvidiaGpuPowerLimitMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuPowerLimitMetricAttributeKey{NvidiaGpuPowerLimitMetricAttributeKeyHwID, NvidiaGpuPowerLimitMetricAttributeKeyHwName, NvidiaGpuPowerLimitMetricAttributeKeyHwVendor, NvidiaGpuPowerLimitMetricAttributeKeyHwModel, NvidiaGpuPowerLimitMetricAttributeKeyHwDriverVersion, NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex},
+						EnabledAttributes:   []NvidiaGpuPowerLimitMetricAttributeKey{NvidiaGpuPowerLimitMetricAttributeKeyHwID, NvidiaGpuPowerLimitMetricAttributeKeyHwName, NvidiaGpuPowerLimitMetricAttributeKeyHwVendor, NvidiaGpuPowerLimitMetricAttributeKeyHwModel, NvidiaGpuPowerLimitMetricAttributeKeyHwDriverVersion, NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuPowerLimitMetricAttributeKeyK8sPodName, NvidiaGpuPowerLimitMetricAttributeKeyK8sNamespaceName, NvidiaGpuPowerLimitMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuProcessMemoryUsage: NvidiaGpuProcessMemoryUsageMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuProcessMemoryUsageMetricAttributeKey{NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwID, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwVendor, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwModel, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessMemoryUsageMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwParent, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessPid, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessExecutableName},
+						EnabledAttributes:   []NvidiaGpuProcessMemoryUsageMetricAttributeKey{NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwID, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwVendor, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwModel, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessMemoryUsageMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessMemoryUsageMetricAttributeKeyHwParent, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessPid, NvidiaGpuProcessMemoryUsageMetricAttributeKeyProcessExecutableName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sPodName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sNamespaceName, NvidiaGpuProcessMemoryUsageMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuProcessUtilization: NvidiaGpuProcessUtilizationMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategyAvg,
-						EnabledAttributes:   []NvidiaGpuProcessUtilizationMetricAttributeKey{NvidiaGpuProcessUtilizationMetricAttributeKeyHwID, NvidiaGpuProcessUtilizationMetricAttributeKeyHwName, NvidiaGpuProcessUtilizationMetricAttributeKeyHwVendor, NvidiaGpuProcessUtilizationMetricAttributeKeyHwModel, NvidiaGpuProcessUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessPid, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessExecutableName},
+						EnabledAttributes:   []NvidiaGpuProcessUtilizationMetricAttributeKey{NvidiaGpuProcessUtilizationMetricAttributeKeyHwID, NvidiaGpuProcessUtilizationMetricAttributeKeyHwName, NvidiaGpuProcessUtilizationMetricAttributeKeyHwVendor, NvidiaGpuProcessUtilizationMetricAttributeKeyHwModel, NvidiaGpuProcessUtilizationMetricAttributeKeyHwDriverVersion, NvidiaGpuProcessUtilizationMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessPid, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessExecutableName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sPodName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sNamespaceName, NvidiaGpuProcessUtilizationMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuRemappedRows: NvidiaGpuRemappedRowsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []NvidiaGpuRemappedRowsMetricAttributeKey{NvidiaGpuRemappedRowsMetricAttributeKeyHwID, NvidiaGpuRemappedRowsMetricAttributeKeyHwName, NvidiaGpuRemappedRowsMetricAttributeKeyHwVendor, NvidiaGpuRemappedRowsMetricAttributeKeyHwModel, NvidiaGpuRemappedRowsMetricAttributeKeyHwDriverVersion, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuRemapCause},
+						EnabledAttributes:   []NvidiaGpuRemappedRowsMetricAttributeKey{NvidiaGpuRemappedRowsMetricAttributeKeyHwID, NvidiaGpuRemappedRowsMetricAttributeKeyHwName, NvidiaGpuRemappedRowsMetricAttributeKeyHwVendor, NvidiaGpuRemappedRowsMetricAttributeKeyHwModel, NvidiaGpuRemappedRowsMetricAttributeKeyHwDriverVersion, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuRemapCause, NvidiaGpuRemappedRowsMetricAttributeKeyK8sPodName, NvidiaGpuRemappedRowsMetricAttributeKeyK8sNamespaceName, NvidiaGpuRemappedRowsMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuSmActivity: NvidiaGpuSmActivityMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuSmActivityMetricAttributeKey{NvidiaGpuSmActivityMetricAttributeKeyHwID, NvidiaGpuSmActivityMetricAttributeKeyHwName, NvidiaGpuSmActivityMetricAttributeKeyHwVendor, NvidiaGpuSmActivityMetricAttributeKeyHwModel, NvidiaGpuSmActivityMetricAttributeKeyHwDriverVersion, NvidiaGpuSmActivityMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuSmActivityMetricAttributeKeyHwParent, NvidiaGpuSmActivityMetricAttributeKeyK8sPodName, NvidiaGpuSmActivityMetricAttributeKeyK8sNamespaceName, NvidiaGpuSmActivityMetricAttributeKeyK8sContainerName},
+					},
+					NvidiaGpuSmOccupancy: NvidiaGpuSmOccupancyMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []NvidiaGpuSmOccupancyMetricAttributeKey{NvidiaGpuSmOccupancyMetricAttributeKeyHwID, NvidiaGpuSmOccupancyMetricAttributeKeyHwName, NvidiaGpuSmOccupancyMetricAttributeKeyHwVendor, NvidiaGpuSmOccupancyMetricAttributeKeyHwModel, NvidiaGpuSmOccupancyMetricAttributeKeyHwDriverVersion, NvidiaGpuSmOccupancyMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuSmOccupancyMetricAttributeKeyHwParent, NvidiaGpuSmOccupancyMetricAttributeKeyK8sPodName, NvidiaGpuSmOccupancyMetricAttributeKeyK8sNamespaceName, NvidiaGpuSmOccupancyMetricAttributeKeyK8sContainerName},
 					},
 					NvidiaGpuXidErrors: NvidiaGpuXidErrorsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []NvidiaGpuXidErrorsMetricAttributeKey{NvidiaGpuXidErrorsMetricAttributeKeyHwID, NvidiaGpuXidErrorsMetricAttributeKeyHwName, NvidiaGpuXidErrorsMetricAttributeKeyHwVendor, NvidiaGpuXidErrorsMetricAttributeKeyHwModel, NvidiaGpuXidErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid},
+						EnabledAttributes:   []NvidiaGpuXidErrorsMetricAttributeKey{NvidiaGpuXidErrorsMetricAttributeKeyHwID, NvidiaGpuXidErrorsMetricAttributeKeyHwName, NvidiaGpuXidErrorsMetricAttributeKeyHwVendor, NvidiaGpuXidErrorsMetricAttributeKeyHwModel, NvidiaGpuXidErrorsMetricAttributeKeyHwDriverVersion, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuIndex, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid, NvidiaGpuXidErrorsMetricAttributeKeyK8sPodName, NvidiaGpuXidErrorsMetricAttributeKeyK8sNamespaceName, NvidiaGpuXidErrorsMetricAttributeKeyK8sContainerName},
 					},
 				},
 			},
@@ -220,7 +350,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(HwEnergyMetricConfig{}, HwErrorsMetricConfig{}, HwGpuIoMetricConfig{}, HwGpuMemoryLimitMetricConfig{}, HwGpuMemoryUsageMetricConfig{}, HwGpuMemoryUtilizationMetricConfig{}, HwGpuUtilizationMetricConfig{}, HwPowerMetricConfig{}, HwStatusMetricConfig{}, HwTemperatureMetricConfig{}, NvidiaGpuClockFrequencyMetricConfig{}, NvidiaGpuClockEventActiveMetricConfig{}, NvidiaGpuMemoryBandwidthUtilizationMetricConfig{}, NvidiaGpuPowerLimitMetricConfig{}, NvidiaGpuProcessMemoryUsageMetricConfig{}, NvidiaGpuProcessUtilizationMetricConfig{}, NvidiaGpuRemappedRowsMetricConfig{}, NvidiaGpuXidErrorsMetricConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(HwEnergyMetricConfig{}, HwErrorsMetricConfig{}, HwGpuIoMetricConfig{}, HwGpuMemoryLimitMetricConfig{}, HwGpuMemoryUsageMetricConfig{}, HwGpuMemoryUtilizationMetricConfig{}, HwGpuUtilizationMetricConfig{}, HwPowerMetricConfig{}, HwStatusMetricConfig{}, HwTemperatureMetricConfig{}, NvidiaGpuAllocationMetricConfig{}, NvidiaGpuClockFrequencyMetricConfig{}, NvidiaGpuClockEventActiveMetricConfig{}, NvidiaGpuClockEventDurationMetricConfig{}, NvidiaGpuDramActivityMetricConfig{}, NvidiaGpuGraphicsEngineActivityMetricConfig{}, NvidiaGpuMemoryBandwidthUtilizationMetricConfig{}, NvidiaGpuMemoryReservedMetricConfig{}, NvidiaGpuNvlinkBandwidthMetricConfig{}, NvidiaGpuNvlinkErrorsMetricConfig{}, NvidiaGpuNvlinkIoMetricConfig{}, NvidiaGpuPcieBandwidthMetricConfig{}, NvidiaGpuPcieReplaysMetricConfig{}, NvidiaGpuPipeActivityMetricConfig{}, NvidiaGpuPowerLimitMetricConfig{}, NvidiaGpuProcessMemoryUsageMetricConfig{}, NvidiaGpuProcessUtilizationMetricConfig{}, NvidiaGpuRemappedRowsMetricConfig{}, NvidiaGpuSmActivityMetricConfig{}, NvidiaGpuSmOccupancyMetricConfig{}, NvidiaGpuXidErrorsMetricConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -230,7 +360,7 @@ func TestHwEnergyMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []HwEnergyMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric hw.energy doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type]")
+	require.ErrorContains(t, cfg.Validate(), "metric hw.energy doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().HwEnergy
 	cfg.AggregationStrategy = "invalid"
@@ -242,7 +372,7 @@ func TestHwErrorsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []HwErrorsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric hw.errors doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, error.type]")
+	require.ErrorContains(t, cfg.Validate(), "metric hw.errors doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, error.type, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().HwErrors
 	cfg.AggregationStrategy = "invalid"
@@ -254,7 +384,7 @@ func TestHwGpuIoMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []HwGpuIoMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric hw.gpu.io doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, network.io.direction]")
+	require.ErrorContains(t, cfg.Validate(), "metric hw.gpu.io doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, network.io.direction, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().HwGpuIo
 	cfg.AggregationStrategy = "invalid"
@@ -266,7 +396,7 @@ func TestHwGpuMemoryLimitMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []HwGpuMemoryLimitMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric hw.gpu.memory.limit doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent]")
+	require.ErrorContains(t, cfg.Validate(), "metric hw.gpu.memory.limit doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().HwGpuMemoryLimit
 	cfg.AggregationStrategy = "invalid"
@@ -278,7 +408,7 @@ func TestHwGpuMemoryUsageMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []HwGpuMemoryUsageMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric hw.gpu.memory.usage doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent]")
+	require.ErrorContains(t, cfg.Validate(), "metric hw.gpu.memory.usage doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().HwGpuMemoryUsage
 	cfg.AggregationStrategy = "invalid"
@@ -290,7 +420,7 @@ func TestHwGpuMemoryUtilizationMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []HwGpuMemoryUtilizationMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric hw.gpu.memory.utilization doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent]")
+	require.ErrorContains(t, cfg.Validate(), "metric hw.gpu.memory.utilization doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().HwGpuMemoryUtilization
 	cfg.AggregationStrategy = "invalid"
@@ -302,7 +432,7 @@ func TestHwGpuUtilizationMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []HwGpuUtilizationMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric hw.gpu.utilization doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.gpu.task]")
+	require.ErrorContains(t, cfg.Validate(), "metric hw.gpu.utilization doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.gpu.task, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().HwGpuUtilization
 	cfg.AggregationStrategy = "invalid"
@@ -314,7 +444,7 @@ func TestHwPowerMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []HwPowerMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric hw.power doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type]")
+	require.ErrorContains(t, cfg.Validate(), "metric hw.power doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().HwPower
 	cfg.AggregationStrategy = "invalid"
@@ -326,7 +456,7 @@ func TestHwStatusMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []HwStatusMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric hw.status doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, hw.state]")
+	require.ErrorContains(t, cfg.Validate(), "metric hw.status doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.type, hw.state, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().HwStatus
 	cfg.AggregationStrategy = "invalid"
@@ -338,9 +468,21 @@ func TestHwTemperatureMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []HwTemperatureMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric hw.temperature doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.sensor_location]")
+	require.ErrorContains(t, cfg.Validate(), "metric hw.temperature doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.sensor_location, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().HwTemperature
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuAllocationMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuAllocation
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuAllocationMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.allocation doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuAllocation
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }
@@ -350,7 +492,7 @@ func TestNvidiaGpuClockFrequencyMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []NvidiaGpuClockFrequencyMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.clock.frequency doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.clock.type]")
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.clock.frequency doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.clock.type, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().NvidiaGpuClockFrequency
 	cfg.AggregationStrategy = "invalid"
@@ -362,9 +504,45 @@ func TestNvidiaGpuClockEventActiveMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []NvidiaGpuClockEventActiveMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.clock_event.active doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.clock_event.reason]")
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.clock_event.active doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.clock_event.reason, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().NvidiaGpuClockEventActive
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuClockEventDurationMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuClockEventDuration
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuClockEventDurationMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.clock_event.duration doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.clock_event.reason, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuClockEventDuration
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuDramActivityMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuDramActivity
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuDramActivityMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.dram.activity doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuDramActivity
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuGraphicsEngineActivityMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuGraphicsEngineActivity
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuGraphicsEngineActivityMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.graphics_engine.activity doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuGraphicsEngineActivity
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }
@@ -374,9 +552,93 @@ func TestNvidiaGpuMemoryBandwidthUtilizationMetricsConfig_Validate(t *testing.T)
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.memory.bandwidth.utilization doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index]")
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.memory.bandwidth.utilization doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().NvidiaGpuMemoryBandwidthUtilization
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuMemoryReservedMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuMemoryReserved
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuMemoryReservedMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.memory.reserved doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuMemoryReserved
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuNvlinkBandwidthMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuNvlinkBandwidth
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuNvlinkBandwidthMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.nvlink.bandwidth doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, network.io.direction, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuNvlinkBandwidth
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuNvlinkErrorsMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuNvlinkErrors
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuNvlinkErrorsMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.nvlink.errors doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.nvlink.error.type, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuNvlinkErrors
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuNvlinkIoMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuNvlinkIo
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuNvlinkIoMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.nvlink.io doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, network.io.direction, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuNvlinkIo
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuPcieBandwidthMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuPcieBandwidth
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuPcieBandwidthMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.pcie.bandwidth doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, network.io.direction, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuPcieBandwidth
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuPcieReplaysMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuPcieReplays
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuPcieReplaysMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.pcie.replays doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuPcieReplays
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuPipeActivityMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuPipeActivity
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuPipeActivityMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.pipe.activity doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, nvidia.gpu.pipe, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuPipeActivity
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }
@@ -386,7 +648,7 @@ func TestNvidiaGpuPowerLimitMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []NvidiaGpuPowerLimitMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.power.limit doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index]")
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.power.limit doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().NvidiaGpuPowerLimit
 	cfg.AggregationStrategy = "invalid"
@@ -398,7 +660,7 @@ func TestNvidiaGpuProcessMemoryUsageMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []NvidiaGpuProcessMemoryUsageMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.process.memory.usage doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, process.pid, process.executable.name]")
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.process.memory.usage doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, process.pid, process.executable.name, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().NvidiaGpuProcessMemoryUsage
 	cfg.AggregationStrategy = "invalid"
@@ -410,7 +672,7 @@ func TestNvidiaGpuProcessUtilizationMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []NvidiaGpuProcessUtilizationMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.process.utilization doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, process.pid, process.executable.name]")
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.process.utilization doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, process.pid, process.executable.name, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().NvidiaGpuProcessUtilization
 	cfg.AggregationStrategy = "invalid"
@@ -422,9 +684,33 @@ func TestNvidiaGpuRemappedRowsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []NvidiaGpuRemappedRowsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.remapped_rows doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.remap.cause]")
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.remapped_rows doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.remap.cause, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().NvidiaGpuRemappedRows
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuSmActivityMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuSmActivity
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuSmActivityMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.sm.activity doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuSmActivity
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestNvidiaGpuSmOccupancyMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().NvidiaGpuSmOccupancy
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []NvidiaGpuSmOccupancyMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.sm.occupancy doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, hw.parent, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
+
+	cfg = DefaultMetricsConfig().NvidiaGpuSmOccupancy
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }
@@ -434,7 +720,7 @@ func TestNvidiaGpuXidErrorsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []NvidiaGpuXidErrorsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.xid.errors doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.xid]")
+	require.ErrorContains(t, cfg.Validate(), "metric nvidia.gpu.xid.errors doesn't have an attribute invalid, valid attributes: [hw.id, hw.name, hw.vendor, hw.model, hw.driver_version, nvidia.gpu.index, nvidia.gpu.xid, k8s.pod.name, k8s.namespace.name, k8s.container.name]")
 
 	cfg = DefaultMetricsConfig().NvidiaGpuXidErrors
 	cfg.AggregationStrategy = "invalid"

@@ -270,6 +270,74 @@ var MapAttributeNvidiaGpuClockEventReason = map[string]AttributeNvidiaGpuClockEv
 	"reliability":                 AttributeNvidiaGpuClockEventReasonReliability,
 }
 
+// AttributeNvidiaGpuNvlinkErrorType specifies the value nvidia.gpu.nvlink.error.type attribute.
+type AttributeNvidiaGpuNvlinkErrorType int
+
+const (
+	_ AttributeNvidiaGpuNvlinkErrorType = iota
+	AttributeNvidiaGpuNvlinkErrorTypeCrcFlit
+	AttributeNvidiaGpuNvlinkErrorTypeCrcData
+	AttributeNvidiaGpuNvlinkErrorTypeReplay
+	AttributeNvidiaGpuNvlinkErrorTypeRecovery
+)
+
+// String returns the string representation of the AttributeNvidiaGpuNvlinkErrorType.
+func (av AttributeNvidiaGpuNvlinkErrorType) String() string {
+	switch av {
+	case AttributeNvidiaGpuNvlinkErrorTypeCrcFlit:
+		return "crc_flit"
+	case AttributeNvidiaGpuNvlinkErrorTypeCrcData:
+		return "crc_data"
+	case AttributeNvidiaGpuNvlinkErrorTypeReplay:
+		return "replay"
+	case AttributeNvidiaGpuNvlinkErrorTypeRecovery:
+		return "recovery"
+	}
+	return ""
+}
+
+// MapAttributeNvidiaGpuNvlinkErrorType is a helper map of string to AttributeNvidiaGpuNvlinkErrorType attribute value.
+var MapAttributeNvidiaGpuNvlinkErrorType = map[string]AttributeNvidiaGpuNvlinkErrorType{
+	"crc_flit": AttributeNvidiaGpuNvlinkErrorTypeCrcFlit,
+	"crc_data": AttributeNvidiaGpuNvlinkErrorTypeCrcData,
+	"replay":   AttributeNvidiaGpuNvlinkErrorTypeReplay,
+	"recovery": AttributeNvidiaGpuNvlinkErrorTypeRecovery,
+}
+
+// AttributeNvidiaGpuPipe specifies the value nvidia.gpu.pipe attribute.
+type AttributeNvidiaGpuPipe int
+
+const (
+	_ AttributeNvidiaGpuPipe = iota
+	AttributeNvidiaGpuPipeTensor
+	AttributeNvidiaGpuPipeFp64
+	AttributeNvidiaGpuPipeFp32
+	AttributeNvidiaGpuPipeFp16
+)
+
+// String returns the string representation of the AttributeNvidiaGpuPipe.
+func (av AttributeNvidiaGpuPipe) String() string {
+	switch av {
+	case AttributeNvidiaGpuPipeTensor:
+		return "tensor"
+	case AttributeNvidiaGpuPipeFp64:
+		return "fp64"
+	case AttributeNvidiaGpuPipeFp32:
+		return "fp32"
+	case AttributeNvidiaGpuPipeFp16:
+		return "fp16"
+	}
+	return ""
+}
+
+// MapAttributeNvidiaGpuPipe is a helper map of string to AttributeNvidiaGpuPipe attribute value.
+var MapAttributeNvidiaGpuPipe = map[string]AttributeNvidiaGpuPipe{
+	"tensor": AttributeNvidiaGpuPipeTensor,
+	"fp64":   AttributeNvidiaGpuPipeFp64,
+	"fp32":   AttributeNvidiaGpuPipeFp32,
+	"fp16":   AttributeNvidiaGpuPipeFp16,
+}
+
 // AttributeNvidiaGpuRemapCause specifies the value nvidia.gpu.remap.cause attribute.
 type AttributeNvidiaGpuRemapCause int
 
@@ -299,75 +367,127 @@ var MapAttributeNvidiaGpuRemapCause = map[string]AttributeNvidiaGpuRemapCause{
 var MetricsInfo = metricsInfo{
 	HwEnergy: metricInfo{
 		Name:       "hw.energy",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.type"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.type", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	HwErrors: metricInfo{
 		Name:       "hw.errors",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.type", "error.type"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.type", "error.type", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	HwGpuIo: metricInfo{
 		Name:       "hw.gpu.io",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "network.io.direction"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "network.io.direction", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	HwGpuMemoryLimit: metricInfo{
 		Name:       "hw.gpu.memory.limit",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	HwGpuMemoryUsage: metricInfo{
 		Name:       "hw.gpu.memory.usage",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	HwGpuMemoryUtilization: metricInfo{
 		Name:       "hw.gpu.memory.utilization",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	HwGpuUtilization: metricInfo{
 		Name:       "hw.gpu.utilization",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.gpu.task"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.gpu.task", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	HwPower: metricInfo{
 		Name:       "hw.power",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.type"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.type", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	HwStatus: metricInfo{
 		Name:       "hw.status",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.type", "hw.state"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.type", "hw.state", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	HwTemperature: metricInfo{
 		Name:       "hw.temperature",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.sensor_location"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.sensor_location", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuAllocation: metricInfo{
+		Name:       "nvidia.gpu.allocation",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	NvidiaGpuClockFrequency: metricInfo{
 		Name:       "nvidia.gpu.clock.frequency",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "nvidia.gpu.clock.type"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "nvidia.gpu.clock.type", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	NvidiaGpuClockEventActive: metricInfo{
 		Name:       "nvidia.gpu.clock_event.active",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "nvidia.gpu.clock_event.reason"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "nvidia.gpu.clock_event.reason", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuClockEventDuration: metricInfo{
+		Name:       "nvidia.gpu.clock_event.duration",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "nvidia.gpu.clock_event.reason", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuDramActivity: metricInfo{
+		Name:       "nvidia.gpu.dram.activity",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuGraphicsEngineActivity: metricInfo{
+		Name:       "nvidia.gpu.graphics_engine.activity",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	NvidiaGpuMemoryBandwidthUtilization: metricInfo{
 		Name:       "nvidia.gpu.memory.bandwidth.utilization",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuMemoryReserved: metricInfo{
+		Name:       "nvidia.gpu.memory.reserved",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuNvlinkBandwidth: metricInfo{
+		Name:       "nvidia.gpu.nvlink.bandwidth",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "network.io.direction", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuNvlinkErrors: metricInfo{
+		Name:       "nvidia.gpu.nvlink.errors",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "nvidia.gpu.nvlink.error.type", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuNvlinkIo: metricInfo{
+		Name:       "nvidia.gpu.nvlink.io",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "network.io.direction", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuPcieBandwidth: metricInfo{
+		Name:       "nvidia.gpu.pcie.bandwidth",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "network.io.direction", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuPcieReplays: metricInfo{
+		Name:       "nvidia.gpu.pcie.replays",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuPipeActivity: metricInfo{
+		Name:       "nvidia.gpu.pipe.activity",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "nvidia.gpu.pipe", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	NvidiaGpuPowerLimit: metricInfo{
 		Name:       "nvidia.gpu.power.limit",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	NvidiaGpuProcessMemoryUsage: metricInfo{
 		Name:       "nvidia.gpu.process.memory.usage",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "process.pid", "process.executable.name"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "process.pid", "process.executable.name", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	NvidiaGpuProcessUtilization: metricInfo{
 		Name:       "nvidia.gpu.process.utilization",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "process.pid", "process.executable.name"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "process.pid", "process.executable.name", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	NvidiaGpuRemappedRows: metricInfo{
 		Name:       "nvidia.gpu.remapped_rows",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "nvidia.gpu.remap.cause"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "nvidia.gpu.remap.cause", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuSmActivity: metricInfo{
+		Name:       "nvidia.gpu.sm.activity",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
+	},
+	NvidiaGpuSmOccupancy: metricInfo{
+		Name:       "nvidia.gpu.sm.occupancy",
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "hw.parent", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 	NvidiaGpuXidErrors: metricInfo{
 		Name:       "nvidia.gpu.xid.errors",
-		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "nvidia.gpu.xid"},
+		Attributes: []string{"hw.id", "hw.name", "hw.vendor", "hw.model", "hw.driver_version", "nvidia.gpu.index", "nvidia.gpu.xid", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name"},
 	},
 }
 
@@ -382,13 +502,26 @@ type metricsInfo struct {
 	HwPower                             metricInfo
 	HwStatus                            metricInfo
 	HwTemperature                       metricInfo
+	NvidiaGpuAllocation                 metricInfo
 	NvidiaGpuClockFrequency             metricInfo
 	NvidiaGpuClockEventActive           metricInfo
+	NvidiaGpuClockEventDuration         metricInfo
+	NvidiaGpuDramActivity               metricInfo
+	NvidiaGpuGraphicsEngineActivity     metricInfo
 	NvidiaGpuMemoryBandwidthUtilization metricInfo
+	NvidiaGpuMemoryReserved             metricInfo
+	NvidiaGpuNvlinkBandwidth            metricInfo
+	NvidiaGpuNvlinkErrors               metricInfo
+	NvidiaGpuNvlinkIo                   metricInfo
+	NvidiaGpuPcieBandwidth              metricInfo
+	NvidiaGpuPcieReplays                metricInfo
+	NvidiaGpuPipeActivity               metricInfo
 	NvidiaGpuPowerLimit                 metricInfo
 	NvidiaGpuProcessMemoryUsage         metricInfo
 	NvidiaGpuProcessUtilization         metricInfo
 	NvidiaGpuRemappedRows               metricInfo
+	NvidiaGpuSmActivity                 metricInfo
+	NvidiaGpuSmOccupancy                metricInfo
 	NvidiaGpuXidErrors                  metricInfo
 }
 
@@ -413,6 +546,24 @@ func WithHwParentMetricAttribute(hwParentAttributeValue string) MetricAttributeO
 	})
 }
 
+func WithK8sContainerNameMetricAttribute(k8sContainerNameAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("k8s.container.name", k8sContainerNameAttributeValue)
+	})
+}
+
+func WithK8sNamespaceNameMetricAttribute(k8sNamespaceNameAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("k8s.namespace.name", k8sNamespaceNameAttributeValue)
+	})
+}
+
+func WithK8sPodNameMetricAttribute(k8sPodNameAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("k8s.pod.name", k8sPodNameAttributeValue)
+	})
+}
+
 type metricHwEnergy struct {
 	data          pmetric.Metric       // data buffer for generated metric.
 	config        HwEnergyMetricConfig // metric config provided by user.
@@ -432,7 +583,7 @@ func (m *metricHwEnergy) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricHwEnergy) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue string) {
+func (m *metricHwEnergy) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -460,6 +611,9 @@ func (m *metricHwEnergy) recordDataPoint(start pcommon.Timestamp, ts pcommon.Tim
 	}
 	if slices.Contains(m.config.EnabledAttributes, HwEnergyMetricAttributeKeyHwType) {
 		dp.Attributes().PutStr("hw.type", hwTypeAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -541,7 +695,7 @@ func (m *metricHwErrors) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricHwErrors) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue string, errorTypeAttributeValue string) {
+func (m *metricHwErrors) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue string, errorTypeAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -572,6 +726,9 @@ func (m *metricHwErrors) recordDataPoint(start pcommon.Timestamp, ts pcommon.Tim
 	}
 	if slices.Contains(m.config.EnabledAttributes, HwErrorsMetricAttributeKeyErrorType) {
 		dp.Attributes().PutStr("error.type", errorTypeAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -653,7 +810,7 @@ func (m *metricHwGpuIo) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricHwGpuIo) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, networkIoDirectionAttributeValue string) {
+func (m *metricHwGpuIo) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, networkIoDirectionAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -681,6 +838,9 @@ func (m *metricHwGpuIo) recordDataPoint(start pcommon.Timestamp, ts pcommon.Time
 	}
 	if slices.Contains(m.config.EnabledAttributes, HwGpuIoMetricAttributeKeyNetworkIoDirection) {
 		dp.Attributes().PutStr("network.io.direction", networkIoDirectionAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1085,7 +1245,7 @@ func (m *metricHwGpuUtilization) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricHwGpuUtilization) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwGpuTaskAttributeValue string) {
+func (m *metricHwGpuUtilization) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwGpuTaskAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1113,6 +1273,9 @@ func (m *metricHwGpuUtilization) recordDataPoint(start pcommon.Timestamp, ts pco
 	}
 	if slices.Contains(m.config.EnabledAttributes, HwGpuUtilizationMetricAttributeKeyHwGpuTask) {
 		dp.Attributes().PutStr("hw.gpu.task", hwGpuTaskAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1192,7 +1355,7 @@ func (m *metricHwPower) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricHwPower) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue string) {
+func (m *metricHwPower) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1220,6 +1383,9 @@ func (m *metricHwPower) recordDataPoint(start pcommon.Timestamp, ts pcommon.Time
 	}
 	if slices.Contains(m.config.EnabledAttributes, HwPowerMetricAttributeKeyHwType) {
 		dp.Attributes().PutStr("hw.type", hwTypeAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1301,7 +1467,7 @@ func (m *metricHwStatus) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricHwStatus) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue string, hwStateAttributeValue string) {
+func (m *metricHwStatus) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue string, hwStateAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1332,6 +1498,9 @@ func (m *metricHwStatus) recordDataPoint(start pcommon.Timestamp, ts pcommon.Tim
 	}
 	if slices.Contains(m.config.EnabledAttributes, HwStatusMetricAttributeKeyHwState) {
 		dp.Attributes().PutStr("hw.state", hwStateAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1411,7 +1580,7 @@ func (m *metricHwTemperature) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricHwTemperature) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwSensorLocationAttributeValue string) {
+func (m *metricHwTemperature) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwSensorLocationAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1439,6 +1608,9 @@ func (m *metricHwTemperature) recordDataPoint(start pcommon.Timestamp, ts pcommo
 	}
 	if slices.Contains(m.config.EnabledAttributes, HwTemperatureMetricAttributeKeyHwSensorLocation) {
 		dp.Attributes().PutStr("hw.sensor_location", hwSensorLocationAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1501,6 +1673,113 @@ func newMetricHwTemperature(cfg HwTemperatureMetricConfig) metricHwTemperature {
 	return m
 }
 
+type metricNvidiaGpuAllocation struct {
+	data          pmetric.Metric                  // data buffer for generated metric.
+	config        NvidiaGpuAllocationMetricConfig // metric config provided by user.
+	capacity      int                             // max observed number of data points added to the metric.
+	aggDataPoints []int64                         // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.allocation metric with initial data.
+func (m *metricNvidiaGpuAllocation) init() {
+	m.data.SetName("nvidia.gpu.allocation")
+	m.data.SetDescription("Devices of this GPU (the GPU itself, a MIG instance or a time-slicing replica) allocated to a container, from the kubelet's pod-resources API.")
+	m.data.SetUnit("{device}")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuAllocation) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuAllocationMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuAllocationMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuAllocationMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuAllocationMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuAllocationMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuAllocationMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuAllocation) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuAllocation) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetIntValue(m.data.Gauge().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuAllocation(cfg NvidiaGpuAllocationMetricConfig) metricNvidiaGpuAllocation {
+	m := metricNvidiaGpuAllocation{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricNvidiaGpuClockFrequency struct {
 	data          pmetric.Metric                      // data buffer for generated metric.
 	config        NvidiaGpuClockFrequencyMetricConfig // metric config provided by user.
@@ -1518,7 +1797,7 @@ func (m *metricNvidiaGpuClockFrequency) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricNvidiaGpuClockFrequency) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuClockTypeAttributeValue string) {
+func (m *metricNvidiaGpuClockFrequency) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuClockTypeAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1546,6 +1825,9 @@ func (m *metricNvidiaGpuClockFrequency) recordDataPoint(start pcommon.Timestamp,
 	}
 	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuClockFrequencyMetricAttributeKeyNvidiaGpuClockType) {
 		dp.Attributes().PutStr("nvidia.gpu.clock.type", nvidiaGpuClockTypeAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1625,7 +1907,7 @@ func (m *metricNvidiaGpuClockEventActive) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricNvidiaGpuClockEventActive) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuClockEventReasonAttributeValue string) {
+func (m *metricNvidiaGpuClockEventActive) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuClockEventReasonAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1653,6 +1935,9 @@ func (m *metricNvidiaGpuClockEventActive) recordDataPoint(start pcommon.Timestam
 	}
 	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuClockEventActiveMetricAttributeKeyNvidiaGpuClockEventReason) {
 		dp.Attributes().PutStr("nvidia.gpu.clock_event.reason", nvidiaGpuClockEventReasonAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1715,6 +2000,332 @@ func newMetricNvidiaGpuClockEventActive(cfg NvidiaGpuClockEventActiveMetricConfi
 	return m
 }
 
+type metricNvidiaGpuClockEventDuration struct {
+	data          pmetric.Metric                          // data buffer for generated metric.
+	config        NvidiaGpuClockEventDurationMetricConfig // metric config provided by user.
+	capacity      int                                     // max observed number of data points added to the metric.
+	aggDataPoints []float64                               // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.clock_event.duration metric with initial data.
+func (m *metricNvidiaGpuClockEventDuration) init() {
+	m.data.SetName("nvidia.gpu.clock_event.duration")
+	m.data.SetDescription("Time the reason held the clocks down since the driver was loaded.")
+	m.data.SetUnit("s")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuClockEventDuration) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuClockEventReasonAttributeValue string, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuClockEventDurationMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuClockEventDurationMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuClockEventDurationMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuClockEventDurationMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuClockEventDurationMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuClockEventDurationMetricAttributeKeyNvidiaGpuClockEventReason) {
+		dp.Attributes().PutStr("nvidia.gpu.clock_event.reason", nvidiaGpuClockEventReasonAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuClockEventDuration) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuClockEventDuration) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetDoubleValue(m.data.Sum().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuClockEventDuration(cfg NvidiaGpuClockEventDurationMetricConfig) metricNvidiaGpuClockEventDuration {
+	m := metricNvidiaGpuClockEventDuration{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNvidiaGpuDramActivity struct {
+	data          pmetric.Metric                    // data buffer for generated metric.
+	config        NvidiaGpuDramActivityMetricConfig // metric config provided by user.
+	capacity      int                               // max observed number of data points added to the metric.
+	aggDataPoints []float64                         // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.dram.activity metric with initial data.
+func (m *metricNvidiaGpuDramActivity) init() {
+	m.data.SetName("nvidia.gpu.dram.activity")
+	m.data.SetDescription("Fraction of the theoretical DRAM bandwidth used, averaged over the scrape interval (GPM, Hopper and later).")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuDramActivity) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuDramActivityMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuDramActivityMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuDramActivityMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuDramActivityMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuDramActivityMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuDramActivityMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuDramActivity) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuDramActivity) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuDramActivity(cfg NvidiaGpuDramActivityMetricConfig) metricNvidiaGpuDramActivity {
+	m := metricNvidiaGpuDramActivity{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNvidiaGpuGraphicsEngineActivity struct {
+	data          pmetric.Metric                              // data buffer for generated metric.
+	config        NvidiaGpuGraphicsEngineActivityMetricConfig // metric config provided by user.
+	capacity      int                                         // max observed number of data points added to the metric.
+	aggDataPoints []float64                                   // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.graphics_engine.activity metric with initial data.
+func (m *metricNvidiaGpuGraphicsEngineActivity) init() {
+	m.data.SetName("nvidia.gpu.graphics_engine.activity")
+	m.data.SetDescription("Fraction of time any graphics or compute context was active, averaged over the scrape interval (GPM, Hopper and later).")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuGraphicsEngineActivity) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuGraphicsEngineActivityMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuGraphicsEngineActivity) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuGraphicsEngineActivity) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuGraphicsEngineActivity(cfg NvidiaGpuGraphicsEngineActivityMetricConfig) metricNvidiaGpuGraphicsEngineActivity {
+	m := metricNvidiaGpuGraphicsEngineActivity{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricNvidiaGpuMemoryBandwidthUtilization struct {
 	data          pmetric.Metric                                  // data buffer for generated metric.
 	config        NvidiaGpuMemoryBandwidthUtilizationMetricConfig // metric config provided by user.
@@ -1732,7 +2343,7 @@ func (m *metricNvidiaGpuMemoryBandwidthUtilization) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricNvidiaGpuMemoryBandwidthUtilization) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64) {
+func (m *metricNvidiaGpuMemoryBandwidthUtilization) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1757,6 +2368,9 @@ func (m *metricNvidiaGpuMemoryBandwidthUtilization) recordDataPoint(start pcommo
 	}
 	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuMemoryBandwidthUtilizationMetricAttributeKeyNvidiaGpuIndex) {
 		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -1819,6 +2433,778 @@ func newMetricNvidiaGpuMemoryBandwidthUtilization(cfg NvidiaGpuMemoryBandwidthUt
 	return m
 }
 
+type metricNvidiaGpuMemoryReserved struct {
+	data          pmetric.Metric                      // data buffer for generated metric.
+	config        NvidiaGpuMemoryReservedMetricConfig // metric config provided by user.
+	capacity      int                                 // max observed number of data points added to the metric.
+	aggDataPoints []int64                             // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.memory.reserved metric with initial data.
+func (m *metricNvidiaGpuMemoryReserved) init() {
+	m.data.SetName("nvidia.gpu.memory.reserved")
+	m.data.SetDescription("GPU memory the driver and firmware reserve (nvmlDeviceGetMemoryInfo_v2); not available to processes.")
+	m.data.SetUnit("By")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(false)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuMemoryReserved) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuMemoryReservedMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuMemoryReservedMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuMemoryReservedMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuMemoryReservedMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuMemoryReservedMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuMemoryReservedMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuMemoryReserved) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuMemoryReserved) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuMemoryReserved(cfg NvidiaGpuMemoryReservedMetricConfig) metricNvidiaGpuMemoryReserved {
+	m := metricNvidiaGpuMemoryReserved{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNvidiaGpuNvlinkBandwidth struct {
+	data          pmetric.Metric                       // data buffer for generated metric.
+	config        NvidiaGpuNvlinkBandwidthMetricConfig // metric config provided by user.
+	capacity      int                                  // max observed number of data points added to the metric.
+	aggDataPoints []float64                            // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.nvlink.bandwidth metric with initial data.
+func (m *metricNvidiaGpuNvlinkBandwidth) init() {
+	m.data.SetName("nvidia.gpu.nvlink.bandwidth")
+	m.data.SetDescription("NVLink traffic summed over all links, averaged over the scrape interval (GPM, Hopper and later).")
+	m.data.SetUnit("By/s")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuNvlinkBandwidth) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, networkIoDirectionAttributeValue string, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkBandwidthMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkBandwidthMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkBandwidthMetricAttributeKeyNetworkIoDirection) {
+		dp.Attributes().PutStr("network.io.direction", networkIoDirectionAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuNvlinkBandwidth) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuNvlinkBandwidth) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuNvlinkBandwidth(cfg NvidiaGpuNvlinkBandwidthMetricConfig) metricNvidiaGpuNvlinkBandwidth {
+	m := metricNvidiaGpuNvlinkBandwidth{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNvidiaGpuNvlinkErrors struct {
+	data          pmetric.Metric                    // data buffer for generated metric.
+	config        NvidiaGpuNvlinkErrorsMetricConfig // metric config provided by user.
+	capacity      int                               // max observed number of data points added to the metric.
+	aggDataPoints []int64                           // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.nvlink.errors metric with initial data.
+func (m *metricNvidiaGpuNvlinkErrors) init() {
+	m.data.SetName("nvidia.gpu.nvlink.errors")
+	m.data.SetDescription("NVLink errors summed over the GPU's links (nvmlDeviceGetFieldValues *_ERROR_COUNT_TOTAL).")
+	m.data.SetUnit("{error}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuNvlinkErrors) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuNvlinkErrorTypeAttributeValue string, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkErrorsMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkErrorsMetricAttributeKeyNvidiaGpuNvlinkErrorType) {
+		dp.Attributes().PutStr("nvidia.gpu.nvlink.error.type", nvidiaGpuNvlinkErrorTypeAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuNvlinkErrors) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuNvlinkErrors) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuNvlinkErrors(cfg NvidiaGpuNvlinkErrorsMetricConfig) metricNvidiaGpuNvlinkErrors {
+	m := metricNvidiaGpuNvlinkErrors{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNvidiaGpuNvlinkIo struct {
+	data          pmetric.Metric                // data buffer for generated metric.
+	config        NvidiaGpuNvlinkIoMetricConfig // metric config provided by user.
+	capacity      int                           // max observed number of data points added to the metric.
+	aggDataPoints []int64                       // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.nvlink.io metric with initial data.
+func (m *metricNvidiaGpuNvlinkIo) init() {
+	m.data.SetName("nvidia.gpu.nvlink.io")
+	m.data.SetDescription("NVLink data bytes summed over the GPU's links (nvmlDeviceGetFieldValues NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX/RX).")
+	m.data.SetUnit("By")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuNvlinkIo) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, networkIoDirectionAttributeValue string, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkIoMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkIoMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkIoMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkIoMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkIoMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkIoMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuNvlinkIoMetricAttributeKeyNetworkIoDirection) {
+		dp.Attributes().PutStr("network.io.direction", networkIoDirectionAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuNvlinkIo) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuNvlinkIo) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuNvlinkIo(cfg NvidiaGpuNvlinkIoMetricConfig) metricNvidiaGpuNvlinkIo {
+	m := metricNvidiaGpuNvlinkIo{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNvidiaGpuPcieBandwidth struct {
+	data          pmetric.Metric                     // data buffer for generated metric.
+	config        NvidiaGpuPcieBandwidthMetricConfig // metric config provided by user.
+	capacity      int                                // max observed number of data points added to the metric.
+	aggDataPoints []float64                          // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.pcie.bandwidth metric with initial data.
+func (m *metricNvidiaGpuPcieBandwidth) init() {
+	m.data.SetName("nvidia.gpu.pcie.bandwidth")
+	m.data.SetDescription("PCIe traffic, averaged over the scrape interval (GPM, Hopper and later).")
+	m.data.SetUnit("By/s")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuPcieBandwidth) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, networkIoDirectionAttributeValue string, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieBandwidthMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieBandwidthMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieBandwidthMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieBandwidthMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieBandwidthMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieBandwidthMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieBandwidthMetricAttributeKeyNetworkIoDirection) {
+		dp.Attributes().PutStr("network.io.direction", networkIoDirectionAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuPcieBandwidth) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuPcieBandwidth) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuPcieBandwidth(cfg NvidiaGpuPcieBandwidthMetricConfig) metricNvidiaGpuPcieBandwidth {
+	m := metricNvidiaGpuPcieBandwidth{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNvidiaGpuPcieReplays struct {
+	data          pmetric.Metric                   // data buffer for generated metric.
+	config        NvidiaGpuPcieReplaysMetricConfig // metric config provided by user.
+	capacity      int                              // max observed number of data points added to the metric.
+	aggDataPoints []int64                          // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.pcie.replays metric with initial data.
+func (m *metricNvidiaGpuPcieReplays) init() {
+	m.data.SetName("nvidia.gpu.pcie.replays")
+	m.data.SetDescription("PCIe replays (link-level retransmissions) since the driver was loaded (nvmlDeviceGetPcieReplayCounter).")
+	m.data.SetUnit("{replay}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuPcieReplays) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieReplaysMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieReplaysMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieReplaysMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieReplaysMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieReplaysMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPcieReplaysMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuPcieReplays) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuPcieReplays) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuPcieReplays(cfg NvidiaGpuPcieReplaysMetricConfig) metricNvidiaGpuPcieReplays {
+	m := metricNvidiaGpuPcieReplays{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNvidiaGpuPipeActivity struct {
+	data          pmetric.Metric                    // data buffer for generated metric.
+	config        NvidiaGpuPipeActivityMetricConfig // metric config provided by user.
+	capacity      int                               // max observed number of data points added to the metric.
+	aggDataPoints []float64                         // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.pipe.activity metric with initial data.
+func (m *metricNvidiaGpuPipeActivity) init() {
+	m.data.SetName("nvidia.gpu.pipe.activity")
+	m.data.SetDescription("Fraction of time the SMs kept the pipe busy, averaged over the scrape interval (GPM, Hopper and later).")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuPipeActivity) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuPipeAttributeValue string, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPipeActivityMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPipeActivityMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPipeActivityMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPipeActivityMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPipeActivityMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPipeActivityMetricAttributeKeyNvidiaGpuPipe) {
+		dp.Attributes().PutStr("nvidia.gpu.pipe", nvidiaGpuPipeAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuPipeActivity) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuPipeActivity) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuPipeActivity(cfg NvidiaGpuPipeActivityMetricConfig) metricNvidiaGpuPipeActivity {
+	m := metricNvidiaGpuPipeActivity{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricNvidiaGpuPowerLimit struct {
 	data          pmetric.Metric                  // data buffer for generated metric.
 	config        NvidiaGpuPowerLimitMetricConfig // metric config provided by user.
@@ -1836,7 +3222,7 @@ func (m *metricNvidiaGpuPowerLimit) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricNvidiaGpuPowerLimit) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64) {
+func (m *metricNvidiaGpuPowerLimit) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -1861,6 +3247,9 @@ func (m *metricNvidiaGpuPowerLimit) recordDataPoint(start pcommon.Timestamp, ts 
 	}
 	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuPowerLimitMetricAttributeKeyNvidiaGpuIndex) {
 		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -2053,7 +3442,7 @@ func (m *metricNvidiaGpuProcessUtilization) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricNvidiaGpuProcessUtilization) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, processPidAttributeValue int64, processExecutableNameAttributeValue string) {
+func (m *metricNvidiaGpuProcessUtilization) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, processPidAttributeValue int64, processExecutableNameAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -2084,6 +3473,9 @@ func (m *metricNvidiaGpuProcessUtilization) recordDataPoint(start pcommon.Timest
 	}
 	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuProcessUtilizationMetricAttributeKeyProcessExecutableName) {
 		dp.Attributes().PutStr("process.executable.name", processExecutableNameAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -2165,7 +3557,7 @@ func (m *metricNvidiaGpuRemappedRows) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricNvidiaGpuRemappedRows) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuRemapCauseAttributeValue string) {
+func (m *metricNvidiaGpuRemappedRows) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuRemapCauseAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -2193,6 +3585,9 @@ func (m *metricNvidiaGpuRemappedRows) recordDataPoint(start pcommon.Timestamp, t
 	}
 	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuRemappedRowsMetricAttributeKeyNvidiaGpuRemapCause) {
 		dp.Attributes().PutStr("nvidia.gpu.remap.cause", nvidiaGpuRemapCauseAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -2255,6 +3650,220 @@ func newMetricNvidiaGpuRemappedRows(cfg NvidiaGpuRemappedRowsMetricConfig) metri
 	return m
 }
 
+type metricNvidiaGpuSmActivity struct {
+	data          pmetric.Metric                  // data buffer for generated metric.
+	config        NvidiaGpuSmActivityMetricConfig // metric config provided by user.
+	capacity      int                             // max observed number of data points added to the metric.
+	aggDataPoints []float64                       // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.sm.activity metric with initial data.
+func (m *metricNvidiaGpuSmActivity) init() {
+	m.data.SetName("nvidia.gpu.sm.activity")
+	m.data.SetDescription("Fraction of SMs busy, averaged over the scrape interval (GPM, Hopper and later).")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuSmActivity) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmActivityMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmActivityMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmActivityMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmActivityMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmActivityMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmActivityMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuSmActivity) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuSmActivity) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuSmActivity(cfg NvidiaGpuSmActivityMetricConfig) metricNvidiaGpuSmActivity {
+	m := metricNvidiaGpuSmActivity{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricNvidiaGpuSmOccupancy struct {
+	data          pmetric.Metric                   // data buffer for generated metric.
+	config        NvidiaGpuSmOccupancyMetricConfig // metric config provided by user.
+	capacity      int                              // max observed number of data points added to the metric.
+	aggDataPoints []float64                        // slice containing number of aggregated datapoints at each index
+}
+
+// init fills nvidia.gpu.sm.occupancy metric with initial data.
+func (m *metricNvidiaGpuSmOccupancy) init() {
+	m.data.SetName("nvidia.gpu.sm.occupancy")
+	m.data.SetDescription("Resident warps as a fraction of the theoretical maximum, averaged over the scrape interval (GPM, Hopper and later).")
+	m.data.SetUnit("1")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricNvidiaGpuSmOccupancy) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmOccupancyMetricAttributeKeyHwID) {
+		dp.Attributes().PutStr("hw.id", hwIDAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmOccupancyMetricAttributeKeyHwName) {
+		dp.Attributes().PutStr("hw.name", hwNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmOccupancyMetricAttributeKeyHwVendor) {
+		dp.Attributes().PutStr("hw.vendor", hwVendorAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmOccupancyMetricAttributeKeyHwModel) {
+		dp.Attributes().PutStr("hw.model", hwModelAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmOccupancyMetricAttributeKeyHwDriverVersion) {
+		dp.Attributes().PutStr("hw.driver_version", hwDriverVersionAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuSmOccupancyMetricAttributeKeyNvidiaGpuIndex) {
+		dp.Attributes().PutInt("nvidia.gpu.index", nvidiaGpuIndexAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetDoubleValue(dpi.DoubleValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.DoubleValue() > val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.DoubleValue() < val {
+					dpi.SetDoubleValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetDoubleValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricNvidiaGpuSmOccupancy) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricNvidiaGpuSmOccupancy) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetDoubleValue(m.data.Gauge().DataPoints().At(i).DoubleValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricNvidiaGpuSmOccupancy(cfg NvidiaGpuSmOccupancyMetricConfig) metricNvidiaGpuSmOccupancy {
+	m := metricNvidiaGpuSmOccupancy{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricNvidiaGpuXidErrors struct {
 	data          pmetric.Metric                 // data buffer for generated metric.
 	config        NvidiaGpuXidErrorsMetricConfig // metric config provided by user.
@@ -2274,7 +3883,7 @@ func (m *metricNvidiaGpuXidErrors) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricNvidiaGpuXidErrors) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuXidAttributeValue int64) {
+func (m *metricNvidiaGpuXidErrors) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuXidAttributeValue int64, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -2302,6 +3911,9 @@ func (m *metricNvidiaGpuXidErrors) recordDataPoint(start pcommon.Timestamp, ts p
 	}
 	if slices.Contains(m.config.EnabledAttributes, NvidiaGpuXidErrorsMetricAttributeKeyNvidiaGpuXid) {
 		dp.Attributes().PutInt("nvidia.gpu.xid", nvidiaGpuXidAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -2382,13 +3994,26 @@ type MetricsBuilder struct {
 	metricHwPower                             metricHwPower
 	metricHwStatus                            metricHwStatus
 	metricHwTemperature                       metricHwTemperature
+	metricNvidiaGpuAllocation                 metricNvidiaGpuAllocation
 	metricNvidiaGpuClockFrequency             metricNvidiaGpuClockFrequency
 	metricNvidiaGpuClockEventActive           metricNvidiaGpuClockEventActive
+	metricNvidiaGpuClockEventDuration         metricNvidiaGpuClockEventDuration
+	metricNvidiaGpuDramActivity               metricNvidiaGpuDramActivity
+	metricNvidiaGpuGraphicsEngineActivity     metricNvidiaGpuGraphicsEngineActivity
 	metricNvidiaGpuMemoryBandwidthUtilization metricNvidiaGpuMemoryBandwidthUtilization
+	metricNvidiaGpuMemoryReserved             metricNvidiaGpuMemoryReserved
+	metricNvidiaGpuNvlinkBandwidth            metricNvidiaGpuNvlinkBandwidth
+	metricNvidiaGpuNvlinkErrors               metricNvidiaGpuNvlinkErrors
+	metricNvidiaGpuNvlinkIo                   metricNvidiaGpuNvlinkIo
+	metricNvidiaGpuPcieBandwidth              metricNvidiaGpuPcieBandwidth
+	metricNvidiaGpuPcieReplays                metricNvidiaGpuPcieReplays
+	metricNvidiaGpuPipeActivity               metricNvidiaGpuPipeActivity
 	metricNvidiaGpuPowerLimit                 metricNvidiaGpuPowerLimit
 	metricNvidiaGpuProcessMemoryUsage         metricNvidiaGpuProcessMemoryUsage
 	metricNvidiaGpuProcessUtilization         metricNvidiaGpuProcessUtilization
 	metricNvidiaGpuRemappedRows               metricNvidiaGpuRemappedRows
+	metricNvidiaGpuSmActivity                 metricNvidiaGpuSmActivity
+	metricNvidiaGpuSmOccupancy                metricNvidiaGpuSmOccupancy
 	metricNvidiaGpuXidErrors                  metricNvidiaGpuXidErrors
 }
 
@@ -2411,27 +4036,40 @@ func WithStartTime(startTime pcommon.Timestamp) MetricBuilderOption {
 }
 func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, options ...MetricBuilderOption) *MetricsBuilder {
 	mb := &MetricsBuilder{
-		config:                          mbc,
-		startTime:                       pcommon.NewTimestampFromTime(time.Now()),
-		metricsBuffer:                   pmetric.NewMetrics(),
-		buildInfo:                       settings.BuildInfo,
-		metricHwEnergy:                  newMetricHwEnergy(mbc.Metrics.HwEnergy),
-		metricHwErrors:                  newMetricHwErrors(mbc.Metrics.HwErrors),
-		metricHwGpuIo:                   newMetricHwGpuIo(mbc.Metrics.HwGpuIo),
-		metricHwGpuMemoryLimit:          newMetricHwGpuMemoryLimit(mbc.Metrics.HwGpuMemoryLimit),
-		metricHwGpuMemoryUsage:          newMetricHwGpuMemoryUsage(mbc.Metrics.HwGpuMemoryUsage),
-		metricHwGpuMemoryUtilization:    newMetricHwGpuMemoryUtilization(mbc.Metrics.HwGpuMemoryUtilization),
-		metricHwGpuUtilization:          newMetricHwGpuUtilization(mbc.Metrics.HwGpuUtilization),
-		metricHwPower:                   newMetricHwPower(mbc.Metrics.HwPower),
-		metricHwStatus:                  newMetricHwStatus(mbc.Metrics.HwStatus),
-		metricHwTemperature:             newMetricHwTemperature(mbc.Metrics.HwTemperature),
-		metricNvidiaGpuClockFrequency:   newMetricNvidiaGpuClockFrequency(mbc.Metrics.NvidiaGpuClockFrequency),
-		metricNvidiaGpuClockEventActive: newMetricNvidiaGpuClockEventActive(mbc.Metrics.NvidiaGpuClockEventActive),
+		config:                                    mbc,
+		startTime:                                 pcommon.NewTimestampFromTime(time.Now()),
+		metricsBuffer:                             pmetric.NewMetrics(),
+		buildInfo:                                 settings.BuildInfo,
+		metricHwEnergy:                            newMetricHwEnergy(mbc.Metrics.HwEnergy),
+		metricHwErrors:                            newMetricHwErrors(mbc.Metrics.HwErrors),
+		metricHwGpuIo:                             newMetricHwGpuIo(mbc.Metrics.HwGpuIo),
+		metricHwGpuMemoryLimit:                    newMetricHwGpuMemoryLimit(mbc.Metrics.HwGpuMemoryLimit),
+		metricHwGpuMemoryUsage:                    newMetricHwGpuMemoryUsage(mbc.Metrics.HwGpuMemoryUsage),
+		metricHwGpuMemoryUtilization:              newMetricHwGpuMemoryUtilization(mbc.Metrics.HwGpuMemoryUtilization),
+		metricHwGpuUtilization:                    newMetricHwGpuUtilization(mbc.Metrics.HwGpuUtilization),
+		metricHwPower:                             newMetricHwPower(mbc.Metrics.HwPower),
+		metricHwStatus:                            newMetricHwStatus(mbc.Metrics.HwStatus),
+		metricHwTemperature:                       newMetricHwTemperature(mbc.Metrics.HwTemperature),
+		metricNvidiaGpuAllocation:                 newMetricNvidiaGpuAllocation(mbc.Metrics.NvidiaGpuAllocation),
+		metricNvidiaGpuClockFrequency:             newMetricNvidiaGpuClockFrequency(mbc.Metrics.NvidiaGpuClockFrequency),
+		metricNvidiaGpuClockEventActive:           newMetricNvidiaGpuClockEventActive(mbc.Metrics.NvidiaGpuClockEventActive),
+		metricNvidiaGpuClockEventDuration:         newMetricNvidiaGpuClockEventDuration(mbc.Metrics.NvidiaGpuClockEventDuration),
+		metricNvidiaGpuDramActivity:               newMetricNvidiaGpuDramActivity(mbc.Metrics.NvidiaGpuDramActivity),
+		metricNvidiaGpuGraphicsEngineActivity:     newMetricNvidiaGpuGraphicsEngineActivity(mbc.Metrics.NvidiaGpuGraphicsEngineActivity),
 		metricNvidiaGpuMemoryBandwidthUtilization: newMetricNvidiaGpuMemoryBandwidthUtilization(mbc.Metrics.NvidiaGpuMemoryBandwidthUtilization),
+		metricNvidiaGpuMemoryReserved:             newMetricNvidiaGpuMemoryReserved(mbc.Metrics.NvidiaGpuMemoryReserved),
+		metricNvidiaGpuNvlinkBandwidth:            newMetricNvidiaGpuNvlinkBandwidth(mbc.Metrics.NvidiaGpuNvlinkBandwidth),
+		metricNvidiaGpuNvlinkErrors:               newMetricNvidiaGpuNvlinkErrors(mbc.Metrics.NvidiaGpuNvlinkErrors),
+		metricNvidiaGpuNvlinkIo:                   newMetricNvidiaGpuNvlinkIo(mbc.Metrics.NvidiaGpuNvlinkIo),
+		metricNvidiaGpuPcieBandwidth:              newMetricNvidiaGpuPcieBandwidth(mbc.Metrics.NvidiaGpuPcieBandwidth),
+		metricNvidiaGpuPcieReplays:                newMetricNvidiaGpuPcieReplays(mbc.Metrics.NvidiaGpuPcieReplays),
+		metricNvidiaGpuPipeActivity:               newMetricNvidiaGpuPipeActivity(mbc.Metrics.NvidiaGpuPipeActivity),
 		metricNvidiaGpuPowerLimit:                 newMetricNvidiaGpuPowerLimit(mbc.Metrics.NvidiaGpuPowerLimit),
 		metricNvidiaGpuProcessMemoryUsage:         newMetricNvidiaGpuProcessMemoryUsage(mbc.Metrics.NvidiaGpuProcessMemoryUsage),
 		metricNvidiaGpuProcessUtilization:         newMetricNvidiaGpuProcessUtilization(mbc.Metrics.NvidiaGpuProcessUtilization),
 		metricNvidiaGpuRemappedRows:               newMetricNvidiaGpuRemappedRows(mbc.Metrics.NvidiaGpuRemappedRows),
+		metricNvidiaGpuSmActivity:                 newMetricNvidiaGpuSmActivity(mbc.Metrics.NvidiaGpuSmActivity),
+		metricNvidiaGpuSmOccupancy:                newMetricNvidiaGpuSmOccupancy(mbc.Metrics.NvidiaGpuSmOccupancy),
 		metricNvidiaGpuXidErrors:                  newMetricNvidiaGpuXidErrors(mbc.Metrics.NvidiaGpuXidErrors),
 	}
 
@@ -2508,13 +4146,26 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricHwPower.emit(ils.Metrics())
 	mb.metricHwStatus.emit(ils.Metrics())
 	mb.metricHwTemperature.emit(ils.Metrics())
+	mb.metricNvidiaGpuAllocation.emit(ils.Metrics())
 	mb.metricNvidiaGpuClockFrequency.emit(ils.Metrics())
 	mb.metricNvidiaGpuClockEventActive.emit(ils.Metrics())
+	mb.metricNvidiaGpuClockEventDuration.emit(ils.Metrics())
+	mb.metricNvidiaGpuDramActivity.emit(ils.Metrics())
+	mb.metricNvidiaGpuGraphicsEngineActivity.emit(ils.Metrics())
 	mb.metricNvidiaGpuMemoryBandwidthUtilization.emit(ils.Metrics())
+	mb.metricNvidiaGpuMemoryReserved.emit(ils.Metrics())
+	mb.metricNvidiaGpuNvlinkBandwidth.emit(ils.Metrics())
+	mb.metricNvidiaGpuNvlinkErrors.emit(ils.Metrics())
+	mb.metricNvidiaGpuNvlinkIo.emit(ils.Metrics())
+	mb.metricNvidiaGpuPcieBandwidth.emit(ils.Metrics())
+	mb.metricNvidiaGpuPcieReplays.emit(ils.Metrics())
+	mb.metricNvidiaGpuPipeActivity.emit(ils.Metrics())
 	mb.metricNvidiaGpuPowerLimit.emit(ils.Metrics())
 	mb.metricNvidiaGpuProcessMemoryUsage.emit(ils.Metrics())
 	mb.metricNvidiaGpuProcessUtilization.emit(ils.Metrics())
 	mb.metricNvidiaGpuRemappedRows.emit(ils.Metrics())
+	mb.metricNvidiaGpuSmActivity.emit(ils.Metrics())
+	mb.metricNvidiaGpuSmOccupancy.emit(ils.Metrics())
 	mb.metricNvidiaGpuXidErrors.emit(ils.Metrics())
 
 	for _, op := range options {
@@ -2538,18 +4189,18 @@ func (mb *MetricsBuilder) Emit(options ...ResourceMetricsOption) pmetric.Metrics
 }
 
 // RecordHwEnergyDataPoint adds a data point to hw.energy metric.
-func (mb *MetricsBuilder) RecordHwEnergyDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue AttributeHwType) {
-	mb.metricHwEnergy.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwTypeAttributeValue.String())
+func (mb *MetricsBuilder) RecordHwEnergyDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue AttributeHwType, options ...MetricAttributeOption) {
+	mb.metricHwEnergy.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwTypeAttributeValue.String(), options...)
 }
 
 // RecordHwErrorsDataPoint adds a data point to hw.errors metric.
-func (mb *MetricsBuilder) RecordHwErrorsDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue AttributeHwType, errorTypeAttributeValue AttributeErrorType) {
-	mb.metricHwErrors.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwTypeAttributeValue.String(), errorTypeAttributeValue.String())
+func (mb *MetricsBuilder) RecordHwErrorsDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue AttributeHwType, errorTypeAttributeValue AttributeErrorType, options ...MetricAttributeOption) {
+	mb.metricHwErrors.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwTypeAttributeValue.String(), errorTypeAttributeValue.String(), options...)
 }
 
 // RecordHwGpuIoDataPoint adds a data point to hw.gpu.io metric.
-func (mb *MetricsBuilder) RecordHwGpuIoDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, networkIoDirectionAttributeValue AttributeNetworkIoDirection) {
-	mb.metricHwGpuIo.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, networkIoDirectionAttributeValue.String())
+func (mb *MetricsBuilder) RecordHwGpuIoDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, networkIoDirectionAttributeValue AttributeNetworkIoDirection, options ...MetricAttributeOption) {
+	mb.metricHwGpuIo.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, networkIoDirectionAttributeValue.String(), options...)
 }
 
 // RecordHwGpuMemoryLimitDataPoint adds a data point to hw.gpu.memory.limit metric.
@@ -2568,43 +4219,98 @@ func (mb *MetricsBuilder) RecordHwGpuMemoryUtilizationDataPoint(ts pcommon.Times
 }
 
 // RecordHwGpuUtilizationDataPoint adds a data point to hw.gpu.utilization metric.
-func (mb *MetricsBuilder) RecordHwGpuUtilizationDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwGpuTaskAttributeValue AttributeHwGpuTask) {
-	mb.metricHwGpuUtilization.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwGpuTaskAttributeValue.String())
+func (mb *MetricsBuilder) RecordHwGpuUtilizationDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwGpuTaskAttributeValue AttributeHwGpuTask, options ...MetricAttributeOption) {
+	mb.metricHwGpuUtilization.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwGpuTaskAttributeValue.String(), options...)
 }
 
 // RecordHwPowerDataPoint adds a data point to hw.power metric.
-func (mb *MetricsBuilder) RecordHwPowerDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue AttributeHwType) {
-	mb.metricHwPower.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwTypeAttributeValue.String())
+func (mb *MetricsBuilder) RecordHwPowerDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue AttributeHwType, options ...MetricAttributeOption) {
+	mb.metricHwPower.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwTypeAttributeValue.String(), options...)
 }
 
 // RecordHwStatusDataPoint adds a data point to hw.status metric.
-func (mb *MetricsBuilder) RecordHwStatusDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue AttributeHwType, hwStateAttributeValue AttributeHwState) {
-	mb.metricHwStatus.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwTypeAttributeValue.String(), hwStateAttributeValue.String())
+func (mb *MetricsBuilder) RecordHwStatusDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwTypeAttributeValue AttributeHwType, hwStateAttributeValue AttributeHwState, options ...MetricAttributeOption) {
+	mb.metricHwStatus.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwTypeAttributeValue.String(), hwStateAttributeValue.String(), options...)
 }
 
 // RecordHwTemperatureDataPoint adds a data point to hw.temperature metric.
-func (mb *MetricsBuilder) RecordHwTemperatureDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwSensorLocationAttributeValue AttributeHwSensorLocation) {
-	mb.metricHwTemperature.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwSensorLocationAttributeValue.String())
+func (mb *MetricsBuilder) RecordHwTemperatureDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, hwSensorLocationAttributeValue AttributeHwSensorLocation, options ...MetricAttributeOption) {
+	mb.metricHwTemperature.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, hwSensorLocationAttributeValue.String(), options...)
+}
+
+// RecordNvidiaGpuAllocationDataPoint adds a data point to nvidia.gpu.allocation metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuAllocationDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuAllocation.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, options...)
 }
 
 // RecordNvidiaGpuClockFrequencyDataPoint adds a data point to nvidia.gpu.clock.frequency metric.
-func (mb *MetricsBuilder) RecordNvidiaGpuClockFrequencyDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuClockTypeAttributeValue AttributeNvidiaGpuClockType) {
-	mb.metricNvidiaGpuClockFrequency.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuClockTypeAttributeValue.String())
+func (mb *MetricsBuilder) RecordNvidiaGpuClockFrequencyDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuClockTypeAttributeValue AttributeNvidiaGpuClockType, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuClockFrequency.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuClockTypeAttributeValue.String(), options...)
 }
 
 // RecordNvidiaGpuClockEventActiveDataPoint adds a data point to nvidia.gpu.clock_event.active metric.
-func (mb *MetricsBuilder) RecordNvidiaGpuClockEventActiveDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuClockEventReasonAttributeValue AttributeNvidiaGpuClockEventReason) {
-	mb.metricNvidiaGpuClockEventActive.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuClockEventReasonAttributeValue.String())
+func (mb *MetricsBuilder) RecordNvidiaGpuClockEventActiveDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuClockEventReasonAttributeValue AttributeNvidiaGpuClockEventReason, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuClockEventActive.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuClockEventReasonAttributeValue.String(), options...)
+}
+
+// RecordNvidiaGpuClockEventDurationDataPoint adds a data point to nvidia.gpu.clock_event.duration metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuClockEventDurationDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuClockEventReasonAttributeValue AttributeNvidiaGpuClockEventReason, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuClockEventDuration.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuClockEventReasonAttributeValue.String(), options...)
+}
+
+// RecordNvidiaGpuDramActivityDataPoint adds a data point to nvidia.gpu.dram.activity metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuDramActivityDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuDramActivity.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, options...)
+}
+
+// RecordNvidiaGpuGraphicsEngineActivityDataPoint adds a data point to nvidia.gpu.graphics_engine.activity metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuGraphicsEngineActivityDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuGraphicsEngineActivity.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, options...)
 }
 
 // RecordNvidiaGpuMemoryBandwidthUtilizationDataPoint adds a data point to nvidia.gpu.memory.bandwidth.utilization metric.
-func (mb *MetricsBuilder) RecordNvidiaGpuMemoryBandwidthUtilizationDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64) {
-	mb.metricNvidiaGpuMemoryBandwidthUtilization.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue)
+func (mb *MetricsBuilder) RecordNvidiaGpuMemoryBandwidthUtilizationDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuMemoryBandwidthUtilization.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, options...)
+}
+
+// RecordNvidiaGpuMemoryReservedDataPoint adds a data point to nvidia.gpu.memory.reserved metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuMemoryReservedDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuMemoryReserved.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, options...)
+}
+
+// RecordNvidiaGpuNvlinkBandwidthDataPoint adds a data point to nvidia.gpu.nvlink.bandwidth metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuNvlinkBandwidthDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, networkIoDirectionAttributeValue AttributeNetworkIoDirection, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuNvlinkBandwidth.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, networkIoDirectionAttributeValue.String(), options...)
+}
+
+// RecordNvidiaGpuNvlinkErrorsDataPoint adds a data point to nvidia.gpu.nvlink.errors metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuNvlinkErrorsDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuNvlinkErrorTypeAttributeValue AttributeNvidiaGpuNvlinkErrorType, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuNvlinkErrors.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuNvlinkErrorTypeAttributeValue.String(), options...)
+}
+
+// RecordNvidiaGpuNvlinkIoDataPoint adds a data point to nvidia.gpu.nvlink.io metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuNvlinkIoDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, networkIoDirectionAttributeValue AttributeNetworkIoDirection, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuNvlinkIo.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, networkIoDirectionAttributeValue.String(), options...)
+}
+
+// RecordNvidiaGpuPcieBandwidthDataPoint adds a data point to nvidia.gpu.pcie.bandwidth metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuPcieBandwidthDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, networkIoDirectionAttributeValue AttributeNetworkIoDirection, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuPcieBandwidth.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, networkIoDirectionAttributeValue.String(), options...)
+}
+
+// RecordNvidiaGpuPcieReplaysDataPoint adds a data point to nvidia.gpu.pcie.replays metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuPcieReplaysDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuPcieReplays.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, options...)
+}
+
+// RecordNvidiaGpuPipeActivityDataPoint adds a data point to nvidia.gpu.pipe.activity metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuPipeActivityDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuPipeAttributeValue AttributeNvidiaGpuPipe, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuPipeActivity.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuPipeAttributeValue.String(), options...)
 }
 
 // RecordNvidiaGpuPowerLimitDataPoint adds a data point to nvidia.gpu.power.limit metric.
-func (mb *MetricsBuilder) RecordNvidiaGpuPowerLimitDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64) {
-	mb.metricNvidiaGpuPowerLimit.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue)
+func (mb *MetricsBuilder) RecordNvidiaGpuPowerLimitDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuPowerLimit.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, options...)
 }
 
 // RecordNvidiaGpuProcessMemoryUsageDataPoint adds a data point to nvidia.gpu.process.memory.usage metric.
@@ -2613,18 +4319,28 @@ func (mb *MetricsBuilder) RecordNvidiaGpuProcessMemoryUsageDataPoint(ts pcommon.
 }
 
 // RecordNvidiaGpuProcessUtilizationDataPoint adds a data point to nvidia.gpu.process.utilization metric.
-func (mb *MetricsBuilder) RecordNvidiaGpuProcessUtilizationDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, processPidAttributeValue int64, processExecutableNameAttributeValue string) {
-	mb.metricNvidiaGpuProcessUtilization.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, processPidAttributeValue, processExecutableNameAttributeValue)
+func (mb *MetricsBuilder) RecordNvidiaGpuProcessUtilizationDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, processPidAttributeValue int64, processExecutableNameAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuProcessUtilization.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, processPidAttributeValue, processExecutableNameAttributeValue, options...)
 }
 
 // RecordNvidiaGpuRemappedRowsDataPoint adds a data point to nvidia.gpu.remapped_rows metric.
-func (mb *MetricsBuilder) RecordNvidiaGpuRemappedRowsDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuRemapCauseAttributeValue AttributeNvidiaGpuRemapCause) {
-	mb.metricNvidiaGpuRemappedRows.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuRemapCauseAttributeValue.String())
+func (mb *MetricsBuilder) RecordNvidiaGpuRemappedRowsDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuRemapCauseAttributeValue AttributeNvidiaGpuRemapCause, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuRemappedRows.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuRemapCauseAttributeValue.String(), options...)
+}
+
+// RecordNvidiaGpuSmActivityDataPoint adds a data point to nvidia.gpu.sm.activity metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuSmActivityDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuSmActivity.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, options...)
+}
+
+// RecordNvidiaGpuSmOccupancyDataPoint adds a data point to nvidia.gpu.sm.occupancy metric.
+func (mb *MetricsBuilder) RecordNvidiaGpuSmOccupancyDataPoint(ts pcommon.Timestamp, val float64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuSmOccupancy.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, options...)
 }
 
 // RecordNvidiaGpuXidErrorsDataPoint adds a data point to nvidia.gpu.xid.errors metric.
-func (mb *MetricsBuilder) RecordNvidiaGpuXidErrorsDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuXidAttributeValue int64) {
-	mb.metricNvidiaGpuXidErrors.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuXidAttributeValue)
+func (mb *MetricsBuilder) RecordNvidiaGpuXidErrorsDataPoint(ts pcommon.Timestamp, val int64, hwIDAttributeValue string, hwNameAttributeValue string, hwVendorAttributeValue string, hwModelAttributeValue string, hwDriverVersionAttributeValue string, nvidiaGpuIndexAttributeValue int64, nvidiaGpuXidAttributeValue int64, options ...MetricAttributeOption) {
+	mb.metricNvidiaGpuXidErrors.recordDataPoint(mb.startTime, ts, val, hwIDAttributeValue, hwNameAttributeValue, hwVendorAttributeValue, hwModelAttributeValue, hwDriverVersionAttributeValue, nvidiaGpuIndexAttributeValue, nvidiaGpuXidAttributeValue, options...)
 }
 
 // Reset resets metrics builder to its initial state. It should be used when external metrics source is restarted,

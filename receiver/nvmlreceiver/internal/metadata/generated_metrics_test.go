@@ -68,13 +68,26 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["hw.power"] = mb.metricHwPower.config.AggregationStrategy
 			aggMap["hw.status"] = mb.metricHwStatus.config.AggregationStrategy
 			aggMap["hw.temperature"] = mb.metricHwTemperature.config.AggregationStrategy
+			aggMap["nvidia.gpu.allocation"] = mb.metricNvidiaGpuAllocation.config.AggregationStrategy
 			aggMap["nvidia.gpu.clock.frequency"] = mb.metricNvidiaGpuClockFrequency.config.AggregationStrategy
 			aggMap["nvidia.gpu.clock_event.active"] = mb.metricNvidiaGpuClockEventActive.config.AggregationStrategy
+			aggMap["nvidia.gpu.clock_event.duration"] = mb.metricNvidiaGpuClockEventDuration.config.AggregationStrategy
+			aggMap["nvidia.gpu.dram.activity"] = mb.metricNvidiaGpuDramActivity.config.AggregationStrategy
+			aggMap["nvidia.gpu.graphics_engine.activity"] = mb.metricNvidiaGpuGraphicsEngineActivity.config.AggregationStrategy
 			aggMap["nvidia.gpu.memory.bandwidth.utilization"] = mb.metricNvidiaGpuMemoryBandwidthUtilization.config.AggregationStrategy
+			aggMap["nvidia.gpu.memory.reserved"] = mb.metricNvidiaGpuMemoryReserved.config.AggregationStrategy
+			aggMap["nvidia.gpu.nvlink.bandwidth"] = mb.metricNvidiaGpuNvlinkBandwidth.config.AggregationStrategy
+			aggMap["nvidia.gpu.nvlink.errors"] = mb.metricNvidiaGpuNvlinkErrors.config.AggregationStrategy
+			aggMap["nvidia.gpu.nvlink.io"] = mb.metricNvidiaGpuNvlinkIo.config.AggregationStrategy
+			aggMap["nvidia.gpu.pcie.bandwidth"] = mb.metricNvidiaGpuPcieBandwidth.config.AggregationStrategy
+			aggMap["nvidia.gpu.pcie.replays"] = mb.metricNvidiaGpuPcieReplays.config.AggregationStrategy
+			aggMap["nvidia.gpu.pipe.activity"] = mb.metricNvidiaGpuPipeActivity.config.AggregationStrategy
 			aggMap["nvidia.gpu.power.limit"] = mb.metricNvidiaGpuPowerLimit.config.AggregationStrategy
 			aggMap["nvidia.gpu.process.memory.usage"] = mb.metricNvidiaGpuProcessMemoryUsage.config.AggregationStrategy
 			aggMap["nvidia.gpu.process.utilization"] = mb.metricNvidiaGpuProcessUtilization.config.AggregationStrategy
 			aggMap["nvidia.gpu.remapped_rows"] = mb.metricNvidiaGpuRemappedRows.config.AggregationStrategy
+			aggMap["nvidia.gpu.sm.activity"] = mb.metricNvidiaGpuSmActivity.config.AggregationStrategy
+			aggMap["nvidia.gpu.sm.occupancy"] = mb.metricNvidiaGpuSmOccupancy.config.AggregationStrategy
 			aggMap["nvidia.gpu.xid.errors"] = mb.metricNvidiaGpuXidErrors.config.AggregationStrategy
 
 			expectedWarnings := 0
@@ -86,111 +99,189 @@ func TestMetricsBuilder(t *testing.T) {
 			allMetricsCount := 0
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordHwEnergyDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwTypeGpu)
+			mb.RecordHwEnergyDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwTypeGpu, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordHwEnergyDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwTypeGpu)
+				mb.RecordHwEnergyDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwTypeGpu, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordHwErrorsDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwTypeGpu, AttributeErrorTypeCorrected)
+			mb.RecordHwErrorsDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwTypeGpu, AttributeErrorTypeCorrected, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordHwErrorsDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwTypeGpu, AttributeErrorTypeUncorrected)
+				mb.RecordHwErrorsDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwTypeGpu, AttributeErrorTypeUncorrected, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordHwGpuIoDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNetworkIoDirectionReceive)
+			mb.RecordHwGpuIoDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNetworkIoDirectionReceive, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordHwGpuIoDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNetworkIoDirectionTransmit)
+				mb.RecordHwGpuIoDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNetworkIoDirectionTransmit, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordHwGpuMemoryLimitDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"))
+			mb.RecordHwGpuMemoryLimitDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordHwGpuMemoryLimitDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"))
+				mb.RecordHwGpuMemoryLimitDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordHwGpuMemoryUsageDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"))
+			mb.RecordHwGpuMemoryUsageDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordHwGpuMemoryUsageDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"))
+				mb.RecordHwGpuMemoryUsageDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordHwGpuMemoryUtilizationDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"))
+			mb.RecordHwGpuMemoryUtilizationDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordHwGpuMemoryUtilizationDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"))
+				mb.RecordHwGpuMemoryUtilizationDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordHwGpuUtilizationDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwGpuTaskGeneral)
+			mb.RecordHwGpuUtilizationDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwGpuTaskGeneral, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordHwGpuUtilizationDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwGpuTaskEncoder)
+				mb.RecordHwGpuUtilizationDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwGpuTaskEncoder, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordHwPowerDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwTypeGpu)
+			mb.RecordHwPowerDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwTypeGpu, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordHwPowerDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwTypeGpu)
+				mb.RecordHwPowerDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwTypeGpu, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 
 			allMetricsCount++
-			mb.RecordHwStatusDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwTypeGpu, AttributeHwStateOk)
+			mb.RecordHwStatusDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwTypeGpu, AttributeHwStateOk, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordHwStatusDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwTypeGpu, AttributeHwStateDegraded)
+				mb.RecordHwStatusDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwTypeGpu, AttributeHwStateDegraded, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordHwTemperatureDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwSensorLocationGpu)
+			mb.RecordHwTemperatureDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeHwSensorLocationGpu, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordHwTemperatureDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwSensorLocationMemory)
+				mb.RecordHwTemperatureDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeHwSensorLocationMemory, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordNvidiaGpuClockFrequencyDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNvidiaGpuClockTypeGraphics)
+			mb.RecordNvidiaGpuAllocationDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordNvidiaGpuClockFrequencyDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNvidiaGpuClockTypeSm)
+				mb.RecordNvidiaGpuAllocationDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordNvidiaGpuClockEventActiveDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNvidiaGpuClockEventReasonGpuIdle)
+			mb.RecordNvidiaGpuClockFrequencyDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNvidiaGpuClockTypeGraphics, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordNvidiaGpuClockEventActiveDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNvidiaGpuClockEventReasonApplicationsClocksSetting)
+				mb.RecordNvidiaGpuClockFrequencyDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNvidiaGpuClockTypeSm, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordNvidiaGpuMemoryBandwidthUtilizationDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16)
+			mb.RecordNvidiaGpuClockEventActiveDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNvidiaGpuClockEventReasonGpuIdle, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordNvidiaGpuMemoryBandwidthUtilizationDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17)
+				mb.RecordNvidiaGpuClockEventActiveDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNvidiaGpuClockEventReasonApplicationsClocksSetting, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordNvidiaGpuPowerLimitDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16)
+			mb.RecordNvidiaGpuClockEventDurationDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNvidiaGpuClockEventReasonGpuIdle, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordNvidiaGpuPowerLimitDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17)
+				mb.RecordNvidiaGpuClockEventDurationDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNvidiaGpuClockEventReasonApplicationsClocksSetting, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordNvidiaGpuProcessMemoryUsageDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, 11, "process.executable.name-val", WithHwParentMetricAttribute("hw.parent-val"))
+			mb.RecordNvidiaGpuDramActivityDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordNvidiaGpuProcessMemoryUsageDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, 12, "process.executable.name-val-2", WithHwParentMetricAttribute("hw.parent-val"))
+				mb.RecordNvidiaGpuDramActivityDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuGraphicsEngineActivityDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuGraphicsEngineActivityDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuMemoryBandwidthUtilizationDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuMemoryBandwidthUtilizationDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuMemoryReservedDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuMemoryReservedDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuNvlinkBandwidthDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNetworkIoDirectionReceive, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuNvlinkBandwidthDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNetworkIoDirectionTransmit, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuNvlinkErrorsDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNvidiaGpuNvlinkErrorTypeCrcFlit, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuNvlinkErrorsDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNvidiaGpuNvlinkErrorTypeCrcData, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuNvlinkIoDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNetworkIoDirectionReceive, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuNvlinkIoDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNetworkIoDirectionTransmit, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuPcieBandwidthDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNetworkIoDirectionReceive, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuPcieBandwidthDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNetworkIoDirectionTransmit, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuPcieReplaysDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuPcieReplaysDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuPipeActivityDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNvidiaGpuPipeTensor, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuPipeActivityDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNvidiaGpuPipeFp64, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuPowerLimitDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuPowerLimitDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuProcessMemoryUsageDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, 11, "process.executable.name-val", WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuProcessMemoryUsageDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, 12, "process.executable.name-val-2", WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 
 			allMetricsCount++
-			mb.RecordNvidiaGpuProcessUtilizationDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, 11, "process.executable.name-val")
+			mb.RecordNvidiaGpuProcessUtilizationDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, 11, "process.executable.name-val", WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordNvidiaGpuProcessUtilizationDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, 12, "process.executable.name-val-2")
+				mb.RecordNvidiaGpuProcessUtilizationDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, 12, "process.executable.name-val-2", WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 
 			allMetricsCount++
-			mb.RecordNvidiaGpuRemappedRowsDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNvidiaGpuRemapCauseCorrectable)
+			mb.RecordNvidiaGpuRemappedRowsDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, AttributeNvidiaGpuRemapCauseCorrectable, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordNvidiaGpuRemappedRowsDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNvidiaGpuRemapCauseUncorrectable)
+				mb.RecordNvidiaGpuRemappedRowsDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, AttributeNvidiaGpuRemapCauseUncorrectable, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordNvidiaGpuXidErrorsDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, 14)
+			mb.RecordNvidiaGpuSmActivityDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordNvidiaGpuXidErrorsDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, 15)
+				mb.RecordNvidiaGpuSmActivityDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuSmOccupancyDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuSmOccupancyDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, WithHwParentMetricAttribute("hw.parent-val"), WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordNvidiaGpuXidErrorsDataPoint(ts, 1, "hw.id-val", "hw.name-val", "hw.vendor-val", "hw.model-val", "hw.driver_version-val", 16, 14, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
+			if tt.name == "reaggregate_set" {
+				mb.RecordNvidiaGpuXidErrorsDataPoint(ts, 3, "hw.id-val-2", "hw.name-val-2", "hw.vendor-val-2", "hw.model-val-2", "hw.driver_version-val-2", 17, 15, WithK8sPodNameMetricAttribute("k8s.pod.name-val"), WithK8sNamespaceNameMetricAttribute("k8s.namespace.name-val"), WithK8sContainerNameMetricAttribute("k8s.container.name-val"))
 			}
 
 			res := pcommon.NewResource()
@@ -206,13 +297,26 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricHwPower.aggDataPoints)
 				assert.Empty(t, mb.metricHwStatus.aggDataPoints)
 				assert.Empty(t, mb.metricHwTemperature.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuAllocation.aggDataPoints)
 				assert.Empty(t, mb.metricNvidiaGpuClockFrequency.aggDataPoints)
 				assert.Empty(t, mb.metricNvidiaGpuClockEventActive.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuClockEventDuration.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuDramActivity.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuGraphicsEngineActivity.aggDataPoints)
 				assert.Empty(t, mb.metricNvidiaGpuMemoryBandwidthUtilization.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuMemoryReserved.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuNvlinkBandwidth.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuNvlinkErrors.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuNvlinkIo.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuPcieBandwidth.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuPcieReplays.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuPipeActivity.aggDataPoints)
 				assert.Empty(t, mb.metricNvidiaGpuPowerLimit.aggDataPoints)
 				assert.Empty(t, mb.metricNvidiaGpuProcessMemoryUsage.aggDataPoints)
 				assert.Empty(t, mb.metricNvidiaGpuProcessUtilization.aggDataPoints)
 				assert.Empty(t, mb.metricNvidiaGpuRemappedRows.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuSmActivity.aggDataPoints)
+				assert.Empty(t, mb.metricNvidiaGpuSmOccupancy.aggDataPoints)
 				assert.Empty(t, mb.metricNvidiaGpuXidErrors.aggDataPoints)
 			}
 
@@ -277,6 +381,15 @@ func TestMetricsBuilder(t *testing.T) {
 						hwTypeAttrVal, ok := dp.Attributes().Get("hw.type")
 						assert.True(t, ok)
 						assert.Equal(t, "gpu", hwTypeAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["hw.energy"], "Found a duplicate in the metrics slice: hw.energy")
 						validatedMetrics["hw.energy"] = true
@@ -354,6 +467,15 @@ func TestMetricsBuilder(t *testing.T) {
 						errorTypeAttrVal, ok := dp.Attributes().Get("error.type")
 						assert.True(t, ok)
 						assert.Equal(t, "corrected", errorTypeAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["hw.errors"], "Found a duplicate in the metrics slice: hw.errors")
 						validatedMetrics["hw.errors"] = true
@@ -430,6 +552,15 @@ func TestMetricsBuilder(t *testing.T) {
 						networkIoDirectionAttrVal, ok := dp.Attributes().Get("network.io.direction")
 						assert.True(t, ok)
 						assert.Equal(t, "receive", networkIoDirectionAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["hw.gpu.io"], "Found a duplicate in the metrics slice: hw.gpu.io")
 						validatedMetrics["hw.gpu.io"] = true
@@ -504,6 +635,15 @@ func TestMetricsBuilder(t *testing.T) {
 						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
 						assert.True(t, ok)
 						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["hw.gpu.memory.limit"], "Found a duplicate in the metrics slice: hw.gpu.memory.limit")
 						validatedMetrics["hw.gpu.memory.limit"] = true
@@ -576,6 +716,15 @@ func TestMetricsBuilder(t *testing.T) {
 						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
 						assert.True(t, ok)
 						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["hw.gpu.memory.usage"], "Found a duplicate in the metrics slice: hw.gpu.memory.usage")
 						validatedMetrics["hw.gpu.memory.usage"] = true
@@ -646,6 +795,15 @@ func TestMetricsBuilder(t *testing.T) {
 						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
 						assert.True(t, ok)
 						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["hw.gpu.memory.utilization"], "Found a duplicate in the metrics slice: hw.gpu.memory.utilization")
 						validatedMetrics["hw.gpu.memory.utilization"] = true
@@ -714,6 +872,15 @@ func TestMetricsBuilder(t *testing.T) {
 						hwGpuTaskAttrVal, ok := dp.Attributes().Get("hw.gpu.task")
 						assert.True(t, ok)
 						assert.Equal(t, "general", hwGpuTaskAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["hw.gpu.utilization"], "Found a duplicate in the metrics slice: hw.gpu.utilization")
 						validatedMetrics["hw.gpu.utilization"] = true
@@ -784,6 +951,15 @@ func TestMetricsBuilder(t *testing.T) {
 						hwTypeAttrVal, ok := dp.Attributes().Get("hw.type")
 						assert.True(t, ok)
 						assert.Equal(t, "gpu", hwTypeAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["hw.power"], "Found a duplicate in the metrics slice: hw.power")
 						validatedMetrics["hw.power"] = true
@@ -859,6 +1035,15 @@ func TestMetricsBuilder(t *testing.T) {
 						hwStateAttrVal, ok := dp.Attributes().Get("hw.state")
 						assert.True(t, ok)
 						assert.Equal(t, "ok", hwStateAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["hw.status"], "Found a duplicate in the metrics slice: hw.status")
 						validatedMetrics["hw.status"] = true
@@ -933,6 +1118,15 @@ func TestMetricsBuilder(t *testing.T) {
 						hwSensorLocationAttrVal, ok := dp.Attributes().Get("hw.sensor_location")
 						assert.True(t, ok)
 						assert.Equal(t, "gpu", hwSensorLocationAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["hw.temperature"], "Found a duplicate in the metrics slice: hw.temperature")
 						validatedMetrics["hw.temperature"] = true
@@ -969,6 +1163,83 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok = dp.Attributes().Get("hw.sensor_location")
 						assert.False(t, ok)
 					}
+				case "nvidia.gpu.allocation":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.allocation"], "Found a duplicate in the metrics slice: nvidia.gpu.allocation")
+						validatedMetrics["nvidia.gpu.allocation"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Devices of this GPU (the GPU itself, a MIG instance or a time-slicing replica) allocated to a container, from the kubelet's pod-resources API.", mi.Description())
+						assert.Equal(t, "{device}", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.allocation"], "Found a duplicate in the metrics slice: nvidia.gpu.allocation")
+						validatedMetrics["nvidia.gpu.allocation"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Devices of this GPU (the GPU itself, a MIG instance or a time-slicing replica) allocated to a container, from the kubelet's pod-resources API.", mi.Description())
+						assert.Equal(t, "{device}", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["nvidia.gpu.allocation"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+					}
 				case "nvidia.gpu.clock.frequency":
 					if tt.name != "reaggregate_set" {
 						assert.False(t, validatedMetrics["nvidia.gpu.clock.frequency"], "Found a duplicate in the metrics slice: nvidia.gpu.clock.frequency")
@@ -1003,6 +1274,15 @@ func TestMetricsBuilder(t *testing.T) {
 						nvidiaGpuClockTypeAttrVal, ok := dp.Attributes().Get("nvidia.gpu.clock.type")
 						assert.True(t, ok)
 						assert.Equal(t, "graphics", nvidiaGpuClockTypeAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["nvidia.gpu.clock.frequency"], "Found a duplicate in the metrics slice: nvidia.gpu.clock.frequency")
 						validatedMetrics["nvidia.gpu.clock.frequency"] = true
@@ -1073,6 +1353,15 @@ func TestMetricsBuilder(t *testing.T) {
 						nvidiaGpuClockEventReasonAttrVal, ok := dp.Attributes().Get("nvidia.gpu.clock_event.reason")
 						assert.True(t, ok)
 						assert.Equal(t, "gpu_idle", nvidiaGpuClockEventReasonAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["nvidia.gpu.clock_event.active"], "Found a duplicate in the metrics slice: nvidia.gpu.clock_event.active")
 						validatedMetrics["nvidia.gpu.clock_event.active"] = true
@@ -1109,6 +1398,243 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok = dp.Attributes().Get("nvidia.gpu.clock_event.reason")
 						assert.False(t, ok)
 					}
+				case "nvidia.gpu.clock_event.duration":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.clock_event.duration"], "Found a duplicate in the metrics slice: nvidia.gpu.clock_event.duration")
+						validatedMetrics["nvidia.gpu.clock_event.duration"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Time the reason held the clocks down since the driver was loaded.", mi.Description())
+						assert.Equal(t, "s", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						nvidiaGpuClockEventReasonAttrVal, ok := dp.Attributes().Get("nvidia.gpu.clock_event.reason")
+						assert.True(t, ok)
+						assert.Equal(t, "gpu_idle", nvidiaGpuClockEventReasonAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.clock_event.duration"], "Found a duplicate in the metrics slice: nvidia.gpu.clock_event.duration")
+						validatedMetrics["nvidia.gpu.clock_event.duration"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Time the reason held the clocks down since the driver was loaded.", mi.Description())
+						assert.Equal(t, "s", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["nvidia.gpu.clock_event.duration"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.clock_event.reason")
+						assert.False(t, ok)
+					}
+				case "nvidia.gpu.dram.activity":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.dram.activity"], "Found a duplicate in the metrics slice: nvidia.gpu.dram.activity")
+						validatedMetrics["nvidia.gpu.dram.activity"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Fraction of the theoretical DRAM bandwidth used, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.dram.activity"], "Found a duplicate in the metrics slice: nvidia.gpu.dram.activity")
+						validatedMetrics["nvidia.gpu.dram.activity"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Fraction of the theoretical DRAM bandwidth used, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["nvidia.gpu.dram.activity"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+					}
+				case "nvidia.gpu.graphics_engine.activity":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.graphics_engine.activity"], "Found a duplicate in the metrics slice: nvidia.gpu.graphics_engine.activity")
+						validatedMetrics["nvidia.gpu.graphics_engine.activity"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Fraction of time any graphics or compute context was active, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.graphics_engine.activity"], "Found a duplicate in the metrics slice: nvidia.gpu.graphics_engine.activity")
+						validatedMetrics["nvidia.gpu.graphics_engine.activity"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Fraction of time any graphics or compute context was active, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["nvidia.gpu.graphics_engine.activity"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+					}
 				case "nvidia.gpu.memory.bandwidth.utilization":
 					if tt.name != "reaggregate_set" {
 						assert.False(t, validatedMetrics["nvidia.gpu.memory.bandwidth.utilization"], "Found a duplicate in the metrics slice: nvidia.gpu.memory.bandwidth.utilization")
@@ -1140,6 +1666,15 @@ func TestMetricsBuilder(t *testing.T) {
 						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
 						assert.True(t, ok)
 						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["nvidia.gpu.memory.bandwidth.utilization"], "Found a duplicate in the metrics slice: nvidia.gpu.memory.bandwidth.utilization")
 						validatedMetrics["nvidia.gpu.memory.bandwidth.utilization"] = true
@@ -1174,6 +1709,577 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok = dp.Attributes().Get("nvidia.gpu.index")
 						assert.False(t, ok)
 					}
+				case "nvidia.gpu.memory.reserved":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.memory.reserved"], "Found a duplicate in the metrics slice: nvidia.gpu.memory.reserved")
+						validatedMetrics["nvidia.gpu.memory.reserved"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "GPU memory the driver and firmware reserve (nvmlDeviceGetMemoryInfo_v2); not available to processes.", mi.Description())
+						assert.Equal(t, "By", mi.Unit())
+						assert.False(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.memory.reserved"], "Found a duplicate in the metrics slice: nvidia.gpu.memory.reserved")
+						validatedMetrics["nvidia.gpu.memory.reserved"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "GPU memory the driver and firmware reserve (nvmlDeviceGetMemoryInfo_v2); not available to processes.", mi.Description())
+						assert.Equal(t, "By", mi.Unit())
+						assert.False(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["nvidia.gpu.memory.reserved"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+					}
+				case "nvidia.gpu.nvlink.bandwidth":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.nvlink.bandwidth"], "Found a duplicate in the metrics slice: nvidia.gpu.nvlink.bandwidth")
+						validatedMetrics["nvidia.gpu.nvlink.bandwidth"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "NVLink traffic summed over all links, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "By/s", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						networkIoDirectionAttrVal, ok := dp.Attributes().Get("network.io.direction")
+						assert.True(t, ok)
+						assert.Equal(t, "receive", networkIoDirectionAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.nvlink.bandwidth"], "Found a duplicate in the metrics slice: nvidia.gpu.nvlink.bandwidth")
+						validatedMetrics["nvidia.gpu.nvlink.bandwidth"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "NVLink traffic summed over all links, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "By/s", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["nvidia.gpu.nvlink.bandwidth"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.io.direction")
+						assert.False(t, ok)
+					}
+				case "nvidia.gpu.nvlink.errors":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.nvlink.errors"], "Found a duplicate in the metrics slice: nvidia.gpu.nvlink.errors")
+						validatedMetrics["nvidia.gpu.nvlink.errors"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "NVLink errors summed over the GPU's links (nvmlDeviceGetFieldValues *_ERROR_COUNT_TOTAL).", mi.Description())
+						assert.Equal(t, "{error}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						nvidiaGpuNvlinkErrorTypeAttrVal, ok := dp.Attributes().Get("nvidia.gpu.nvlink.error.type")
+						assert.True(t, ok)
+						assert.Equal(t, "crc_flit", nvidiaGpuNvlinkErrorTypeAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.nvlink.errors"], "Found a duplicate in the metrics slice: nvidia.gpu.nvlink.errors")
+						validatedMetrics["nvidia.gpu.nvlink.errors"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "NVLink errors summed over the GPU's links (nvmlDeviceGetFieldValues *_ERROR_COUNT_TOTAL).", mi.Description())
+						assert.Equal(t, "{error}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["nvidia.gpu.nvlink.errors"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.nvlink.error.type")
+						assert.False(t, ok)
+					}
+				case "nvidia.gpu.nvlink.io":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.nvlink.io"], "Found a duplicate in the metrics slice: nvidia.gpu.nvlink.io")
+						validatedMetrics["nvidia.gpu.nvlink.io"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "NVLink data bytes summed over the GPU's links (nvmlDeviceGetFieldValues NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX/RX).", mi.Description())
+						assert.Equal(t, "By", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						networkIoDirectionAttrVal, ok := dp.Attributes().Get("network.io.direction")
+						assert.True(t, ok)
+						assert.Equal(t, "receive", networkIoDirectionAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.nvlink.io"], "Found a duplicate in the metrics slice: nvidia.gpu.nvlink.io")
+						validatedMetrics["nvidia.gpu.nvlink.io"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "NVLink data bytes summed over the GPU's links (nvmlDeviceGetFieldValues NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX/RX).", mi.Description())
+						assert.Equal(t, "By", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["nvidia.gpu.nvlink.io"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.io.direction")
+						assert.False(t, ok)
+					}
+				case "nvidia.gpu.pcie.bandwidth":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.pcie.bandwidth"], "Found a duplicate in the metrics slice: nvidia.gpu.pcie.bandwidth")
+						validatedMetrics["nvidia.gpu.pcie.bandwidth"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "PCIe traffic, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "By/s", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						networkIoDirectionAttrVal, ok := dp.Attributes().Get("network.io.direction")
+						assert.True(t, ok)
+						assert.Equal(t, "receive", networkIoDirectionAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.pcie.bandwidth"], "Found a duplicate in the metrics slice: nvidia.gpu.pcie.bandwidth")
+						validatedMetrics["nvidia.gpu.pcie.bandwidth"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "PCIe traffic, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "By/s", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["nvidia.gpu.pcie.bandwidth"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("network.io.direction")
+						assert.False(t, ok)
+					}
+				case "nvidia.gpu.pcie.replays":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.pcie.replays"], "Found a duplicate in the metrics slice: nvidia.gpu.pcie.replays")
+						validatedMetrics["nvidia.gpu.pcie.replays"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "PCIe replays (link-level retransmissions) since the driver was loaded (nvmlDeviceGetPcieReplayCounter).", mi.Description())
+						assert.Equal(t, "{replay}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.pcie.replays"], "Found a duplicate in the metrics slice: nvidia.gpu.pcie.replays")
+						validatedMetrics["nvidia.gpu.pcie.replays"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "PCIe replays (link-level retransmissions) since the driver was loaded (nvmlDeviceGetPcieReplayCounter).", mi.Description())
+						assert.Equal(t, "{replay}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["nvidia.gpu.pcie.replays"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+					}
+				case "nvidia.gpu.pipe.activity":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.pipe.activity"], "Found a duplicate in the metrics slice: nvidia.gpu.pipe.activity")
+						validatedMetrics["nvidia.gpu.pipe.activity"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Fraction of time the SMs kept the pipe busy, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						nvidiaGpuPipeAttrVal, ok := dp.Attributes().Get("nvidia.gpu.pipe")
+						assert.True(t, ok)
+						assert.Equal(t, "tensor", nvidiaGpuPipeAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.pipe.activity"], "Found a duplicate in the metrics slice: nvidia.gpu.pipe.activity")
+						validatedMetrics["nvidia.gpu.pipe.activity"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Fraction of time the SMs kept the pipe busy, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["nvidia.gpu.pipe.activity"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.pipe")
+						assert.False(t, ok)
+					}
 				case "nvidia.gpu.power.limit":
 					if tt.name != "reaggregate_set" {
 						assert.False(t, validatedMetrics["nvidia.gpu.power.limit"], "Found a duplicate in the metrics slice: nvidia.gpu.power.limit")
@@ -1205,6 +2311,15 @@ func TestMetricsBuilder(t *testing.T) {
 						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
 						assert.True(t, ok)
 						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["nvidia.gpu.power.limit"], "Found a duplicate in the metrics slice: nvidia.gpu.power.limit")
 						validatedMetrics["nvidia.gpu.power.limit"] = true
@@ -1279,6 +2394,15 @@ func TestMetricsBuilder(t *testing.T) {
 						processExecutableNameAttrVal, ok := dp.Attributes().Get("process.executable.name")
 						assert.True(t, ok)
 						assert.Equal(t, "process.executable.name-val", processExecutableNameAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["nvidia.gpu.process.memory.usage"], "Found a duplicate in the metrics slice: nvidia.gpu.process.memory.usage")
 						validatedMetrics["nvidia.gpu.process.memory.usage"] = true
@@ -1354,6 +2478,15 @@ func TestMetricsBuilder(t *testing.T) {
 						processExecutableNameAttrVal, ok := dp.Attributes().Get("process.executable.name")
 						assert.True(t, ok)
 						assert.Equal(t, "process.executable.name-val", processExecutableNameAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["nvidia.gpu.process.utilization"], "Found a duplicate in the metrics slice: nvidia.gpu.process.utilization")
 						validatedMetrics["nvidia.gpu.process.utilization"] = true
@@ -1428,6 +2561,15 @@ func TestMetricsBuilder(t *testing.T) {
 						nvidiaGpuRemapCauseAttrVal, ok := dp.Attributes().Get("nvidia.gpu.remap.cause")
 						assert.True(t, ok)
 						assert.Equal(t, "correctable", nvidiaGpuRemapCauseAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["nvidia.gpu.remapped_rows"], "Found a duplicate in the metrics slice: nvidia.gpu.remapped_rows")
 						validatedMetrics["nvidia.gpu.remapped_rows"] = true
@@ -1466,6 +2608,160 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok = dp.Attributes().Get("nvidia.gpu.remap.cause")
 						assert.False(t, ok)
 					}
+				case "nvidia.gpu.sm.activity":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.sm.activity"], "Found a duplicate in the metrics slice: nvidia.gpu.sm.activity")
+						validatedMetrics["nvidia.gpu.sm.activity"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Fraction of SMs busy, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.sm.activity"], "Found a duplicate in the metrics slice: nvidia.gpu.sm.activity")
+						validatedMetrics["nvidia.gpu.sm.activity"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Fraction of SMs busy, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["nvidia.gpu.sm.activity"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+					}
+				case "nvidia.gpu.sm.occupancy":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["nvidia.gpu.sm.occupancy"], "Found a duplicate in the metrics slice: nvidia.gpu.sm.occupancy")
+						validatedMetrics["nvidia.gpu.sm.occupancy"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Resident warps as a fraction of the theoretical maximum, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						hwIDAttrVal, ok := dp.Attributes().Get("hw.id")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.id-val", hwIDAttrVal.Str())
+						hwNameAttrVal, ok := dp.Attributes().Get("hw.name")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.name-val", hwNameAttrVal.Str())
+						hwVendorAttrVal, ok := dp.Attributes().Get("hw.vendor")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.vendor-val", hwVendorAttrVal.Str())
+						hwModelAttrVal, ok := dp.Attributes().Get("hw.model")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.model-val", hwModelAttrVal.Str())
+						hwDriverVersionAttrVal, ok := dp.Attributes().Get("hw.driver_version")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.driver_version-val", hwDriverVersionAttrVal.Str())
+						nvidiaGpuIndexAttrVal, ok := dp.Attributes().Get("nvidia.gpu.index")
+						assert.True(t, ok)
+						assert.EqualValues(t, 16, nvidiaGpuIndexAttrVal.Int())
+						hwParentAttrVal, ok := dp.Attributes().Get("hw.parent")
+						assert.True(t, ok)
+						assert.Equal(t, "hw.parent-val", hwParentAttrVal.Str())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["nvidia.gpu.sm.occupancy"], "Found a duplicate in the metrics slice: nvidia.gpu.sm.occupancy")
+						validatedMetrics["nvidia.gpu.sm.occupancy"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "Resident warps as a fraction of the theoretical maximum, averaged over the scrape interval (GPM, Hopper and later).", mi.Description())
+						assert.Equal(t, "1", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
+						switch aggMap["nvidia.gpu.sm.occupancy"] {
+						case "sum":
+							assert.InDelta(t, float64(4), dp.DoubleValue(), 0.01)
+						case "avg":
+							assert.InDelta(t, float64(2), dp.DoubleValue(), 0.01)
+						case "min":
+							assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+						case "max":
+							assert.InDelta(t, float64(3), dp.DoubleValue(), 0.01)
+						}
+						_, ok := dp.Attributes().Get("hw.id")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.vendor")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.model")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("hw.driver_version")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("nvidia.gpu.index")
+						assert.False(t, ok)
+					}
 				case "nvidia.gpu.xid.errors":
 					if tt.name != "reaggregate_set" {
 						assert.False(t, validatedMetrics["nvidia.gpu.xid.errors"], "Found a duplicate in the metrics slice: nvidia.gpu.xid.errors")
@@ -1502,6 +2798,15 @@ func TestMetricsBuilder(t *testing.T) {
 						nvidiaGpuXidAttrVal, ok := dp.Attributes().Get("nvidia.gpu.xid")
 						assert.True(t, ok)
 						assert.EqualValues(t, 14, nvidiaGpuXidAttrVal.Int())
+						k8sPodNameAttrVal, ok := dp.Attributes().Get("k8s.pod.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.pod.name-val", k8sPodNameAttrVal.Str())
+						k8sNamespaceNameAttrVal, ok := dp.Attributes().Get("k8s.namespace.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.namespace.name-val", k8sNamespaceNameAttrVal.Str())
+						k8sContainerNameAttrVal, ok := dp.Attributes().Get("k8s.container.name")
+						assert.True(t, ok)
+						assert.Equal(t, "k8s.container.name-val", k8sContainerNameAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["nvidia.gpu.xid.errors"], "Found a duplicate in the metrics slice: nvidia.gpu.xid.errors")
 						validatedMetrics["nvidia.gpu.xid.errors"] = true
