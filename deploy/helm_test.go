@@ -268,8 +268,8 @@ func TestHelmChartDefaults(t *testing.T) {
 		t.Errorf("nodeSelector (-want +got):\n%s", diff)
 	}
 	for _, v := range pod.Volumes {
-		if v.HostPath != nil {
-			t.Errorf("volume %s: a hostPath by default (%s)", v.Name, v.HostPath.Path)
+		if v.HostPath != nil && v.Name != "pod-resources" {
+			t.Errorf("volume %s: a hostPath by default (%s); only the pod-resources socket directory is", v.Name, v.HostPath.Path)
 		}
 	}
 
@@ -426,6 +426,8 @@ func TestHelmChartAllValues(t *testing.T) {
 	eq("prometheus_remote_write", map[string]any{
 		"endpoint": at(rw, "endpoint"), "headers": at(rw, "headers"), "tls": at(rw, "tls"),
 		"timeout": at(v, "extraConfig", "exporters", "prometheus_remote_write", "timeout"), // from extraConfig
+		// the pod labels the energy-per-token rules join on
+		"resource_constant_labels": map[string]any{"included": []any{"k8s.pod.name", "k8s.namespace.name"}},
 	}, at(r.config, "exporters", "prometheus_remote_write"))
 	eq("otlp_grpc/jaeger", map[string]any{"endpoint": at(jaeger, "endpoint"), "tls": at(jaeger, "tls")},
 		at(r.config, "exporters", "otlp_grpc/jaeger"))

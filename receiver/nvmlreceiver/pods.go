@@ -50,7 +50,6 @@ type podWatcher struct {
 	gen        uint64
 	failures   int
 	lastErr    string
-	lastLogged bool
 	list       func(ctx context.Context) (*podresources.Snapshot, error)
 }
 

@@ -103,7 +103,7 @@ func (c *Client) Fetch(ctx context.Context, traceID, parentSpanID string) (*reco
 		return nil, fmt.Errorf("%w (HTTP 404)", ErrNotYet)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("Jaeger answered HTTP %d: %s", resp.StatusCode, truncate(body))
+		return nil, fmt.Errorf("jaeger answered HTTP %d: %s", resp.StatusCode, truncate(body))
 	}
 	var tr traceResponse
 	if err := json.Unmarshal(body, &tr); err != nil {

@@ -112,6 +112,9 @@ exporters:
   {{- if $rw.enabled }}
   prometheus_remote_write:
     endpoint: {{ $rw.endpoint | quote }}
+    # the pod of a vLLM server's request metrics, as labels, so they join its GPU metrics (energy per token)
+    resource_constant_labels:
+      included: [k8s.pod.name, k8s.namespace.name]
     {{- with $rw.headers }}
     headers: {{ . | toJson }}
     {{- end }}
