@@ -47,10 +47,10 @@ type podWatcher struct {
 	firstDone chan struct{}
 
 	// owned by the goroutine
-	gen        uint64
-	failures   int
-	lastErr    string
-	list       func(ctx context.Context) (*podresources.Snapshot, error)
+	gen      uint64
+	failures int
+	lastErr  string
+	list     func(ctx context.Context) (*podresources.Snapshot, error)
 }
 
 const (
