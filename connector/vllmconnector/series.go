@@ -83,15 +83,16 @@ func (r *recorder) histogramValue(id histogramID, rec *vllmrequest.Record) (floa
 	case d.hasLatency:
 		return rec.Latency(d.latency)
 	case id == histTPOT:
-		if !rec.HasTimePerOutputToken && r.zeroTPOT {
+		tpot, ok := rec.TimePerOutputToken()
+		if !ok && r.zeroTPOT {
 			// vLLM observes 0 for every request of at most one output token, pooling requests included
 			if n, ok := rec.Completion(); rec.NonGenerative || ok && n <= 1 {
 				return 0, true
 			}
 		}
-		return rec.TimePerOutputToken, rec.HasTimePerOutputToken
+		return tpot, ok
 	case id == histDecodeThroughput:
-		return rec.DecodeThroughput, rec.HasDecodeThroughput
+		return rec.DecodeThroughput()
 	case id == histPromptTokens:
 		n, ok := rec.Prompt()
 		return float64(n), ok

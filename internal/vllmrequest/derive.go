@@ -91,9 +91,9 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 		case AttrModelExecute:
 			d.readLatency(rec, ModelExecute, v)
 		case AttrPromptTokens:
-			rec.PromptTokens, rec.hasTokens[0] = readTokens(rec, FieldPromptTokens, v)
+			rec.promptTokens, rec.hasTokens[0] = readTokens(rec, FieldPromptTokens, v)
 		case AttrCompletionTokens:
-			rec.CompletionTokens, rec.hasTokens[1] = readTokens(rec, FieldCompletionTokens, v)
+			rec.completionTokens, rec.hasTokens[1] = readTokens(rec, FieldCompletionTokens, v)
 		case AttrRequestID:
 			if v.Type() == pcommon.ValueTypeStr {
 				requestID = v.Str()
@@ -144,7 +144,7 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 		// the generative requests' values
 		rec.clearLatency(TimeToFirstToken)
 		rec.clearLatency(Decode)
-		rec.CompletionTokens, rec.hasTokens[1] = 0, false
+		rec.completionTokens, rec.hasTokens[1] = 0, false
 	}
 	deriveRates(rec)
 	if modelRank == len(d.models) {
@@ -286,9 +286,9 @@ func deriveRates(rec *Record) {
 		return
 	}
 	steps := float64(completion - 1)
-	rec.TimePerOutputToken, rec.HasTimePerOutputToken = decode/steps, true
+	rec.tpot, rec.hasTPOT = decode/steps, true
 	if throughput := steps / decode; decode > 0 && !math.IsInf(throughput, 0) {
-		rec.DecodeThroughput, rec.HasDecodeThroughput = throughput, true
+		rec.throughput, rec.hasThroughput = throughput, true
 	}
 }
 

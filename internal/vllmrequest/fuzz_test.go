@@ -59,11 +59,12 @@ func FuzzDerive(f *testing.F) {
 				t.Fatalf("%s kept invalid value %v", l, v)
 			}
 		}
-		if rec.HasTimePerOutputToken && (math.IsNaN(rec.TimePerOutputToken) || rec.TimePerOutputToken < 0) {
-			t.Fatalf("invalid TPOT %v", rec.TimePerOutputToken)
+		tpot, hasTPOT := rec.TimePerOutputToken()
+		if hasTPOT && (math.IsNaN(tpot) || tpot < 0) {
+			t.Fatalf("invalid TPOT %v", tpot)
 		}
-		if rec.HasDecodeThroughput && (math.IsNaN(rec.DecodeThroughput) || math.IsInf(rec.DecodeThroughput, 0) || rec.DecodeThroughput <= 0) {
-			t.Fatalf("invalid decode throughput %v", rec.DecodeThroughput)
+		if throughput, ok := rec.DecodeThroughput(); ok && (math.IsNaN(throughput) || math.IsInf(throughput, 0) || throughput <= 0) {
+			t.Fatalf("invalid decode throughput %v", throughput)
 		}
 		if p, ok := rec.Prompt(); ok && (p < 0 || p > MaxTokens) {
 			t.Fatalf("invalid prompt tokens %d", p)
@@ -71,9 +72,9 @@ func FuzzDerive(f *testing.F) {
 		if c, ok := rec.Completion(); ok && (c < 0 || c > MaxTokens || rec.NonGenerative) {
 			t.Fatalf("invalid completion tokens %d (non-generative: %v)", c, rec.NonGenerative)
 		}
-		if rec.HasTimePerOutputToken {
+		if hasTPOT {
 			if c, _ := rec.Completion(); c < 2 {
-				t.Fatalf("TPOT %v with %d output tokens", rec.TimePerOutputToken, c)
+				t.Fatalf("TPOT %v with %d output tokens", tpot, c)
 			}
 		}
 		if rec.Operation == "" || rec.Model == "" || rec.Provider == "" {

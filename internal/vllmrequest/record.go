@@ -86,15 +86,12 @@ type Record struct {
 	derived   uint16 // bit per Latency computed here rather than read from the span
 	hasTokens [2]bool
 
-	PromptTokens     int64
-	CompletionTokens int64
+	promptTokens     int64
+	completionTokens int64
 
-	// TimePerOutputToken is decode / (completion − 1), vLLM's own definition; valid when HasTimePerOutputToken.
-	TimePerOutputToken    float64
-	HasTimePerOutputToken bool
-	// DecodeThroughput is (completion − 1) / decode in tokens per second; valid when HasDecodeThroughput.
-	DecodeThroughput    float64
-	HasDecodeThroughput bool
+	// tpot is decode / (completion − 1), vLLM's own definition; throughput is (completion − 1) / decode.
+	tpot, throughput       float64
+	hasTPOT, hasThroughput bool
 
 	// Model is the requested model, gen_ai.request.model: the first of model.attributes found on the span or its
 	// resource, else model.default.
@@ -138,10 +135,17 @@ func (r *Record) Latency(l Latency) (float64, bool) {
 func (r *Record) Derived(l Latency) bool { return r.derived&(1<<l) != 0 }
 
 // Prompt returns the prompt token count and whether it is known.
-func (r *Record) Prompt() (int64, bool) { return r.PromptTokens, r.hasTokens[0] }
+func (r *Record) Prompt() (int64, bool) { return r.promptTokens, r.hasTokens[0] }
 
 // Completion returns the completion token count and whether it is known.
-func (r *Record) Completion() (int64, bool) { return r.CompletionTokens, r.hasTokens[1] }
+func (r *Record) Completion() (int64, bool) { return r.completionTokens, r.hasTokens[1] }
+
+// TimePerOutputToken returns decode / (completion − 1) in seconds, vLLM's own definition, and whether the
+// request has one (two or more output tokens of a generative operation).
+func (r *Record) TimePerOutputToken() (float64, bool) { return r.tpot, r.hasTPOT }
+
+// DecodeThroughput returns (completion − 1) / decode in tokens per second and whether the request has one.
+func (r *Record) DecodeThroughput() (float64, bool) { return r.throughput, r.hasThroughput }
 
 func (r *Record) setLatency(l Latency, v float64, derived bool) {
 	r.latency[l] = v

@@ -92,8 +92,8 @@ func (r *Record) objectiveValue(o Objective) (float64, bool) {
 	case ObjectiveTTFT:
 		return r.Latency(TimeToFirstToken)
 	case ObjectiveTPOT:
-		if r.HasTimePerOutputToken {
-			return r.TimePerOutputToken, true
+		if r.hasTPOT {
+			return r.tpot, true
 		}
 		// vLLM's serving benchmark gives a request of one output token TPOT 0, which meets any objective
 		if n, ok := r.Completion(); ok && n <= 1 && !r.NonGenerative {

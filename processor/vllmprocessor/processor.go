@@ -94,9 +94,11 @@ func (p *spanEnricher) processTraces(ctx context.Context, td ptrace.Traces) (ptr
 // added counts the attributes enrich will add to a span (an upper bound: some may exist already).
 func (p *spanEnricher) added(rec *vllmrequest.Record, verdict vllmrequest.SLOResult) int {
 	n := 0
+	_, hasTPOT := rec.TimePerOutputToken()
+	_, hasThroughput := rec.DecodeThroughput()
 	for _, add := range [...]bool{
 		!rec.ProviderOnSpan, !rec.OperationOnSpan, true, // gen_ai.request.model, unless the span has it
-		rec.HasTimePerOutputToken, rec.HasDecodeThroughput, p.slo.Enabled(), p.slo.Enabled() && !verdict.AllMet,
+		hasTPOT, hasThroughput, p.slo.Enabled(), p.slo.Enabled() && !verdict.AllMet,
 		p.priority && !verdict.AllMet,
 	} {
 		if add {
@@ -128,11 +130,11 @@ func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violat
 	if _, ok := attrs.Get(vllmrequest.AttrRequestModel); !ok {
 		attrs.PutStr(vllmrequest.AttrRequestModel, rec.Model)
 	}
-	if rec.HasTimePerOutputToken {
-		attrs.PutDouble(AttrTimePerOutputToken, rec.TimePerOutputToken)
+	if tpot, ok := rec.TimePerOutputToken(); ok {
+		attrs.PutDouble(AttrTimePerOutputToken, tpot)
 	}
-	if rec.HasDecodeThroughput {
-		attrs.PutDouble(AttrDecodeThroughput, rec.DecodeThroughput)
+	if throughput, ok := rec.DecodeThroughput(); ok {
+		attrs.PutDouble(AttrDecodeThroughput, throughput)
 	}
 	for _, d := range derivedAttributes {
 		if v, ok := rec.Latency(d.latency); ok && rec.Derived(d.latency) {
