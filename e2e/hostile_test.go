@@ -198,7 +198,10 @@ func TestHostileInput(t *testing.T) {
 	// The input alone is 128 MiB of model names, which the connector kept once per series and copied into every
 	// point of a flush; bounded, the collector stays within a few hundred MiB.
 	rss := peakRSS(t, c.proc.cmd.Process.Pid)
-	t.Logf("peak RSS %d MiB, %d requests received", rss>>20, sink.requests)
+	sink.mu.Lock()
+	requests := sink.requests
+	sink.mu.Unlock()
+	t.Logf("peak RSS %d MiB, %d requests received", rss>>20, requests)
 	assert.Less(t, rss, int64(600<<20), "peak RSS of the collector")
 }
 

@@ -99,7 +99,10 @@ processors:
       - key: service.instance.id
         value: ${env:K8S_NODE_NAME}
         action: upsert
-  batch: {}
+  # a vLLM request span is about 1 KB, a data point at most about 1.5 KB: 1,000 a request stays under 4 MiB
+  batch:
+    send_batch_size: 1000
+    send_batch_max_size: 1000
 
 connectors:
   vllm:
