@@ -64,7 +64,7 @@ func BenchmarkSpansToMetrics(b *testing.B) {
 	// the same spans, 12.5% sampled at the source (an OTEP 235 threshold in every tracestate): each is weighted
 	sampled := ptrace.NewTraces()
 	batch.CopyTo(sampled)
-	forEachSpan(sampled, func(s ptrace.Span) { s.TraceState().FromRaw("ot=th:e") })
+	vllmtest.ForEachSpan(sampled, func(s ptrace.Span) { s.TraceState().FromRaw("ot=th:e") })
 	b.Run("vllm_connector_sampled", func(b *testing.B) {
 		f := vllmconnector.NewFactory()
 		c, err := f.CreateTracesToMetrics(context.Background(), connectortest.NewNopSettings(f.Type()), f.CreateDefaultConfig(), consumertest.NewNop())
@@ -119,17 +119,4 @@ func readVLLMAttributes(td ptrace.Traces) float64 {
 		}
 	}
 	return total
-}
-
-func forEachSpan(td ptrace.Traces, fn func(ptrace.Span)) {
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		sss := rss.At(i).ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			spans := sss.At(j).Spans()
-			for k := 0; k < spans.Len(); k++ {
-				fn(spans.At(k))
-			}
-		}
-	}
 }

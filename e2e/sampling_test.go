@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
 )
 
 // cumulativeSink is an OTLP/gRPC metrics receiver that keeps the latest point of every series: with cumulative
@@ -289,7 +290,7 @@ func TestSLOAwareSampling(t *testing.T) {
 	var estimate float64
 	all := traces.all()
 	for _, td := range all {
-		forEachSpanIn(td, func(sp ptrace.Span) {
+		vllmtest.ForEachSpan(td, func(sp ptrace.Span) {
 			ts, err := sampling.NewW3CTraceState(sp.TraceState().AsRaw())
 			require.NoError(t, err)
 			estimate += ts.OTelValue().AdjustedCount()
@@ -315,30 +316,6 @@ func TestSLOAwareSampling(t *testing.T) {
 		require.NoError(t, conn.ConsumeTraces(context.Background(), td))
 	}
 	require.NoError(t, conn.Shutdown(context.Background()))
-	var requests int64
-	for _, md := range downstream.AllMetrics() {
-		for i := 0; i < md.ResourceMetrics().Len(); i++ {
-			ms := md.ResourceMetrics().At(i).ScopeMetrics().At(0).Metrics()
-			for j := 0; j < ms.Len(); j++ {
-				if ms.At(j).Name() == "vllm.requests" {
-					for k := 0; k < ms.At(j).Sum().DataPoints().Len(); k++ {
-						requests += ms.At(j).Sum().DataPoints().At(k).IntValue()
-					}
-				}
-			}
-		}
-	}
+	requests := vllmtest.SumTotal(downstream.AllMetrics(), "vllm.requests")
 	assert.InDelta(t, float64(total), float64(requests), 0.05*float64(total), "downstream estimate of the request total")
-}
-
-func forEachSpanIn(td ptrace.Traces, fn func(ptrace.Span)) {
-	for i := 0; i < td.ResourceSpans().Len(); i++ {
-		sss := td.ResourceSpans().At(i).ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			spans := sss.At(j).Spans()
-			for k := 0; k < spans.Len(); k++ {
-				fn(spans.At(k))
-			}
-		}
-	}
 }

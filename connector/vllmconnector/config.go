@@ -140,12 +140,7 @@ var (
 
 // Unmarshal rejects values the decoder would reinterpret (a duration without a unit, a fractional or
 // overflowing integer) before decoding.
-func (c *Config) Unmarshal(conf *confmap.Conf) error {
-	if err := confcheck.Check(conf.ToStringMap(), c); err != nil {
-		return err
-	}
-	return conf.Unmarshal(c)
-}
+func (c *Config) Unmarshal(conf *confmap.Conf) error { return confcheck.Unmarshal(conf, c) }
 
 // reservedAttributes are data point attributes the connector sets itself; a dimension may not shadow them.
 var reservedAttributes = map[string]bool{

@@ -12,9 +12,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/collector/confmap"
 )
 
 var durationType = reflect.TypeFor[time.Duration]()
+
+// Unmarshal checks conf against cfg's type, then decodes it into cfg: the body of a component config's
+// confmap.Unmarshaler.
+func Unmarshal(conf *confmap.Conf, cfg any) error {
+	if err := Check(conf.ToStringMap(), cfg); err != nil {
+		return err
+	}
+	return conf.Unmarshal(cfg)
+}
 
 // Check walks the raw configuration alongside the mapstructure tags of cfg's type (a pointer to a struct) and
 // returns one error per value the decoder would reinterpret, each naming its key.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -62,4 +63,40 @@ func appendV1Span(s ptrace.Span, i int) {
 	a.PutInt("gen_ai.request.max_tokens", 512)
 	a.PutDouble("gen_ai.request.temperature", 0.7)
 	a.PutInt("gen_ai.request.n", 1)
+}
+
+// ForEachSpan calls fn for every span of td.
+func ForEachSpan(td ptrace.Traces, fn func(ptrace.Span)) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				fn(spans.At(k))
+			}
+		}
+	}
+}
+
+// SumTotal adds the integer values of every data point of the named sum metric across requests.
+func SumTotal(requests []pmetric.Metrics, name string) int64 {
+	var total int64
+	for _, md := range requests {
+		rms := md.ResourceMetrics()
+		for i := 0; i < rms.Len(); i++ {
+			sms := rms.At(i).ScopeMetrics()
+			for j := 0; j < sms.Len(); j++ {
+				ms := sms.At(j).Metrics()
+				for k := 0; k < ms.Len(); k++ {
+					if m := ms.At(k); m.Name() == name && m.Type() == pmetric.MetricTypeSum {
+						for p := 0; p < m.Sum().DataPoints().Len(); p++ {
+							total += m.Sum().DataPoints().At(p).IntValue()
+						}
+					}
+				}
+			}
+		}
+	}
+	return total
 }

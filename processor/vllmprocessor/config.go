@@ -23,12 +23,7 @@ var (
 )
 
 // Unmarshal rejects values the decoder would reinterpret (`slo: {ttft: 200}` would be 200ns) before decoding.
-func (c *Config) Unmarshal(conf *confmap.Conf) error {
-	if err := confcheck.Check(conf.ToStringMap(), c); err != nil {
-		return err
-	}
-	return conf.Unmarshal(c)
-}
+func (c *Config) Unmarshal(conf *confmap.Conf) error { return confcheck.Unmarshal(conf, c) }
 
 // Validate names the key of every invalid setting.
 func (c *Config) Validate() error { return c.Request.Validate() }

@@ -30,7 +30,7 @@ func TestSLOAwareSampling(t *testing.T) {
 	const total = 20000
 	td := vllmtest.V1Batch(total, 4)
 	rng := rand.New(rand.NewPCG(1, 2))
-	forEachSpan(td, func(s ptrace.Span) {
+	vllmtest.ForEachSpan(td, func(s ptrace.Span) {
 		var id pcommon.TraceID
 		for i := range id {
 			id[i] = byte(rng.UintN(256)) // W3C random trace ids: the sampler's randomness
@@ -50,7 +50,7 @@ func TestSLOAwareSampling(t *testing.T) {
 	require.NoError(t, proc.ConsumeTraces(context.Background(), td))
 	enriched := marked.AllTraces()[0]
 	violators := map[pcommon.SpanID]bool{}
-	forEachSpan(enriched, func(s ptrace.Span) {
+	vllmtest.ForEachSpan(enriched, func(s ptrace.Span) {
 		if met, _ := s.Attributes().Get(vllmprocessor.AttrSLOMet); !met.Bool() {
 			violators[s.SpanID()] = true
 			p, ok := s.Attributes().Get(vllmprocessor.AttrSamplingPriority)
@@ -78,7 +78,7 @@ func TestSLOAwareSampling(t *testing.T) {
 	keptViolators, keptOthers := 0, 0
 	var estimate float64
 	for _, out := range kept.AllTraces() {
-		forEachSpan(out, func(s ptrace.Span) {
+		vllmtest.ForEachSpan(out, func(s ptrace.Span) {
 			ts, err := sampling.NewW3CTraceState(s.TraceState().AsRaw())
 			require.NoError(t, err)
 			count := ts.OTelValue().AdjustedCount()
@@ -108,30 +108,6 @@ func TestSLOAwareSampling(t *testing.T) {
 		require.NoError(t, conn.ConsumeTraces(context.Background(), out))
 	}
 	require.NoError(t, conn.Shutdown(context.Background()))
-	var requests int64
-	for _, md := range metrics.AllMetrics() {
-		for i := 0; i < md.ResourceMetrics().Len(); i++ {
-			ms := md.ResourceMetrics().At(i).ScopeMetrics().At(0).Metrics()
-			for j := 0; j < ms.Len(); j++ {
-				if ms.At(j).Name() == "vllm.requests" {
-					for k := 0; k < ms.At(j).Sum().DataPoints().Len(); k++ {
-						requests += ms.At(j).Sum().DataPoints().At(k).IntValue()
-					}
-				}
-			}
-		}
-	}
+	requests := vllmtest.SumTotal(metrics.AllMetrics(), "vllm.requests")
 	assert.InDelta(t, total, requests, total*0.05, "downstream estimate of %d requests", total)
-}
-
-func forEachSpan(td ptrace.Traces, fn func(ptrace.Span)) {
-	for i := 0; i < td.ResourceSpans().Len(); i++ {
-		sss := td.ResourceSpans().At(i).ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			spans := sss.At(j).Spans()
-			for k := 0; k < spans.Len(); k++ {
-				fn(spans.At(k))
-			}
-		}
-	}
 }
