@@ -273,6 +273,26 @@ func TestHelmChartDefaults(t *testing.T) {
 		}
 	}
 
+	// The vLLM scrape sets job from the pod's app.kubernetes.io/name (the span coverage join) and k8s_pod_name
+	// (the energy-per-token join).
+	targets := map[string]string{}
+	scrape := at(r.config, "receivers", "prometheus", "config", "scrape_configs").([]any)[0]
+	for _, rc := range at(scrape, "relabel_configs").([]any) {
+		if src, ok := at(rc, "source_labels").([]any); ok && len(src) == 1 {
+			if target, ok := at(rc, "target_label").(string); ok {
+				targets[target] = src[0].(string)
+			}
+		}
+	}
+	for target, source := range map[string]string{
+		"job": "__meta_kubernetes_pod_label_app_kubernetes_io_name", "k8s_pod_name": "__meta_kubernetes_pod_name",
+		"k8s_namespace_name": "__meta_kubernetes_namespace", "instance": "__meta_kubernetes_pod_name",
+	} {
+		if targets[target] != source {
+			t.Errorf("vLLM scrape: %s from %q, want %q", target, targets[target], source)
+		}
+	}
+
 	// The SLO objectives reach both the processor and the connector.
 	wantSLO := map[string]any{"ttft": "200ms", "tpot": "50ms", "e2e": "5s"}
 	for _, component := range [][]string{{"processors", "vllm"}, {"connectors", "vllm"}} {
@@ -434,7 +454,12 @@ func TestHelmChartAllValues(t *testing.T) {
 	eq("otlp_grpc/otlp", map[string]any{"endpoint": at(otlp, "endpoint"), "headers": at(otlp, "headers"), "tls": at(otlp, "tls")},
 		at(r.config, "exporters", "otlp_grpc/otlp"))
 	pipelines := at(r.config, "service", "pipelines")
-	eq("traces exporters", []any{"vllm", "otlp_grpc/jaeger", "otlp_grpc/otlp"}, at(pipelines, "traces", "exporters"))
+	// sampling.tracePercentage < 100: every span to the connector, a sample to the trace exporters
+	eq("traces exporters", []any{"forward"}, at(pipelines, "traces", "exporters"))
+	eq("traces/metrics exporters", []any{"vllm"}, at(pipelines, "traces/metrics", "exporters"))
+	eq("traces/sampled exporters", []any{"otlp_grpc/jaeger", "otlp_grpc/otlp"}, at(pipelines, "traces/sampled", "exporters"))
+	eq("sampling_percentage", fmt.Sprint(at(v, "sampling", "tracePercentage")), fmt.Sprint(at(r.config, "processors", "probabilistic_sampler", "sampling_percentage")))
+	eq("sampling.ratio", at(v, "sampling", "sourceRatio"), at(r.config, "connectors", "vllm", "sampling", "ratio"))
 	for _, p := range []string{"metrics/vllm", "metrics/gpu"} {
 		eq(p+" exporters", []any{"prometheus_remote_write", "otlp_grpc/otlp"}, at(pipelines, p, "exporters"))
 	}
@@ -487,6 +512,29 @@ type helmVariant struct {
 }
 
 var helmVariants = []helmVariant{
+	{
+		name: "SLO-aware trace sampling",
+		args: []string{"--set", "sampling.tracePercentage=10,sampling.sourceRatio=0.5"},
+		check: func(t *testing.T, r rendered) {
+			wantPipelineExporters(t, r, map[string][]any{
+				"traces": {"forward"}, "traces/metrics": {"vllm"}, "traces/sampled": {"otlp_grpc/jaeger"},
+				"metrics/vllm": {"prometheus_remote_write"}, "metrics/gpu": {"prometheus_remote_write"},
+			})
+			if got := at(r.config, "service", "pipelines", "traces/sampled", "processors"); !reflect.DeepEqual(got, []any{"probabilistic_sampler", "batch"}) {
+				t.Errorf("traces/sampled processors %v, want the sampler before the batch", got)
+			}
+			sampler := at(r.config, "processors", "probabilistic_sampler")
+			if mode, pct := at(sampler, "mode"), fmt.Sprint(at(sampler, "sampling_percentage")); mode != "proportional" || pct != "10" {
+				t.Errorf("probabilistic_sampler mode %v at %s%%, want proportional at 10%%", mode, pct)
+			}
+			if got := at(r.config, "processors", "vllm", "sampling_priority"); got != true {
+				t.Errorf("vllm processor sampling_priority %v, want true: the sampler must keep every SLO violator", got)
+			}
+			if got := at(r.config, "connectors", "vllm", "sampling", "ratio"); got != 0.5 {
+				t.Errorf("vllm connector sampling.ratio %v, want 0.5", got)
+			}
+		},
+	},
 	{
 		name: "metrics to OTLP only",
 		args: []string{"--set", "exporters.remoteWrite.enabled=false,exporters.otlp.enabled=true,exporters.otlp.endpoint=gateway:4317,exporters.otlp.traces=false"},

@@ -12,7 +12,7 @@ by daemonset.yaml. Exporters and the pipelines that use them follow the exporter
 {{- $rw := $v.exporters.remoteWrite }}
 {{- $jaeger := $v.exporters.jaeger }}
 {{- $otlp := $v.exporters.otlp }}
-{{- $traceExporters := list "vllm" }}
+{{- $traceExporters := list }}
 {{- $metricsExporters := list }}
 {{- if $jaeger.enabled }}
 {{- $_ := required "exporters.jaeger.endpoint is required when exporters.jaeger.enabled is true" $jaeger.endpoint }}
@@ -30,6 +30,8 @@ by daemonset.yaml. Exporters and the pipelines that use them follow the exporter
 {{- $_ := required "exporters.remoteWrite.endpoint is required when exporters.remoteWrite.enabled is true" $rw.endpoint }}
 {{- $metricsExporters = prepend $metricsExporters "prometheus_remote_write" }}
 {{- end }}
+{{- /* sampled: the metrics see every span, the trace exporters a sample (a forward fan-out) */}}
+{{- $sampled := and $traceExporters (lt (float64 $v.sampling.tracePercentage) 100.0) }}
 {{- if not $metricsExporters }}
 {{- fail "no metrics exporter: enable exporters.remoteWrite, or exporters.otlp with exporters.otlp.metrics" }}
 {{- end }}
@@ -80,8 +82,16 @@ receivers:
               target_label: __address__
             - source_labels: [__meta_kubernetes_pod_name]
               target_label: instance
+            # job = the pod's app.kubernetes.io/name, which vLLM also sets as OTEL_SERVICE_NAME (the job of the
+            # span-derived metrics), so that the span coverage rule joins both sides
+            - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name]
+              regex: (.+)
+              target_label: job
             - source_labels: [__meta_kubernetes_namespace]
               target_label: k8s_namespace_name
+            # the pod labels of the GPU metrics, for the energy-per-token rules
+            - source_labels: [__meta_kubernetes_pod_name]
+              target_label: k8s_pod_name
   {{- end }}
 
 processors:
@@ -91,6 +101,12 @@ processors:
     spike_limit_mib: {{ $mem.spike }}
   vllm:
     slo: {{ $slo | toJson }}
+    {{- if $sampled }}
+    sampling_priority: true
+  probabilistic_sampler:
+    mode: proportional
+    sampling_percentage: {{ $v.sampling.tracePercentage }}
+    {{- end }}
   resource/node:
     attributes:
       - key: service.name
@@ -105,8 +121,13 @@ processors:
     send_batch_max_size: 1000
 
 connectors:
+  {{- if $sampled }}
+  forward: {}
+  {{- end }}
   vllm:
     slo: {{ $slo | toJson }}
+    sampling:
+      ratio: {{ $v.sampling.sourceRatio }}
     exemplars:
       enabled: {{ $v.connector.exemplars }}
     resource_attributes: {{ $v.connector.resourceAttributes | toJson }}
@@ -154,10 +175,24 @@ service:
                 host: ${env:MY_POD_IP}
                 port: {{ $v.ports.metrics }}
   pipelines:
+    {{- if $sampled }}
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, vllm]
+      exporters: [forward]
+    traces/metrics:
+      receivers: [forward]
+      exporters: [vllm]
+    traces/sampled:
+      receivers: [forward]
+      processors: [probabilistic_sampler, batch]
+      exporters: {{ $traceExporters | toJson }}
+    {{- else }}
     traces:
       receivers: [otlp]
       processors: [memory_limiter, vllm, batch]
-      exporters: {{ $traceExporters | toJson }}
+      exporters: {{ prepend $traceExporters "vllm" | toJson }}
+    {{- end }}
     metrics/vllm:
       receivers: {{ ternary (list "vllm" "prometheus") (list "vllm") (and $v.vllmMetrics.enabled true) | toJson }}
       processors: [memory_limiter, batch]
