@@ -141,6 +141,7 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 		resource := vllmrequest.NewResource(resourceAttrs)
 		var res *resourceState
 		var resourceKey []byte // computed at the resource's first request span
+		resourceKeyed := false
 		fallbackWeight := c.weights.resourceWeight(resourceAttrs)
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
@@ -153,7 +154,8 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 				}
 				recognised++
 				rejections.Count(ctx, c.telemetry.ConnectorVllmFieldsRejected, &c.rec)
-				if resourceKey == nil {
+				if !resourceKeyed {
+					resourceKeyed = true
 					resourceKey = c.keys.resourceKey(c.resourceBuf[:0], resourceAttrs)
 					c.resourceBuf = resourceKey
 					res = c.resources[string(resourceKey)]

@@ -46,10 +46,10 @@ func (b *requestBuilder) add(scratch pmetric.Metrics, metrics pmetric.MetricSlic
 		size += b.resourceBytes
 	}
 	if b.currentBytes > 0 && b.currentBytes+size > b.maxBytes {
-		b.done = append(b.done, b.current)
-		b.current, b.currentBytes = pmetric.NewMetrics(), 0
-		b.set = nil
-		size = b.sizer.MetricsSize(scratch) + b.resourceBytes
+		if b.set != nil {
+			size += b.resourceBytes // the new request needs the resource again
+		}
+		b.startRequest()
 	}
 	if b.set == nil {
 		rm := b.current.ResourceMetrics().AppendEmpty()
@@ -60,6 +60,12 @@ func (b *requestBuilder) add(scratch pmetric.Metrics, metrics pmetric.MetricSlic
 	}
 	b.set.adopt(metrics)
 	b.currentBytes += size
+}
+
+func (b *requestBuilder) startRequest() {
+	b.done = append(b.done, b.current)
+	b.current, b.currentBytes = pmetric.NewMetrics(), 0
+	b.set = nil
 }
 
 // finish returns the requests built, none empty.
