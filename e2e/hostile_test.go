@@ -4,80 +4,23 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
-
-// metricsSink is an OTLP/gRPC metrics receiver with gRPC's defaults, among them the 4 MiB message limit of
-// a default collector's OTLP receiver. It keeps the models of the vllm.requests points it received.
-type metricsSink struct {
-	pmetricotlp.UnimplementedGRPCServer
-	mu       sync.Mutex
-	requests int
-	models   map[string]bool
-}
-
-func startMetricsSink(t *testing.T) (*metricsSink, string) {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &metricsSink{models: map[string]bool{}}
-	srv := grpc.NewServer()
-	pmetricotlp.RegisterGRPCServer(srv, s)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return s, lis.Addr().String()
-}
-
-func (s *metricsSink) Export(_ context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests++
-	rms := req.Metrics().ResourceMetrics()
-	for i := 0; i < rms.Len(); i++ {
-		sms := rms.At(i).ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				if m := ms.At(k); m.Name() == "vllm.requests" {
-					for p := 0; p < m.Sum().DataPoints().Len(); p++ {
-						model, _ := m.Sum().DataPoints().At(p).Attributes().Get("gen_ai.request.model")
-						s.models[model.AsString()] = true
-					}
-				}
-			}
-		}
-	}
-	return pmetricotlp.NewExportResponse(), nil
-}
-
-func (s *metricsSink) seen(models []string) (missing []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, m := range models {
-		if !s.models[m] {
-			missing = append(missing, m)
-		}
-	}
-	return missing
-}
 
 // requestSpans is n vLLM V1 request spans, the model of span i being model(i).
 func requestSpans(n int, model func(i int) string) ptrace.Traces {
@@ -140,7 +83,9 @@ func peakRSS(t *testing.T, pid int) int64 {
 // series, and a resource attribute nested 100,000 deep. Every normal series must still reach a default OTLP
 // receiver, and the collector's memory must stay bounded.
 func TestHostileInput(t *testing.T) {
-	sink, sinkEndpoint := startMetricsSink(t)
+	// gRPC's defaults, among them the 4 MiB message limit of a default collector's OTLP receiver
+	sink := startCumulativeSink(t)
+	sinkEndpoint := sink.endpoint
 	c := startCollector(t, "hostile", []string{filepath.Join(repoRoot(t), "e2e", "testdata", "hostile.yaml")},
 		map[string]string{"E2E_METRICS_SINK_ENDPOINT": sinkEndpoint})
 	conn, err := grpc.NewClient(c.otlpGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -184,7 +129,7 @@ func TestHostileInput(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	var missing []string
 	for {
-		missing = sink.seen(want)
+		missing = sink.missing("vllm.requests", "gen_ai.request.model", want)
 		if len(missing) == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -198,10 +143,7 @@ func TestHostileInput(t *testing.T) {
 	// The input alone is 128 MiB of model names, which the connector kept once per series and copied into every
 	// point of a flush; bounded, the collector stays within a few hundred MiB.
 	rss := peakRSS(t, c.proc.cmd.Process.Pid)
-	sink.mu.Lock()
-	requests := sink.requests
-	sink.mu.Unlock()
-	t.Logf("peak RSS %d MiB, %d requests received", rss>>20, requests)
+	t.Logf("peak RSS %d MiB, %d requests received", rss>>20, sink.requestCount())
 	assert.Less(t, rss, int64(600<<20), "peak RSS of the collector")
 }
 

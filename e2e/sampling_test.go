@@ -35,6 +35,7 @@ type cumulativeSink struct {
 	pmetricotlp.UnimplementedGRPCServer
 	endpoint string
 	mu       sync.Mutex
+	requests int
 	latest   map[string]sinkPoint // by metric name and point attributes
 }
 
@@ -60,6 +61,7 @@ func startCumulativeSink(t *testing.T) *cumulativeSink {
 func (s *cumulativeSink) Export(_ context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.requests++
 	rms := req.Metrics().ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		sms := rms.At(i).ScopeMetrics()
@@ -122,6 +124,31 @@ func (s *cumulativeSink) total(metric string, match map[string]any) (value, sum 
 		}
 	}
 	return value, sum, series
+}
+
+// requestCount is the number of export requests received.
+func (s *cumulativeSink) requestCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// missing lists the values of attribute that no series of metric has.
+func (s *cumulativeSink) missing(metric, attribute string, values []string) (out []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, p := range s.latest {
+		if v, ok := p.attrs[attribute].(string); ok && p.metric == metric {
+			seen[v] = true
+		}
+	}
+	for _, v := range values {
+		if !seen[v] {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // vllmgen's summary under head sampling: what the sent spans stand for, per model.
