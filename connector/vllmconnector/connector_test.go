@@ -253,6 +253,7 @@ func TestConnectorEdgeCases(t *testing.T) {
 		{"v1_one_token", func(t *testing.T, md pmetric.Metrics) {
 			assert.Empty(t, points(md, metricTPOT), "TPOT undefined for one output token")
 			assert.Empty(t, points(md, metricDecodeThroughput))
+			assert.Empty(t, points(md, metricCachedTokens), "no cached-token point for spans that do not say")
 			assert.Equal(t, uint64(1), onePoint(t, md, metricDecode, qwen).hist.Count(), "decode 0 is a value")
 			assert.Equal(t, int64(0), onePoint(t, md, metricSLORequests, map[string]any{"vllm.slo.objective": "tpot", "vllm.slo.met": false}).num.IntValue())
 			assert.Equal(t, int64(1), onePoint(t, md, metricSLORequests, map[string]any{"vllm.slo.objective": "tpot", "vllm.slo.met": true}).num.IntValue(),
@@ -278,6 +279,15 @@ func TestConnectorEdgeCases(t *testing.T) {
 		{"v1_string_latency", func(t *testing.T, md pmetric.Metrics) {
 			assert.Empty(t, points(md, metricRequestDuration))
 			assert.Equal(t, int64(256), onePoint(t, md, metricTokens, map[string]any{"gen_ai.token.type": "output"}).num.IntValue(), "double-typed tokens accepted")
+		}},
+		{"v1_conventions_usage", func(t *testing.T, md pmetric.Metrics) {
+			assert.Equal(t, int64(300), onePoint(t, md, metricTokens, map[string]any{"gen_ai.token.type": "input"}).num.IntValue(), "gen_ai.usage.input_tokens")
+			assert.Equal(t, int64(1), onePoint(t, md, metricTokens, map[string]any{"gen_ai.token.type": "output"}).num.IntValue(), "gen_ai.usage.output_tokens")
+			assert.Equal(t, int64(256), onePoint(t, md, metricCachedTokens, qwen).num.IntValue(), "gen_ai.usage.cache_read.input_tokens")
+			assert.Equal(t, uint64(1), onePoint(t, md, metricRequestTokens, map[string]any{"gen_ai.token.type": "input"}).hist.Count())
+			resource := md.ResourceMetrics().At(0).Resource().Attributes().AsRaw()
+			assert.NotContains(t, resource, "vllm.process_kind", "a worker process' identity is no series identity")
+			assert.NotContains(t, resource, "vllm.process_name")
 		}},
 		{"not_vllm", func(t *testing.T, md pmetric.Metrics) {
 			assert.Equal(t, 0, md.DataPointCount(), "nothing is sent for spans that are not vLLM's")

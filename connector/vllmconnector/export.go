@@ -205,6 +205,9 @@ func (c *vllmConnector) exportSeries(set *metricSet, s *series, start, ts pcommo
 			dp.Attributes().PutStr(attrTokenType, tokenType)
 		}
 	}
+	if s.hasTokens[2] {
+		point(set.sum(metricCachedTokens, "{token}", "Input tokens read from vLLM's prefix cache (gen_ai.usage.cache_read.input_tokens); part of vllm.tokens{gen_ai.token.type=input}."), &s.tokens[2])
+	}
 	if !c.recorder.sloEnabled {
 		return
 	}

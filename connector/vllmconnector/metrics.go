@@ -21,6 +21,7 @@ const (
 	metricDecodeThroughput = "vllm.request.decode.throughput"
 	metricRequestTokens    = "vllm.request.tokens"
 	metricTokens           = "vllm.tokens"
+	metricCachedTokens     = "vllm.tokens.cache_read"
 	metricRequests         = "vllm.requests"
 	metricSLORequests      = "vllm.slo.requests"
 )

@@ -27,8 +27,8 @@ type series struct {
 
 	histograms [numHistograms]histogram.Histogram // created on first value, so V1 series hold no V0-only ones
 	requests   count
-	tokens     [2]count // input, output
-	hasTokens  [2]bool
+	tokens     [3]count // input, output, input read from the prefix cache
+	hasTokens  [3]bool
 	// slo counts requests per objective as [met, violated]; index NumObjectives is "all".
 	slo [vllmrequest.NumObjectives + 1][2]count
 }
@@ -129,6 +129,10 @@ func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, 
 		s.tokens[1].add(float64(n) * weight)
 		s.hasTokens[1] = true
 	}
+	if n, ok := rec.CachedPrompt(); ok {
+		s.tokens[2].add(float64(n) * weight)
+		s.hasTokens[2] = true
+	}
 	if r.sloEnabled {
 		verdict := r.slo.EvaluateSLO(rec)
 		for o, v := range verdict.Verdicts {
@@ -157,7 +161,7 @@ func (s *series) flushedDelta() {
 		}
 	}
 	s.requests = count{}
-	s.tokens = [2]count{}
+	s.tokens = [3]count{}
 	s.slo = [vllmrequest.NumObjectives + 1][2]count{}
 	s.updated = false
 }

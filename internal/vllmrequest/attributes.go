@@ -14,7 +14,14 @@ const (
 
 	AttrPromptTokens     = "gen_ai.usage.prompt_tokens"
 	AttrCompletionTokens = "gen_ai.usage.completion_tokens"
-	AttrRequestID        = "gen_ai.request.id"
+	// AttrInputTokens and AttrOutputTokens are the GenAI conventions' names for the same counts, which a proposed
+	// vLLM change (PR #40799) sends instead; both spellings are read, the conventions' winning when a span has both.
+	AttrInputTokens  = "gen_ai.usage.input_tokens"
+	AttrOutputTokens = "gen_ai.usage.output_tokens"
+	// AttrCacheReadInputTokens counts the prompt tokens served from the prefix cache (the conventions' name; a
+	// proposed vLLM change, PR #54476). They are part of the input tokens.
+	AttrCacheReadInputTokens = "gen_ai.usage.cache_read.input_tokens"
+	AttrRequestID            = "gen_ai.request.id"
 	// AttrFinishReasons is not sent by mainline vLLM; a proposed change (vLLM PR #32162) sends it for aborted
 	// requests as a JSON string ('["abort"]'), the conventions as a string array: both are read.
 	AttrFinishReasons = "gen_ai.response.finish_reasons"

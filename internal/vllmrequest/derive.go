@@ -66,6 +66,8 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 	recognised := false
 	var requestID string
 	var aborted, errored bool
+	// the conventions' token spelling wins over vLLM's when a span carries both, whatever their order
+	var inputByConvention, outputByConvention bool
 	modelRank := len(d.models) // index in model.attributes of the span's best model attribute so far
 	span.Attributes().Range(func(k string, v pcommon.Value) bool {
 		if !recognised && strings.HasPrefix(k, latencyPrefix) {
@@ -91,9 +93,23 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 		case AttrModelExecute:
 			d.readLatency(rec, ModelExecute, v)
 		case AttrPromptTokens:
+			if !inputByConvention {
+				rec.promptTokens, rec.hasTokens[0] = readTokens(rec, FieldPromptTokens, v)
+			}
+		case AttrInputTokens:
+			inputByConvention = true
+			rec.dropRejection(FieldPromptTokens)
 			rec.promptTokens, rec.hasTokens[0] = readTokens(rec, FieldPromptTokens, v)
 		case AttrCompletionTokens:
+			if !outputByConvention {
+				rec.completionTokens, rec.hasTokens[1] = readTokens(rec, FieldCompletionTokens, v)
+			}
+		case AttrOutputTokens:
+			outputByConvention = true
+			rec.dropRejection(FieldCompletionTokens)
 			rec.completionTokens, rec.hasTokens[1] = readTokens(rec, FieldCompletionTokens, v)
+		case AttrCacheReadInputTokens:
+			rec.cachedTokens, rec.hasTokens[2] = readTokens(rec, FieldCachedTokens, v)
 		case AttrRequestID:
 			if v.Type() == pcommon.ValueTypeStr {
 				requestID = v.Str()
@@ -138,6 +154,7 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 	rec.ErrorType = errorType(span, aborted, errored)
 
 	d.checkAgainstEndToEnd(rec)
+	checkCachedTokens(rec)
 	deriveMissing(rec)
 	if rec.NonGenerative {
 		// a pooling request's TTFT is its prefill and its decode a formality: recorded, they would sit among
@@ -231,6 +248,18 @@ func (d *Deriver) checkAgainstEndToEnd(rec *Record) {
 			rec.clearLatency(l)
 			rec.reject(LatencyField(l), ReasonExceedsE2E)
 		}
+	}
+}
+
+// checkCachedTokens drops a cached-prompt count larger than the prompt: cached tokens are part of the prompt.
+func checkCachedTokens(rec *Record) {
+	cached, ok := rec.CachedPrompt()
+	if !ok {
+		return
+	}
+	if prompt, ok := rec.Prompt(); ok && cached > prompt {
+		rec.cachedTokens, rec.hasTokens[2] = 0, false
+		rec.reject(FieldCachedTokens, ReasonTooLarge)
 	}
 }
 

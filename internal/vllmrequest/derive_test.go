@@ -449,3 +449,51 @@ func TestDeriveReusesRecord(t *testing.T) {
 	_, ok = rec.Latency(Decode)
 	assert.False(t, ok)
 }
+
+// TestDeriveUsageSpellings: vLLM's usage keys and the conventions' (a proposed vLLM change renames them) give the
+// same counts; with both on a span the conventions' wins whatever the order, and a malformed value of the
+// superseded spelling is no rejection. Cached prompt tokens are read and never exceed the prompt.
+func TestDeriveUsageSpellings(t *testing.T) {
+	type kv struct {
+		key   string
+		value any
+	}
+	tests := []struct {
+		name                       string
+		attrs                      []kv // in this order on the span
+		wantPrompt, wantCompletion int64
+		wantCached                 int64
+		hasCached                  bool
+		wantReject                 []Rejection
+	}{
+		{"vLLM's spelling", []kv{{AttrPromptTokens, int64(12)}, {AttrCompletionTokens, int64(5)}}, 12, 5, 0, false, nil},
+		{"the conventions' spelling", []kv{{AttrInputTokens, int64(12)}, {AttrOutputTokens, int64(5)}}, 12, 5, 0, false, nil},
+		{"both, conventions last", []kv{{AttrPromptTokens, int64(1)}, {AttrCompletionTokens, int64(2)}, {AttrInputTokens, int64(12)}, {AttrOutputTokens, int64(5)}}, 12, 5, 0, false, nil},
+		{"both, conventions first", []kv{{AttrInputTokens, int64(12)}, {AttrOutputTokens, int64(5)}, {AttrPromptTokens, int64(1)}, {AttrCompletionTokens, int64(2)}}, 12, 5, 0, false, nil},
+		{"superseded spelling malformed", []kv{{AttrPromptTokens, "x"}, {AttrInputTokens, int64(12)}}, 12, 0, 0, false, nil},
+		{"conventions' spelling malformed", []kv{{AttrPromptTokens, int64(12)}, {AttrInputTokens, -1.0}}, 0, 0, 0, false, []Rejection{{FieldPromptTokens, ReasonNegative}}},
+		{"cached tokens", []kv{{AttrInputTokens, int64(12)}, {AttrCacheReadInputTokens, int64(8)}}, 12, 0, 8, true, nil},
+		{"cached tokens as double", []kv{{AttrPromptTokens, int64(12)}, {AttrCacheReadInputTokens, 12.0}}, 12, 0, 12, true, nil},
+		{"more cached than prompt", []kv{{AttrPromptTokens, int64(12)}, {AttrCacheReadInputTokens, int64(13)}}, 12, 0, 0, false, []Rejection{{FieldCachedTokens, ReasonTooLarge}}},
+		{"cached tokens wrong type", []kv{{AttrPromptTokens, int64(12)}, {AttrCacheReadInputTokens, "8"}}, 12, 0, 0, false, []Rejection{{FieldCachedTokens, ReasonWrongType}}},
+	}
+	d := NewDeriver(NewDefaultConfig())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := span(map[string]any{AttrEndToEnd: 1.0})
+			for _, a := range tt.attrs {
+				require.NoError(t, s.Attributes().PutEmpty(a.key).FromRaw(a.value))
+			}
+			var rec Record
+			require.True(t, d.Derive(s, resourceOf(pcommon.NewMap()), &rec))
+			assert.Equal(t, tt.wantReject, nilIfEmpty(rec.Rejections))
+			prompt, _ := rec.Prompt()
+			completion, _ := rec.Completion()
+			cached, hasCached := rec.CachedPrompt()
+			assert.Equal(t, tt.wantPrompt, prompt, "prompt")
+			assert.Equal(t, tt.wantCompletion, completion, "completion")
+			assert.Equal(t, tt.wantCached, cached, "cached")
+			assert.Equal(t, tt.hasCached, hasCached, "cached known")
+		})
+	}
+}

@@ -55,7 +55,8 @@ type Field uint8
 const (
 	FieldPromptTokens     = Field(NumLatencies)
 	FieldCompletionTokens = Field(NumLatencies + 1)
-	NumFields             = Field(NumLatencies + 2)
+	FieldCachedTokens     = Field(NumLatencies + 2)
+	NumFields             = Field(NumLatencies + 3)
 )
 
 // LatencyField is the Field of a latency.
@@ -69,6 +70,8 @@ func (f Field) String() string {
 		return "prompt_tokens"
 	case f == FieldCompletionTokens:
 		return "completion_tokens"
+	case f == FieldCachedTokens:
+		return "cache_read_input_tokens"
 	}
 	return "unknown"
 }
@@ -82,12 +85,13 @@ type Rejection struct {
 // Record is what one vLLM request span says about its request. Reuse one Record across spans: Derive resets it.
 type Record struct {
 	latency   [NumLatencies]float64
-	present   uint16 // bit per Latency
-	derived   uint16 // bit per Latency computed here rather than read from the span
-	hasTokens [2]bool
+	present   uint16  // bit per Latency
+	derived   uint16  // bit per Latency computed here rather than read from the span
+	hasTokens [3]bool // prompt, completion, cached
 
 	promptTokens     int64
 	completionTokens int64
+	cachedTokens     int64
 
 	// tpot is decode / (completion − 1), vLLM's own definition; throughput is (completion − 1) / decode.
 	tpot, throughput       float64
@@ -140,6 +144,10 @@ func (r *Record) Prompt() (int64, bool) { return r.promptTokens, r.hasTokens[0] 
 // Completion returns the completion token count and whether it is known.
 func (r *Record) Completion() (int64, bool) { return r.completionTokens, r.hasTokens[1] }
 
+// CachedPrompt returns the number of prompt tokens served from the prefix cache
+// (gen_ai.usage.cache_read.input_tokens) and whether the span said. It never exceeds Prompt when both are known.
+func (r *Record) CachedPrompt() (int64, bool) { return r.cachedTokens, r.hasTokens[2] }
+
 // TimePerOutputToken returns decode / (completion − 1) in seconds, vLLM's own definition, and whether the
 // request has one (two or more output tokens of a generative operation).
 func (r *Record) TimePerOutputToken() (float64, bool) { return r.tpot, r.hasTPOT }
@@ -162,4 +170,16 @@ func (r *Record) clearLatency(l Latency) {
 
 func (r *Record) reject(f Field, reason Reason) {
 	r.Rejections = append(r.Rejections, Rejection{Field: f, Reason: reason})
+}
+
+// dropRejection forgets the rejections of a field that a later attribute supersedes (the conventions' token
+// spelling read after vLLM's).
+func (r *Record) dropRejection(f Field) {
+	kept := r.Rejections[:0]
+	for _, rej := range r.Rejections {
+		if rej.Field != f {
+			kept = append(kept, rej)
+		}
+	}
+	r.Rejections = kept
 }
