@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -40,7 +42,13 @@ type Tokenizer struct {
 	addedByID    map[int]addedToken
 	specialIDs   []int
 	numSpecial   int
+
+	cache     sync.Map // byte-level piece → []int, the BPE of pieces already seen
+	cacheSize atomic.Int64
 }
+
+// maxCache bounds the pieces whose BPE is remembered.
+const maxCache = 1 << 17
 
 type addedToken struct {
 	ID      int    `json:"id"`
@@ -440,6 +448,19 @@ func (t *Tokenizer) bpe(piece string, ids []int) []int {
 			return append(ids, id)
 		}
 	}
+	if v, ok := t.cache.Load(piece); ok {
+		return append(ids, v.([]int)...)
+	}
+	merged := t.merge(piece)
+	if t.cacheSize.Load() < maxCache {
+		t.cacheSize.Add(1)
+		t.cache.Store(piece, merged)
+	}
+	return append(ids, merged...)
+}
+
+// merge applies the merges to piece and returns its ids.
+func (t *Tokenizer) merge(piece string) []int {
 	syms := make([]string, 0, utf8.RuneCountInString(piece))
 	for _, r := range piece {
 		syms = append(syms, string(r))
@@ -467,6 +488,7 @@ func (t *Tokenizer) bpe(piece string, ids []int) []int {
 		}
 		syms = merged
 	}
+	ids := make([]int, 0, len(syms))
 	for _, s := range syms {
 		if id, ok := t.vocab[s]; ok {
 			ids = append(ids, id) // a symbol missing from the vocabulary is dropped, as with no unk_token
