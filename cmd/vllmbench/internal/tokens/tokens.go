@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unicode/utf8"
 
 	"github.com/dlclark/regexp2"
@@ -92,8 +91,8 @@ type component struct {
 		Regex  *string `json:"Regex"`
 		String *string `json:"String"`
 	} `json:"pattern"`
-	Behavior      string `json:"behavior"`
-	Invert        bool   `json:"invert"`
+	Behavior      string                       `json:"behavior"`
+	Invert        bool                         `json:"invert"`
 	Single        []map[string]json.RawMessage `json:"single"`
 	SpecialTokens map[string]struct {
 		IDs []int `json:"ids"`
@@ -236,8 +235,7 @@ func compile(pattern string) (*regexp2.Regexp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pre-tokenizer pattern %q: %w", pattern, err)
 	}
-	re.MatchTimeout = 5 * time.Second
-	return re, nil
+	return re, nil // no MatchTimeout: it runs a clock goroutine for the process's life
 }
 
 func parsePre(raw json.RawMessage) ([]preStep, error) {
