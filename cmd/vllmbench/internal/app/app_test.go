@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/internal/metrics"
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/internal/tokens"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -84,6 +85,7 @@ func TestParseFlagsNamesTheKey(t *testing.T) {
 // fakeVLLM streams max_tokens tokens with a usage chunk; block makes it wait for the request's end instead.
 type fakeVLLM struct {
 	block    bool
+	noUsage  bool // end the stream without a usage chunk
 	requests atomic.Int64
 	status   int
 }
@@ -112,6 +114,10 @@ func (f *fakeVLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for range req.MaxTokens {
 		fmt.Fprintf(w, "data: {\"id\":\"cmpl-x\",\"choices\":[{\"index\":0,\"text\":\" t\"}]}\n\n")
 		w.(http.Flusher).Flush()
+	}
+	if f.noUsage {
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+		return
 	}
 	fmt.Fprintf(w, "data: {\"id\":\"cmpl-x\",\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d}}\n\ndata: [DONE]\n\n",
 		len(strings.Fields(req.Prompt)), req.MaxTokens)
@@ -146,6 +152,30 @@ func TestMainRunsAndSaves(t *testing.T) {
 	assert.Len(t, res["itls"], 6)
 	assert.FileExists(t, filepath.Join(dir, "r.csv"))
 	assert.FileExists(t, filepath.Join(dir, "r.jsonl"))
+}
+
+// TestTokenizerWithoutUsage: with --tokenizer, random prompts are exactly --random-input-len tokens, and a
+// server that sends no usage still gives successful requests, counted with the tokenizer.
+func TestTokenizerWithoutUsage(t *testing.T) {
+	const fixture = "../tokens/testdata/llama3"
+	tok, err := tokens.Load(fixture)
+	require.NoError(t, err)
+	f := &fakeVLLM{noUsage: true}
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"--base-url", startFake(t, f), "--num-prompts", "6", "--random-input-len", "32",
+		"--random-output-len", "3", "--tokenizer", fixture, "--save-detailed", "--result-dir", dir, "--result-filename", "r.json"}, &stdout, &stderr)
+	require.Equal(t, ExitOK, code, stderr.String())
+	out := stdout.String()
+	assert.Contains(t, out, "Successful requests:                     6")
+	assert.Contains(t, out, "Total input tokens:                      192", "6 prompts of exactly 32 tokens, BOS included")
+	assert.Contains(t, out, fmt.Sprintf("Total generated tokens:                  %-10d", 6*tok.Count(" t t t")))
+	data, err := os.ReadFile(filepath.Join(dir, "r.jsonl"))
+	require.NoError(t, err)
+	assert.Equal(t, 6, strings.Count(string(data), `"output_tokens_source":"tokenizer"`))
+
+	_, err = Run(context.Background(), Options{BaseURL: "http://127.0.0.1:1", Model: "m", Tokenizer: t.TempDir()}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "--tokenizer")
 }
 
 func TestServerErrorsAreFailedRequestsAndTheSummaryIsPrinted(t *testing.T) {

@@ -31,6 +31,7 @@ type Options struct {
 	RandomInput    int
 	RandomOutput   int
 	Seed           uint64
+	Tokenizer      string
 	Goodput        metrics.Goodput
 	Metrics        []string
 	Percentiles    []float64
@@ -93,9 +94,10 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.IntVar(&o.MaxConcurrency, "max-concurrency", 0, "most requests in flight at once (0 = unlimited)")
 	fs.StringVar(&o.DatasetName, "dataset-name", "random", "random (synthetic prompts) or custom (--dataset-path JSONL)")
 	fs.StringVar(&o.DatasetPath, "dataset-path", "", `JSONL file of {"prompt": "...", "output_len": N} lines (implies --dataset-name custom)`)
-	fs.IntVar(&o.RandomInput, "random-input-len", 1024, "random dataset: prompt length in words (≈ tokens)")
+	fs.IntVar(&o.RandomInput, "random-input-len", 1024, "random dataset: prompt length in tokens (exact with --tokenizer, else words ≈ tokens)")
 	fs.IntVar(&o.RandomOutput, "random-output-len", 128, "random dataset: output tokens (max_tokens, ignore_eos)")
 	fs.Uint64Var(&o.Seed, "seed", 0, "seed of the random prompts and arrival times")
+	fs.StringVar(&o.Tokenizer, "tokenizer", "", "the model's tokenizer.json, or a directory holding it: random prompts of exact token lengths, exact token counts")
 	fs.StringVar(&goodput, "goodput", "", "goodput objectives KEY:MS ... (ttft, tpot, e2el), e.g. --goodput ttft:200 tpot:50 e2el:5000")
 	fs.StringVar(&pmetrics, "percentile-metrics", "ttft,tpot,itl", "metrics to print percentiles of: ttft,tpot,itl,e2el")
 	fs.StringVar(&percentiles, "metric-percentiles", "99", "comma-separated percentiles, e.g. 50,90,99")

@@ -24,6 +24,7 @@ import (
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/internal/record"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/internal/result"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/internal/sse"
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/internal/tokens"
 )
 
 // Exit codes.
@@ -120,6 +121,21 @@ func newIDs() (traceID, spanID string) {
 	return hex.EncodeToString(t[:]), hex.EncodeToString(s[:])
 }
 
+// loadPrompts reads or builds the prompts; with a tokenizer their lengths are exact token counts.
+func loadPrompts(o Options, tok *tokens.Tokenizer) ([]dataset.Prompt, error) {
+	switch {
+	case o.DatasetName == "custom":
+		prompts, err := dataset.LoadJSONL(o.DatasetPath, o.NumPrompts)
+		if err == nil && tok != nil {
+			dataset.CountTokens(prompts, tok)
+		}
+		return prompts, err
+	case tok != nil:
+		return dataset.RandomTokens(o.NumPrompts, o.RandomInput, o.RandomOutput, o.Seed, tok)
+	}
+	return dataset.Random(o.NumPrompts, o.RandomInput, o.RandomOutput, o.Seed)
+}
+
 // Run sends the requests, joins them with Jaeger when asked, prints the summary on stdout and writes the
 // result files. A request that fails is a record with an error, never an error of Run.
 func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (Outcome, error) {
@@ -131,13 +147,15 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (Outcome, err
 		}
 		o.Model = m
 	}
-	var prompts []dataset.Prompt
-	var err error
-	if o.DatasetName == "custom" {
-		prompts, err = dataset.LoadJSONL(o.DatasetPath, o.NumPrompts)
-	} else {
-		prompts, err = dataset.Random(o.NumPrompts, o.RandomInput, o.RandomOutput, o.Seed)
+	var tok *tokens.Tokenizer
+	if o.Tokenizer != "" {
+		t, err := tokens.Load(o.Tokenizer)
+		if err != nil {
+			return out, fmt.Errorf("--tokenizer: %w", err)
+		}
+		tok = t
 	}
+	prompts, err := loadPrompts(o, tok)
 	if err != nil {
 		return out, fmt.Errorf("dataset: %w", err)
 	}
@@ -150,6 +168,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (Outcome, err
 		return out, err
 	}
 	defer client.Close()
+	if tok != nil {
+		client.CountTokensWith(tok.Count)
+	}
 	var spans *otlpspan.Exporter
 	if o.OTLPEndpoint != "" {
 		op := "text_completion"

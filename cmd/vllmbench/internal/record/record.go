@@ -11,9 +11,14 @@ type Record struct {
 	SendTime time.Time `json:"send_time"`
 	// InputLen is the prompt length the dataset asked for (words of a random prompt; 0 when unknown).
 	InputLen int `json:"input_len"`
-	// PromptTokens and OutputTokens come from the stream's usage chunk.
+	// PromptTokens and OutputTokens come from the last chunk of the stream that carries usage. Without one,
+	// OutputTokens is counted (OutputTokensSource says how) and PromptTokens is the dataset's count.
 	PromptTokens int64 `json:"prompt_tokens"`
 	OutputTokens int64 `json:"output_tokens"`
+	// OutputTokensSource is OutputTokensUsage when the server reported the count, else how vllmbench
+	// counted it: OutputTokensTokenizer (--tokenizer on the streamed text) or OutputTokensChunks (one token
+	// per content chunk). Empty for a failed request.
+	OutputTokensSource string `json:"output_tokens_source"`
 	// TTFT is send → first chunk with a choice; ITL the gaps between the following chunks; E2EL send → end
 	// of stream; TPOT = (E2EL − TTFT) / (OutputTokens − 1), 0 for one output token.
 	TTFT float64   `json:"ttft"`
@@ -39,6 +44,13 @@ type Record struct {
 	// Sent is false for requests that never left (the run was interrupted first).
 	Sent bool `json:"-"`
 }
+
+// Values of Record.OutputTokensSource.
+const (
+	OutputTokensUsage     = "usage"
+	OutputTokensTokenizer = "tokenizer"
+	OutputTokensChunks    = "chunks"
+)
 
 // Server is what the server's llm_request span says about the request. Latencies are seconds; TPOT and the
 // SLO verdict are set by otelcol-vllm's vllm processor and absent when the span did not pass through it.

@@ -126,12 +126,14 @@ func WriteJSON(w io.Writer, result map[string]any) error {
 	return enc.Encode(result)
 }
 
-// CSVHeader is the per-request CSV's columns; server_* are empty for requests without a joined span.
+// CSVHeader is the per-request CSV's columns; server_* are empty for requests without a joined span;
+// output_tokens_source says whether output_tokens is the server's usage or counted by vllmbench.
 var CSVHeader = []string{
 	"index", "send_time", "success", "http_status", "error", "trace_id", "span_id", "response_id",
 	"prompt_tokens", "output_tokens", "ttft_s", "tpot_s", "e2el_s", "itl_count", "itl_s",
 	"server_queue_s", "server_prefill_s", "server_decode_s", "server_inference_s", "server_e2e_s", "server_ttft_s",
 	"server_tpot_s", "server_slo_met", "server_slo_violations", "ttft_gap_s", "e2el_gap_s", "server_error",
+	"output_tokens_source",
 }
 
 func ftoa(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
@@ -166,6 +168,7 @@ func WriteCSV(w io.Writer, recs []record.Record) error {
 		} else {
 			row = append(row, "", "", "", "", "", "", "", "", "", "", "", r.ServerError)
 		}
+		row = append(row, r.OutputTokensSource)
 		if err := cw.Write(row); err != nil {
 			return err
 		}

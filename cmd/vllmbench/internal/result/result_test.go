@@ -31,7 +31,7 @@ func records() []record.Record {
 	met := true
 	tpot := 0.02
 	return []record.Record{
-		{Index: 0, SendTime: date, Success: true, HTTPStatus: 200, PromptTokens: 10, OutputTokens: 3, TTFT: 0.1, ITL: []float64{0.02, 0.03}, E2EL: 0.15, TPOT: 0.025,
+		{Index: 0, SendTime: date, Success: true, HTTPStatus: 200, PromptTokens: 10, OutputTokens: 3, OutputTokensSource: record.OutputTokensTokenizer, TTFT: 0.1, ITL: []float64{0.02, 0.03}, E2EL: 0.15, TPOT: 0.025,
 			TraceID: "0af7651916cd43dd8448eb211c80319c", SpanID: "b7ad6b7169203331", ResponseID: "cmpl-1",
 			Server: &record.Server{TTFT: 0.09, E2E: 0.14, Queue: 0.01, TPOT: &tpot, SLOMet: &met, SLOViolations: []string{}}},
 		{Index: 1, SendTime: date, InputLen: 10, HTTPStatus: 500, Error: "HTTP 500: boom", ServerError: ""},
@@ -101,6 +101,8 @@ func TestSaveWritesJSONCSVAndRecords(t *testing.T) {
 	assert.Equal(t, "true", row["server_slo_met"])
 	assert.Equal(t, "0.010000000000000009", row["ttft_gap_s"])
 	assert.Equal(t, "HTTP 500: boom", rows[2][4])
+	assert.Equal(t, "tokenizer", row["output_tokens_source"])
+	assert.Equal(t, "", rows[2][len(CSVHeader)-1], "a failed request has no count")
 
 	data, err := os.ReadFile(paths[2])
 	require.NoError(t, err)
@@ -110,6 +112,7 @@ func TestSaveWritesJSONCSVAndRecords(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(lines[0]), &back))
 	assert.Equal(t, recs[0].TTFT, back.TTFT)
 	assert.Equal(t, recs[0].Server.TTFT, back.Server.TTFT)
+	assert.Contains(t, lines[0], `"output_tokens_source":"tokenizer"`)
 }
 
 func TestSaveReportsUnwritableDir(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package sse is vllmbench's streaming client for OpenAI-compatible completion endpoints: it sends one
 // request with stream=true and stream_options.include_usage, reads the server-sent events and records what
-// the user sees (TTFT, every inter-token latency, end-to-end latency, the usage chunk's token counts).
+// the user sees (TTFT, every inter-token latency, end-to-end latency, the token counts of the usage the
+// server reports, or counted when it reports none).
 package sse // import "github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/internal/sse"
 
 import (
@@ -31,6 +32,9 @@ type Client struct {
 	chat  bool
 	model string
 	http  *http.Client
+	// count counts the tokens of the streamed text when the server reports no usage; nil: one token per
+	// content chunk.
+	count func(string) int
 }
 
 // New returns a client for baseURL + endpoint. connections bounds the idle keep-alive connections kept.
@@ -58,6 +62,10 @@ func (c *Client) Chat() bool { return c.chat }
 
 // URL is the full endpoint URL.
 func (c *Client) URL() string { return c.url }
+
+// CountTokensWith makes the client count the output tokens of a stream without usage with count (a
+// tokenizer's count of the streamed text) instead of one token per content chunk. Call it before Do.
+func (c *Client) CountTokensWith(count func(text string) int) { c.count = count }
 
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
@@ -100,6 +108,7 @@ func (c *Client) payload(p dataset.Prompt) ([]byte, error) {
 type chunk struct {
 	ID      string `json:"id"`
 	Choices []struct {
+		Index int     `json:"index"`
 		Text  *string `json:"text"`
 		Delta *struct {
 			Content *string `json:"content"`
@@ -121,7 +130,10 @@ const (
 )
 
 // Do sends prompt with the given traceparent header and fills rec (timings, tokens, status, error). rec.Success
-// is set only for a complete stream: HTTP 200, at least one choice chunk, the usage chunk, and data: [DONE].
+// is set only for a complete stream: HTTP 200, at least one choice chunk and data: [DONE]. The token counts
+// are the usage of the last chunk that carries one, wherever it is (a choice-less last chunk as OpenAI
+// specifies, the final choice chunk, or every chunk with vLLM's continuous usage stats); without any, the
+// output is counted as vLLM's benchmark does (see CountTokensWith) and the prompt is the dataset's count.
 func (c *Client) Do(ctx context.Context, p dataset.Prompt, traceparent string, rec *record.Record) {
 	payload, err := c.payload(p)
 	if err != nil {
@@ -154,7 +166,7 @@ func (c *Client) Do(ctx context.Context, p dataset.Prompt, traceparent string, r
 		rec.Error = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
 		return
 	}
-	if err := c.read(resp.Body, start, rec); err != nil {
+	if err := c.read(resp.Body, start, p, rec); err != nil {
 		rec.Error = err.Error()
 		return
 	}
@@ -162,11 +174,13 @@ func (c *Client) Do(ctx context.Context, p dataset.Prompt, traceparent string, r
 }
 
 // read consumes the event stream. Any chunk with a choice marks a token (the first one is TTFT, as in the
-// benchmark, so a chat stream's role-only first chunk counts); the usage chunk gives the token counts.
-func (c *Client) read(r io.Reader, start time.Time, rec *record.Record) error {
+// benchmark, so a chat stream's role-only first chunk counts); the last usage seen gives the token counts.
+func (c *Client) read(r io.Reader, start time.Time, p dataset.Prompt, rec *record.Record) error {
 	br := bufio.NewReaderSize(r, 16<<10)
 	var last time.Time
 	var gotUsage, gotToken bool
+	var text strings.Builder // the streamed text, for counting when no usage comes
+	contentChunks := 0
 	rec.ITL = make([]float64, 0, 32) // [] rather than null for a one-token answer, as vLLM writes it
 	var ch chunk
 	for {
@@ -204,7 +218,12 @@ func (c *Client) read(r io.Reader, start time.Time, rec *record.Record) error {
 				rec.ITL = append(rec.ITL, now.Sub(last).Seconds())
 			}
 			last = now
-		} else if ch.Usage != nil {
+			if s := ch.content(); s != "" {
+				text.WriteString(s)
+				contentChunks++
+			}
+		}
+		if ch.Usage != nil {
 			rec.PromptTokens = ch.Usage.PromptTokens
 			rec.OutputTokens = ch.Usage.CompletionTokens
 			gotUsage = true
@@ -214,13 +233,39 @@ func (c *Client) read(r io.Reader, start time.Time, rec *record.Record) error {
 	if !gotToken {
 		return errors.New("stream had no output chunk")
 	}
-	if !gotUsage {
-		return errors.New("stream had no usage chunk (server ignored stream_options.include_usage)")
+	switch {
+	case gotUsage:
+		rec.OutputTokensSource = record.OutputTokensUsage
+	case c.count != nil:
+		rec.OutputTokens = int64(c.count(text.String()))
+		rec.PromptTokens = int64(p.InputLen)
+		rec.OutputTokensSource = record.OutputTokensTokenizer
+	default:
+		rec.OutputTokens = int64(contentChunks)
+		rec.PromptTokens = int64(p.InputLen)
+		rec.OutputTokensSource = record.OutputTokensChunks
 	}
 	if rec.OutputTokens > 1 {
 		rec.TPOT = (rec.E2EL - rec.TTFT) / float64(rec.OutputTokens-1)
 	}
 	return nil
+}
+
+// content is the text of the chunk's first choice (index 0: vllmbench asks for one), completions' text or
+// chat's delta content.
+func (ch *chunk) content() string {
+	for _, c := range ch.Choices {
+		if c.Index != 0 {
+			continue
+		}
+		if c.Text != nil {
+			return *c.Text
+		}
+		if c.Delta != nil && c.Delta.Content != nil {
+			return *c.Delta.Content
+		}
+	}
+	return ""
 }
 
 // readLine returns one line without its end of line, bounded by maxEventBytes.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/internal/dataset"
 	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/internal/record"
+	"github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/internal/tokens"
 )
 
 const (
@@ -51,9 +52,18 @@ var prompt = dataset.Prompt{Text: "a b c", OutputLen: 3, IgnoreEOS: true}
 
 func do(t *testing.T, url, endpoint string) record.Record {
 	t.Helper()
+	return doWith(t, url, endpoint, nil)
+}
+
+// doWith sends prompt with count as the client's token counter (nil: none).
+func doWith(t *testing.T, url, endpoint string, count func(string) int) record.Record {
+	t.Helper()
 	c, err := New(url, endpoint, "m", 4)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
+	if count != nil {
+		c.CountTokensWith(count)
+	}
 	var rec record.Record
 	c.Do(context.Background(), prompt, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", &rec)
 	return rec
@@ -72,6 +82,7 @@ func TestCompleteStream(t *testing.T) {
 	assert.Equal(t, "cmpl-1", rec.ResponseID)
 	assert.Equal(t, int64(7), rec.PromptTokens)
 	assert.Equal(t, int64(3), rec.OutputTokens)
+	assert.Equal(t, record.OutputTokensUsage, rec.OutputTokensSource)
 	assert.Len(t, rec.ITL, 2, "three token chunks, two gaps")
 	assert.Greater(t, rec.TTFT, 0.0)
 	assert.GreaterOrEqual(t, rec.E2EL, rec.TTFT)
@@ -112,7 +123,6 @@ func TestBadStreams(t *testing.T) {
 		{"malformed chunk", 200, tokenChunk + "data: {not json}\n\n" + usageChunk + done, "malformed chunk"},
 		{"stream cut mid-way", 200, tokenChunk + tokenChunk, "stream ended before data: [DONE]"},
 		{"stream cut mid-line", 200, tokenChunk + `data: {"id":"cmpl-1","cho`, "stream ended before data: [DONE]"},
-		{"missing usage chunk", 200, tokenChunk + tokenChunk + done, "no usage chunk"},
 		{"no output chunk", 200, usageChunk + done, "no output chunk"},
 		{"error event", 200, tokenChunk + `data: {"error":{"message":"engine died"}}` + "\n\n", "server error in stream: engine died"},
 		{"empty body", 200, "", "stream ended before data: [DONE]"},
@@ -170,4 +180,143 @@ func TestNewRejects(t *testing.T) {
 	assert.ErrorContains(t, err, "/v1/embeddings")
 	_, err = New("http://x", EndpointCompletions, "", 1)
 	assert.ErrorContains(t, err, "model")
+}
+
+// completion is a streamed /v1/completions chunk: text, finish reason (null when empty), usage (none when
+// empty), as vLLM writes them.
+func completion(text, finish, usage string) string {
+	if finish == "" {
+		finish = "null"
+	} else {
+		finish = `"` + finish + `"`
+	}
+	u := ""
+	if usage != "" {
+		u = `,"usage":` + usage
+	}
+	return `data: {"id":"cmpl-2","object":"text_completion","choices":[{"index":0,"text":` + fmt.Sprintf("%q", text) +
+		`,"logprobs":null,"finish_reason":` + finish + `}]` + u + "}\n\n"
+}
+
+func usage(prompt, completion int) string {
+	return fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}`, prompt, completion, prompt+completion)
+}
+
+// TestUsageWhereverItComes: the usage is read from whichever chunk carries it, the last one winning; without
+// any the request still succeeds, its output counted with the tokenizer when there is one, else one token
+// per content chunk, and the record says which.
+func TestUsageWhereverItComes(t *testing.T) {
+	tok, err := tokens.Load("../tokens/testdata/gpt2")
+	require.NoError(t, err)
+	// four content chunks and vLLM's empty final chunk with the finish reason
+	words := []string{" the", " server", " token", "izer"}
+	streamed := strings.Join(words, "")
+	tokenizerCount := tok.Count(streamed)
+	require.NotEqual(t, 4, tokenizerCount, "the fixture counts the text differently from the chunks, so the test tells them apart")
+	body := func(usageOf func(i int) string, final, trailer string) string {
+		var b strings.Builder
+		for i, w := range words {
+			b.WriteString(completion(w, "", usageOf(i)))
+		}
+		b.WriteString(final)
+		b.WriteString(trailer)
+		return b.String() + done
+	}
+	none := func(int) string { return "" }
+	tests := []struct {
+		name       string
+		body       string
+		tokenizer  bool
+		wantPrompt int64
+		wantOutput int64
+		wantSource string
+	}{
+		{
+			name:       "choice-less last chunk (OpenAI)",
+			body:       body(none, completion("", "length", ""), `data: {"id":"cmpl-2","choices":[],"usage":`+usage(11, 4)+"}\n\n"),
+			wantPrompt: 11, wantOutput: 4, wantSource: record.OutputTokensUsage,
+		},
+		{
+			name:       "final choice chunk with the finish reason",
+			body:       body(none, completion("", "length", usage(11, 4)), ""),
+			wantPrompt: 11, wantOutput: 4, wantSource: record.OutputTokensUsage,
+		},
+		{
+			name: "every chunk, growing (continuous usage stats)",
+			body: body(func(i int) string { return usage(11, i+1) }, completion("", "length", usage(11, 4)),
+				`data: {"id":"cmpl-2","choices":[],"usage":`+usage(11, 4)+"}\n\n"),
+			wantPrompt: 11, wantOutput: 4, wantSource: record.OutputTokensUsage,
+		},
+		{
+			name:       "every chunk, no final usage: the last one wins",
+			body:       body(func(i int) string { return usage(11, i+1) }, completion("", "length", ""), ""),
+			wantPrompt: 11, wantOutput: 4, wantSource: record.OutputTokensUsage,
+		},
+		{
+			name:       "absent, no tokenizer: one token per content chunk",
+			body:       body(none, completion("", "length", ""), ""),
+			wantPrompt: 5, wantOutput: 4, wantSource: record.OutputTokensChunks,
+		},
+		{
+			name:       "absent, tokenizer: its count of the streamed text",
+			body:       body(none, completion("", "length", ""), ""),
+			tokenizer:  true,
+			wantPrompt: 5, wantOutput: int64(tokenizerCount), wantSource: record.OutputTokensTokenizer,
+		},
+		{
+			name:       "tokenizer given, usage present: usage wins",
+			body:       body(none, completion("", "length", usage(11, 4)), ""),
+			tokenizer:  true,
+			wantPrompt: 11, wantOutput: 4, wantSource: record.OutputTokensUsage,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := sseServer(t, 200, tt.body, nil)
+			var count func(string) int
+			if tt.tokenizer {
+				count = tok.Count
+			}
+			c, err := New(srv.URL, EndpointCompletions, "m", 4)
+			require.NoError(t, err)
+			t.Cleanup(c.Close)
+			if count != nil {
+				c.CountTokensWith(count)
+			}
+			var rec record.Record
+			c.Do(context.Background(), dataset.Prompt{Text: "a b c d e", InputLen: 5, OutputLen: 4}, "", &rec)
+			require.True(t, rec.Success, rec.Error)
+			assert.Empty(t, rec.Error)
+			assert.Equal(t, tt.wantPrompt, rec.PromptTokens)
+			assert.Equal(t, tt.wantOutput, rec.OutputTokens)
+			assert.Equal(t, tt.wantSource, rec.OutputTokensSource)
+			assert.Len(t, rec.ITL, 4, "five choice chunks")
+			assert.InDelta(t, (rec.E2EL-rec.TTFT)/float64(tt.wantOutput-1), rec.TPOT, 1e-12)
+		})
+	}
+}
+
+func TestChatWithoutUsageCountsContent(t *testing.T) {
+	tok, err := tokens.Load("../tokens/testdata/llama3")
+	require.NoError(t, err)
+	role := `data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}` + "\n\n"
+	var body strings.Builder
+	body.WriteString(role)
+	for _, w := range []string{"Hello", ",", " café", " 12345"} {
+		fmt.Fprintf(&body, `data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":%q}}]}`+"\n\n", w)
+	}
+	body.WriteString(`data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n" + done)
+	srv := sseServer(t, 200, body.String(), nil)
+
+	rec := doWith(t, srv.URL, EndpointChatCompletions, tok.Count)
+	require.True(t, rec.Success, rec.Error)
+	assert.Equal(t, int64(tok.Count("Hello, café 12345")), rec.OutputTokens)
+	assert.Equal(t, int64(len(tok.Encode("Hello, café 12345"))), rec.OutputTokens)
+	assert.Greater(t, rec.OutputTokens, int64(4))
+	assert.Equal(t, record.OutputTokensTokenizer, rec.OutputTokensSource)
+
+	rec = doWith(t, srv.URL, EndpointChatCompletions, nil)
+	require.True(t, rec.Success, rec.Error)
+	assert.Equal(t, int64(4), rec.OutputTokens, "the role chunk and the empty finish chunk carry no content")
+	assert.Equal(t, record.OutputTokensChunks, rec.OutputTokensSource)
 }
