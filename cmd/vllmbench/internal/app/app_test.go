@@ -47,6 +47,15 @@ func TestParseFlags(t *testing.T) {
 	o, err = ParseFlags([]string{"--dataset-path", "p.jsonl"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, "custom", o.DatasetName)
+
+	// --metadata takes several space-separated values, as vLLM's does, and a value may hold spaces or '='
+	o, err = ParseFlags([]string{"--metadata", "config=A", "gpu=H100 80GB", "note=a=b", "--goodput", "ttft:200", "--seed", "3"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"config": "A", "gpu": "H100 80GB", "note": "a=b"}, o.Metadata)
+	assert.Equal(t, metrics.Goodput{"ttft": 200}, o.Goodput)
+	assert.Equal(t, uint64(3), o.Seed)
+	_, err = ParseFlags([]string{"--metadata", "=x"}, io.Discard)
+	assert.ErrorContains(t, err, "--metadata")
 }
 
 func TestParseFlagsNamesTheKey(t *testing.T) {
