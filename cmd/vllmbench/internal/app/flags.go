@@ -58,7 +58,7 @@ type Options struct {
 // multiValue are the flags that take several space-separated values, as vLLM's do, and what one value looks like.
 var multiValue = map[string]*regexp.Regexp{
 	"goodput":  regexp.MustCompile(`^[a-z0-9]+:[0-9.eE+-]+$`), // KEY:MS
-	"metadata": regexp.MustCompile(`^[^-=\s][^=\s]*=`),         // KEY=VALUE
+	"metadata": regexp.MustCompile(`^[^-=\s][^=\s]*=`),        // KEY=VALUE
 }
 
 // joinMultiValue rewrites "--goodput ttft:200 tpot:50" into "--goodput=ttft:200\x00tpot:50" (and --metadata
