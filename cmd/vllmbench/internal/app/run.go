@@ -47,6 +47,16 @@ type Outcome struct {
 
 // Main runs vllmbench with args and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "sweep":
+			return SweepMain(ctx, args[1:], stdout, stderr)
+		case "aggregate":
+			return AggregateMain(args[1:], stderr)
+		case "report":
+			return ReportMain(ctx, args[1:], stderr)
+		}
+	}
 	opts, err := ParseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK

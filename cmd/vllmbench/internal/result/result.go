@@ -55,6 +55,7 @@ func DefaultFilename(run Run) string {
 func Build(run Run, s metrics.Summary, recs []record.Record, detailed bool) map[string]any {
 	out := map[string]any{
 		"date":                   run.Date.Format("20060102-150405"),
+		"start_time":             float64(run.Date.UnixMilli()) / 1000,
 		"backend":                run.Backend,
 		"model_id":               run.Model,
 		"num_prompts":            run.NumPrompts,
