@@ -95,6 +95,8 @@ type fakeVLLM struct {
 	block    bool
 	requests atomic.Int64
 	status   int
+	// onRequest, when set, is called with the number of the completion request that just arrived (from 1).
+	onRequest func(n int64)
 }
 
 func (f *fakeVLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -102,7 +104,9 @@ func (f *fakeVLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"fake/model"}]}`)
 		return
 	}
-	f.requests.Add(1)
+	if n := f.requests.Add(1); f.onRequest != nil {
+		f.onRequest(n)
+	}
 	var req struct {
 		Model     string `json:"model"`
 		Prompt    string `json:"prompt"`

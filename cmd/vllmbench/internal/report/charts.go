@@ -51,7 +51,8 @@ func render(p *plot.Plot, name, title string) (Chart, error) {
 	return Chart{Name: name, Title: title, SVG: b.Bytes()}, nil
 }
 
-// style of a line: the series' colour, dashed for the compared dataset, a glyph per statistic.
+// style of a line: the series' colour (lighter for the compared dataset), dashed for a second statistic, a
+// glyph per dataset.
 type style struct {
 	color  color.Color
 	dashed bool
@@ -122,12 +123,30 @@ func (cs chartSet) label(d Dataset, series, stat string) string {
 	return l
 }
 
-func (cs chartSet) style(di int, series string, glyph int) style {
-	return style{color: plotutil.Color(slices.Index(cs.series, series)), dashed: di > 0, glyph: glyph}
+func (cs chartSet) style(di int, series string, dashed bool) style {
+	st := style{color: plotutil.Color(slices.Index(cs.series, series)), dashed: dashed, glyph: 2 * di}
+	if di > 0 {
+		st.color = lighten(st.color)
+	}
+	return st
+}
+
+// loadTicks marks the load points on the x axis.
+func (cs chartSet) loadTicks(p *plot.Plot) {
+	var ticks []plot.Tick
+	for _, d := range cs.sets {
+		for _, pt := range d.Points {
+			if !slices.ContainsFunc(ticks, func(t plot.Tick) bool { return t.Value == pt.Load }) {
+				ticks = append(ticks, plot.Tick{Value: pt.Load, Label: strconv.FormatFloat(pt.Load, 'f', -1, 64)})
+			}
+		}
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 }
 
 // lines adds one line per dataset and series of value(point) (points where ok is false are left out).
-func (cs chartSet) lines(p *plot.Plot, stat string, glyph int, value func(Point) (float64, bool)) error {
+func (cs chartSet) lines(p *plot.Plot, stat string, dashed bool, value func(Point) (float64, bool)) error {
+	cs.loadTicks(p)
 	for di, d := range cs.sets {
 		for _, s := range d.Series {
 			var xys plotter.XYs
@@ -136,7 +155,7 @@ func (cs chartSet) lines(p *plot.Plot, stat string, glyph int, value func(Point)
 					xys = append(xys, plotter.XY{X: pt.Load, Y: v})
 				}
 			}
-			if err := addLine(p, xys, cs.label(d, s, stat), cs.style(di, s, glyph)); err != nil {
+			if err := addLine(p, xys, cs.label(d, s, stat), cs.style(di, s, dashed)); err != nil {
 				return err
 			}
 		}
@@ -161,14 +180,14 @@ func (cs chartSet) Charts() ([]Chart, error) {
 	x := cs.axis.Label()
 
 	p := newPlot("Output token throughput", x, "output tokens/s")
-	if err := cs.lines(p, "", 0, num("output_throughput")); err != nil {
+	if err := cs.lines(p, "", false, num("output_throughput")); err != nil {
 		return nil, err
 	}
 	if err := add(p, "throughput-tokens", "Output tokens/s against load"); err != nil {
 		return nil, err
 	}
 	p = newPlot("Request throughput", x, "requests/s")
-	if err := cs.lines(p, "", 0, num("request_throughput")); err != nil {
+	if err := cs.lines(p, "", false, num("request_throughput")); err != nil {
 		return nil, err
 	}
 	if err := add(p, "throughput-requests", "Requests/s against load"); err != nil {
@@ -178,10 +197,10 @@ func (cs chartSet) Charts() ([]Chart, error) {
 	objectives := cs.sets[0].Objectives()
 	for _, m := range []struct{ key, name string }{{"ttft", "TTFT"}, {"tpot", "TPOT"}, {"e2el", "E2EL"}} {
 		p = newPlot(m.name+" p50 and p99", x, m.name+" (ms)")
-		if err := cs.lines(p, "p50", 0, num("median_"+m.key+"_ms")); err != nil {
+		if err := cs.lines(p, "p50", false, num("median_"+m.key+"_ms")); err != nil {
 			return nil, err
 		}
-		if err := cs.lines(p, "p99", 2, num("p99_"+m.key+"_ms")); err != nil {
+		if err := cs.lines(p, "p99", true, num("p99_"+m.key+"_ms")); err != nil {
 			return nil, err
 		}
 		if v, ok := objectives[m.key]; ok {
@@ -194,7 +213,7 @@ func (cs chartSet) Charts() ([]Chart, error) {
 
 	if objectives != nil {
 		p = newPlot("Goodput", x, "requests meeting every objective (%)")
-		if err := cs.lines(p, "", 0, func(pt Point) (float64, bool) {
+		if err := cs.lines(p, "", false, func(pt Point) (float64, bool) {
 			r, ok := pt.Run.GoodputRatio()
 			return 100 * r, ok
 		}); err != nil {
@@ -233,10 +252,10 @@ func (cs chartSet) Charts() ([]Chart, error) {
 	}
 	if hasGPU {
 		p = newPlot("GPU", x, "%")
-		if err := cs.lines(p, "GPU utilisation", 0, func(pt Point) (float64, bool) { return 100 * pt.GPUUtil, true }); err != nil {
+		if err := cs.lines(p, "GPU utilisation", false, func(pt Point) (float64, bool) { return 100 * pt.GPUUtil, true }); err != nil {
 			return nil, err
 		}
-		if err := cs.lines(p, "SM activity", 2, func(pt Point) (float64, bool) { return 100 * pt.SMActivity, true }); err != nil {
+		if err := cs.lines(p, "SM activity", true, func(pt Point) (float64, bool) { return 100 * pt.SMActivity, true }); err != nil {
 			return nil, err
 		}
 		if err := add(p, "gpu", "GPU utilisation and SM activity against load"); err != nil {
@@ -319,7 +338,7 @@ func (cs chartSet) pareto() (*plot.Plot, error) {
 			if err != nil {
 				return nil, err
 			}
-			st := cs.style(di, s, di)
+			st := cs.style(di, s, false)
 			sc.Color, sc.Shape = st.color, plotutil.Shape(st.glyph)
 			p.Add(sc)
 			p.Legend.Add(cs.label(d, s, ""), sc)

@@ -220,7 +220,11 @@ func CapacitySentence(c Capacity, axis Axis, objectives metrics.Goodput, target 
 		return fmt.Sprintf("%s: no load point meets %s for ≥ %s of requests (at %s: %.0f%%).", c.Series, obj, pct,
 			axis.Phrase(c.Next), 100*c.NextRatio)
 	}
-	s := fmt.Sprintf("%s: up to %s meet %s for ≥ %s of requests", c.Series, axis.Phrase(c.Load), obj, pct)
+	verb := "meet"
+	if axis == AxisConcurrency && c.Load == 1 {
+		verb = "meets"
+	}
+	s := fmt.Sprintf("%s: up to %s %s %s for ≥ %s of requests", c.Series, axis.Phrase(c.Load), verb, obj, pct)
 	if c.HasNext {
 		return s + fmt.Sprintf(" (at %s: %.0f%%).", axis.Phrase(c.Next), 100*c.NextRatio)
 	}

@@ -316,7 +316,8 @@ var page = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <style>
 body { font-family: "Liberation Sans", Arial, Helvetica, sans-serif; margin: 2em auto; max-width: 70em; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
-figure { margin: 1em 0; } figure svg { width: 100%; max-width: 52em; height: auto; display: block; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(28em, 1fr)); gap: 1em; }
+figure { margin: 0; } figure svg { width: 100%; height: auto; display: block; }
 figcaption { font-size: .9em; color: #555; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: right; } th { background: #f2f2f2; }
@@ -338,8 +339,9 @@ ul.sentences li { margin: .4em 0; }
 {{else}}<p class="note">Fewer than two joined load points per series.</p>{{end}}
 <h2>Charts</h2>
 <p class="note">Load axis: {{.Axis}}.{{if .Objectives}} Goodput objectives: {{.Objectives}}.{{end}}</p>
+<div class="charts">
 {{range .Charts}}<figure id="{{.ID}}">{{.SVG}}<figcaption>{{.Title}}</figcaption></figure>
-{{end}}
+{{end}}</div>
 {{with .Diff}}<h2>Differences: {{.A}} → {{.B}}</h2>
 <table id="differences"><tr>{{range .Header}}<th>{{.}}</th>{{end}}</tr>
 {{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
