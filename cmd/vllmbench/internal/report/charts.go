@@ -2,6 +2,7 @@ package report // import "github.com/otelcol-vllm/otelcol-vllm/cmd/vllmbench/int
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"image/color"
 	"math"
@@ -51,8 +52,7 @@ func render(p *plot.Plot, name, title string) (Chart, error) {
 	return Chart{Name: name, Title: title, SVG: b.Bytes()}, nil
 }
 
-// style of a line: the series' colour (lighter for the compared dataset), dashed for a second statistic, a
-// glyph per dataset.
+// style of a line: a colour per series and dataset, dashed for a second statistic, a glyph per dataset.
 type style struct {
 	color  color.Color
 	dashed bool
@@ -124,11 +124,7 @@ func (cs chartSet) label(d Dataset, series, stat string) string {
 }
 
 func (cs chartSet) style(di int, series string, dashed bool) style {
-	st := style{color: plotutil.Color(slices.Index(cs.series, series)), dashed: dashed, glyph: 2 * di}
-	if di > 0 {
-		st.color = lighten(st.color)
-	}
-	return st
+	return style{color: plotutil.Color(slices.Index(cs.series, series) + di*len(cs.series)), dashed: dashed, glyph: 2 * di}
 }
 
 // loadTicks marks the load points on the x axis.
@@ -142,6 +138,10 @@ func (cs chartSet) loadTicks(p *plot.Plot) {
 		}
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	if len(ticks) > 0 {
+		hi := slices.MaxFunc(ticks, func(a, b plot.Tick) int { return cmp.Compare(a.Value, b.Value) }).Value
+		p.X.Max = hi * 1.04 // room for the last tick's label
+	}
 }
 
 // lines adds one line per dataset and series of value(point) (points where ok is false are left out).
