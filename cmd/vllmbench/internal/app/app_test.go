@@ -48,6 +48,15 @@ func TestParseFlags(t *testing.T) {
 	o, err = ParseFlags([]string{"--dataset-path", "p.jsonl"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, "custom", o.DatasetName)
+
+	// --metadata takes several space-separated values, as vLLM's does, and a value may hold spaces or '='
+	o, err = ParseFlags([]string{"--metadata", "config=A", "gpu=H100 80GB", "note=a=b", "--goodput", "ttft:200", "--seed", "3"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"config": "A", "gpu": "H100 80GB", "note": "a=b"}, o.Metadata)
+	assert.Equal(t, metrics.Goodput{"ttft": 200}, o.Goodput)
+	assert.Equal(t, uint64(3), o.Seed)
+	_, err = ParseFlags([]string{"--metadata", "=x"}, io.Discard)
+	assert.ErrorContains(t, err, "--metadata")
 }
 
 func TestParseFlagsNamesTheKey(t *testing.T) {
@@ -88,6 +97,8 @@ type fakeVLLM struct {
 	noUsage  bool // end the stream without a usage chunk
 	requests atomic.Int64
 	status   int
+	// onRequest, when set, is called with the number of the completion request that just arrived (from 1).
+	onRequest func(n int64)
 }
 
 func (f *fakeVLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +106,9 @@ func (f *fakeVLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"fake/model"}]}`)
 		return
 	}
-	f.requests.Add(1)
+	if n := f.requests.Add(1); f.onRequest != nil {
+		f.onRequest(n)
+	}
 	var req struct {
 		Model     string `json:"model"`
 		Prompt    string `json:"prompt"`

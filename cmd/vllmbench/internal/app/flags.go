@@ -47,22 +47,35 @@ type Options struct {
 	JaegerRetry    time.Duration
 	DisableTqdm    bool
 	DrainTimeout   time.Duration
+	// Metadata is --metadata KEY=VALUE ..., stored in the result JSON.
+	Metadata map[string]string
+
+	// discardInterrupted: write no result files when the run is interrupted (a sweep's runs).
+	discardInterrupted bool
+	// explicit names the flags given on the command line (a sweep's config must not contradict them).
+	explicit map[string]bool
 }
 
-// goodputItem matches one KEY:MS value of --goodput, which takes several space-separated values as vLLM's does.
-var goodputItem = regexp.MustCompile(`^[a-z0-9]+:[0-9.eE+-]+$`)
+// multiValue are the flags that take several space-separated values, as vLLM's do, and what one value looks like.
+var multiValue = map[string]*regexp.Regexp{
+	"goodput":  regexp.MustCompile(`^[a-z0-9]+:[0-9.eE+-]+$`), // KEY:MS
+	"metadata": regexp.MustCompile(`^[^-=\s][^=\s]*=`),        // KEY=VALUE
+}
 
-// joinGoodput rewrites "--goodput ttft:200 tpot:50" into "--goodput=ttft:200,tpot:50" for the flag package.
-func joinGoodput(args []string) []string {
+// joinMultiValue rewrites "--goodput ttft:200 tpot:50" into "--goodput=ttft:200\x00tpot:50" (and --metadata
+// likewise) for the flag package; the values are split again at NUL.
+func joinMultiValue(args []string) []string {
 	out := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if a != "--goodput" && a != "-goodput" {
+		name := strings.TrimLeft(a, "-")
+		item, ok := multiValue[name]
+		if !ok || !strings.HasPrefix(a, "-") {
 			out = append(out, a)
 			continue
 		}
 		var items []string
-		for i+1 < len(args) && goodputItem.MatchString(args[i+1]) {
+		for i+1 < len(args) && item.MatchString(args[i+1]) {
 			items = append(items, args[i+1])
 			i++
 		}
@@ -70,9 +83,26 @@ func joinGoodput(args []string) []string {
 			out = append(out, a) // the flag package reports the missing value
 			continue
 		}
-		out = append(out, "--goodput="+strings.Join(items, ","))
+		out = append(out, "--"+name+"="+strings.Join(items, "\x00"))
 	}
 	return out
+}
+
+// ParseMetadata reads KEY=VALUE items (separated by NUL, or by commas and spaces when typed in one value).
+func ParseMetadata(s string) (map[string]string, error) {
+	sep := func(r rune) bool { return r == 0 }
+	if !strings.ContainsRune(s, 0) {
+		sep = func(r rune) bool { return r == ',' || r == ' ' }
+	}
+	out := map[string]string{}
+	for _, item := range strings.FieldsFunc(s, sep) {
+		k, v, ok := strings.Cut(item, "=")
+		if k = strings.TrimSpace(k); !ok || k == "" {
+			return nil, fmt.Errorf("%q: want KEY=VALUE", item)
+		}
+		out[k] = strings.TrimSpace(v)
+	}
+	return out, nil
 }
 
 // ParseFlags parses args (without the program name); -h returns flag.ErrHelp.
@@ -84,7 +114,7 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		fs.PrintDefaults()
 	}
 	var o Options
-	var rate, goodput, pmetrics, percentiles, otlpProto string
+	var rate, goodput, pmetrics, percentiles, otlpProto, metadata string
 	fs.StringVar(&o.BaseURL, "base-url", "http://127.0.0.1:8000", "server base URL")
 	fs.StringVar(&o.Endpoint, "endpoint", sse.EndpointCompletions, "API endpoint: /v1/completions or /v1/chat/completions")
 	fs.StringVar(&o.Model, "model", "", "model name (default: the first model of GET /v1/models)")
@@ -113,7 +143,8 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.JaegerRetry, "jaeger-retry-interval", time.Second, "pause before querying a missing trace again")
 	fs.BoolVar(&o.DisableTqdm, "disable-tqdm", false, "no progress bar on stderr")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 5*time.Second, "after Ctrl-C, how long in-flight requests may finish")
-	if err := fs.Parse(joinGoodput(args)); err != nil {
+	fs.StringVar(&metadata, "metadata", "", "KEY=VALUE ... stored in the result JSON, e.g. --metadata config=A gpu=H100")
+	if err := fs.Parse(joinMultiValue(args)); err != nil {
 		return Options{}, err
 	}
 	if fs.NArg() > 0 {
@@ -121,6 +152,7 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.explicit = set
 	var errs []error
 	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf("--"+key+": "+format, a...)) }
 	if o.Endpoint != sse.EndpointCompletions && o.Endpoint != sse.EndpointChatCompletions {
@@ -164,13 +196,18 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		bad("dataset-name", "%q is not random or custom", o.DatasetName)
 	}
 	if goodput != "" {
-		g, err := metrics.ParseGoodput(goodput)
+		g, err := metrics.ParseGoodput(strings.ReplaceAll(goodput, "\x00", " "))
 		if err != nil {
 			bad("goodput", "%v", err)
 		}
 		o.Goodput = g
 	}
 	var err error
+	if metadata != "" {
+		if o.Metadata, err = ParseMetadata(metadata); err != nil {
+			bad("metadata", "%v", err)
+		}
+	}
 	if o.Metrics, err = metrics.ParseMetrics(pmetrics); err != nil {
 		bad("percentile-metrics", "%v", err)
 	}

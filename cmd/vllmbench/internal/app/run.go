@@ -48,6 +48,16 @@ type Outcome struct {
 
 // Main runs vllmbench with args and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "sweep":
+			return SweepMain(ctx, args[1:], stdout, stderr)
+		case "aggregate":
+			return AggregateMain(args[1:], stderr)
+		case "report":
+			return ReportMain(ctx, args[1:], stderr)
+		}
+	}
 	opts, err := ParseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK
@@ -288,10 +298,14 @@ send:
 	if err := out.Summary.WriteText(stdout, metrics.PrintOptions{Metrics: o.Metrics, MaxConcurrency: o.MaxConcurrency, RequestRate: o.RequestRate}); err != nil {
 		return out, err
 	}
-	if o.SaveResult {
+	// A sweep keeps no result of an interrupted run, so that resuming it runs the combination again.
+	if o.SaveResult && !(out.Interrupted && o.discardInterrupted) {
 		run := result.Run{
 			Date: start, Backend: "openai", Model: o.Model, NumPrompts: len(prompts), RequestRate: o.RequestRate,
-			Burstiness: o.Burstiness, MaxConcurrency: o.MaxConcurrency, Goodput: o.Goodput,
+			Burstiness: o.Burstiness, MaxConcurrency: o.MaxConcurrency, Goodput: o.Goodput, Metadata: o.Metadata,
+		}
+		if o.DatasetName == "random" {
+			run.RandomInputLen, run.RandomOutputLen = o.RandomInput, o.RandomOutput
 		}
 		if client.Chat() {
 			run.Backend = "openai-chat"

@@ -37,7 +37,26 @@ type Summary struct {
 	// Server join: records with server values, records whose join failed, and the gaps (ms).
 	Joined, JoinFailed int
 	TTFTGap, E2EGap    Stat
+	// Server is the distribution of each server phase (ServerPhases) over joined requests, in ms, with
+	// ServerPercentiles; ServerShare is each phase's total over the total server e2e of those requests.
+	Server      map[string]Stat
+	ServerShare map[string]float64
 }
+
+// Server phases of the llm_request span, as the result JSON names them (server_<phase>).
+const (
+	PhaseQueue     = "queue"
+	PhasePrefill   = "prefill"
+	PhaseDecode    = "decode"
+	PhaseInference = "inference"
+	PhaseE2E       = "e2e"
+)
+
+// ServerPhases are the phases summarised after a join, in order.
+var ServerPhases = []string{PhaseQueue, PhasePrefill, PhaseDecode, PhaseInference, PhaseE2E}
+
+// ServerPercentiles are the percentiles of the server phases, whatever --metric-percentiles asks for.
+var ServerPercentiles = []float64{90, 99}
 
 // Compute summarises the records of sent requests over a run of duration seconds.
 //
@@ -47,12 +66,17 @@ type Summary struct {
 func Compute(recs []record.Record, duration float64, goodput Goodput, percentiles []float64) Summary {
 	s := Summary{Duration: duration, Percentiles: percentiles, HasGoodput: len(goodput) > 0, Stats: map[string]Stat{}}
 	var ttfts, tpots, itls, e2els, ttftGaps, e2eGaps []float64
+	phases := map[string][]float64{}
 	for i := range recs {
 		r := &recs[i]
-		if r.Server != nil {
+		if sv := r.Server; sv != nil {
 			s.Joined++
 			ttftGaps = append(ttftGaps, r.TTFTGap())
 			e2eGaps = append(e2eGaps, r.E2EGap())
+			for p, v := range map[string]float64{PhaseQueue: sv.Queue, PhasePrefill: sv.Prefill, PhaseDecode: sv.Decode,
+				PhaseInference: sv.Inference, PhaseE2E: sv.E2E} {
+				phases[p] = append(phases[p], v)
+			}
 		} else if r.ServerError != "" {
 			s.JoinFailed++
 		}
@@ -87,6 +111,19 @@ func Compute(recs []record.Record, duration float64, goodput Goodput, percentile
 	s.Stats["e2el"] = stat(e2els, percentiles)
 	s.TTFTGap = stat(ttftGaps, percentiles)
 	s.E2EGap = stat(e2eGaps, percentiles)
+	if s.Joined > 0 {
+		s.Server = map[string]Stat{}
+		s.ServerShare = map[string]float64{}
+		for _, p := range ServerPhases {
+			s.Server[p] = stat(phases[p], ServerPercentiles)
+		}
+		// mean phase / mean e2e = total phase / total e2e over the same requests
+		if e2e := s.Server[PhaseE2E].Mean; e2e > 0 {
+			for _, p := range ServerPhases[:4] {
+				s.ServerShare[p] = s.Server[p].Mean / e2e
+			}
+		}
+	}
 	return s
 }
 

@@ -28,6 +28,10 @@ type Run struct {
 	Burstiness     float64
 	MaxConcurrency int
 	Goodput        metrics.Goodput
+	// RandomInputLen and RandomOutputLen are the random dataset's lengths (0 for a custom dataset).
+	RandomInputLen, RandomOutputLen int
+	// Metadata is --metadata: written as top-level keys (as vLLM's benchmark writes them) and under "metadata".
+	Metadata map[string]string
 }
 
 // DefaultFilename is the benchmark's: {backend}-{rate}qps[-concurrency{n}]-{model basename}-{YYYYmmdd-HHMMSS}.json.
@@ -51,6 +55,7 @@ func DefaultFilename(run Run) string {
 func Build(run Run, s metrics.Summary, recs []record.Record, detailed bool) map[string]any {
 	out := map[string]any{
 		"date":                   run.Date.Format("20060102-150405"),
+		"start_time":             float64(run.Date.UnixMilli()) / 1000,
 		"backend":                run.Backend,
 		"model_id":               run.Model,
 		"num_prompts":            run.NumPrompts,
@@ -77,22 +82,41 @@ func Build(run Run, s metrics.Summary, recs []record.Record, detailed bool) map[
 	if !math.IsInf(run.RequestRate, 1) {
 		out["request_rate"] = run.RequestRate
 	}
-	putStat := func(name string, st metrics.Stat) {
+	if run.RandomInputLen > 0 {
+		out["random_input_len"], out["random_output_len"] = run.RandomInputLen, run.RandomOutputLen
+	}
+	putStat := func(name string, st metrics.Stat, percentiles []float64) {
 		out["mean_"+name+"_ms"] = st.Mean
 		out["median_"+name+"_ms"] = st.Median
 		out["std_"+name+"_ms"] = st.Std
-		for i, p := range s.Percentiles {
+		for i, p := range percentiles {
 			out["p"+metrics.PercentileWord(p)+"_"+name+"_ms"] = st.Percentiles[i]
 		}
 	}
 	for _, m := range metrics.AllMetrics {
-		putStat(m, s.Stats[m])
+		putStat(m, s.Stats[m], s.Percentiles)
 	}
 	if s.Joined > 0 || s.JoinFailed > 0 {
 		out["server_joined"] = s.Joined
 		out["server_join_failed"] = s.JoinFailed
-		putStat("ttft_gap", s.TTFTGap)
-		putStat("e2el_gap", s.E2EGap)
+		putStat("ttft_gap", s.TTFTGap, s.Percentiles)
+		putStat("e2el_gap", s.E2EGap, s.Percentiles)
+	}
+	for _, p := range metrics.ServerPhases {
+		if st, ok := s.Server[p]; ok {
+			putStat("server_"+p, st, metrics.ServerPercentiles)
+		}
+		if share, ok := s.ServerShare[p]; ok {
+			out["server_"+p+"_share"] = share
+		}
+	}
+	if len(run.Metadata) > 0 {
+		for k, v := range run.Metadata {
+			if _, taken := out[k]; !taken {
+				out[k] = v
+			}
+		}
+		out["metadata"] = run.Metadata
 	}
 	if detailed {
 		inputLens := make([]int64, len(recs))
@@ -187,21 +211,22 @@ func Save(dir, filename string, result map[string]any, recs []record.Record, det
 	}
 	jsonPath := filepath.Join(dir, filename)
 	paths := []string{jsonPath}
+	// The JSON is written last and every file appears whole (renamed into place), so an existing result JSON
+	// means a complete set of files: a sweep resumes by skipping the runs whose JSON exists.
+	if detailed {
+		stem := strings.TrimSuffix(jsonPath, filepath.Ext(jsonPath))
+		if err := writeFile(stem+".csv", func(w io.Writer) error { return WriteCSV(w, recs) }); err != nil {
+			return nil, err
+		}
+		if err := writeFile(stem+".jsonl", func(w io.Writer) error { return WriteRecords(w, recs) }); err != nil {
+			return nil, err
+		}
+		paths = append(paths, stem+".csv", stem+".jsonl")
+	}
 	if err := writeFile(jsonPath, func(w io.Writer) error { return WriteJSON(w, result) }); err != nil {
 		return nil, err
 	}
-	if !detailed {
-		return paths, nil
-	}
-	stem := strings.TrimSuffix(jsonPath, filepath.Ext(jsonPath))
-	if err := writeFile(stem+".csv", func(w io.Writer) error { return WriteCSV(w, recs) }); err != nil {
-		return paths, err
-	}
-	paths = append(paths, stem+".csv")
-	if err := writeFile(stem+".jsonl", func(w io.Writer) error { return WriteRecords(w, recs) }); err != nil {
-		return paths, err
-	}
-	return append(paths, stem+".jsonl"), nil
+	return paths, nil
 }
 
 // WriteRecords writes one JSON record per line.
@@ -215,14 +240,24 @@ func WriteRecords(w io.Writer, recs []record.Record) error {
 	return nil
 }
 
+// writeFile writes path through a temporary file beside it, renamed into place when complete.
 func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
 	if err := write(f); err != nil {
 		_ = f.Close()
+		_ = os.Remove(f.Name())
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		_ = os.Remove(f.Name())
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		_ = os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

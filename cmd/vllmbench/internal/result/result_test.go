@@ -121,3 +121,39 @@ func TestSaveReportsUnwritableDir(t *testing.T) {
 	_, err := Save(file, "r.json", map[string]any{}, nil, false)
 	assert.Error(t, err)
 }
+
+func TestBuildServerPhasesAndMetadata(t *testing.T) {
+	recs := []record.Record{
+		{Success: true, OutputTokens: 2, TTFT: 0.2, E2EL: 0.5, Server: &record.Server{Queue: 0.1, Prefill: 0.05, Decode: 0.25, Inference: 0.3, E2E: 0.4}},
+		{Success: true, OutputTokens: 2, TTFT: 0.1, E2EL: 0.4, Server: &record.Server{Queue: 0, Prefill: 0.05, Decode: 0.35, Inference: 0.4, E2E: 0.4}},
+	}
+	s := metrics.Compute(recs, 1, nil, []float64{99})
+	got := Build(Run{Date: date, Backend: "openai", Model: "m", RequestRate: 4, RandomInputLen: 128, RandomOutputLen: 2,
+		Metadata: map[string]string{"config": "A", "completed": "clash"}}, s, recs, false)
+	assert.InDelta(t, 50.0, got["mean_server_queue_ms"], 1e-9)
+	assert.InDelta(t, 90.0, got["p90_server_queue_ms"], 1e-9) // numpy: 0 + (100-0)·0.9
+	assert.InDelta(t, 300.0, got["mean_server_decode_ms"], 1e-9)
+	assert.InDelta(t, 400.0, got["p99_server_e2e_ms"], 1e-9)
+	assert.InDelta(t, 0.125, got["server_queue_share"], 1e-9) // 0.1 s of 0.8 s
+	assert.InDelta(t, 0.125, got["server_prefill_share"], 1e-9)
+	assert.InDelta(t, 0.75, got["server_decode_share"], 1e-9)
+	assert.NotContains(t, got, "server_e2e_share")
+	assert.Equal(t, 128, got["random_input_len"])
+	assert.Equal(t, 2, got["random_output_len"])
+	assert.Equal(t, "A", got["config"], "metadata is a top-level key, as vLLM writes it")
+	assert.Equal(t, 2, got["completed"], "metadata never overwrites a result key")
+	assert.Equal(t, map[string]string{"config": "A", "completed": "clash"}, got["metadata"])
+}
+
+func TestSaveLeavesNoTemporaryFile(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Save(dir, "r.json", map[string]any{"completed": 1}, records(), true)
+	require.NoError(t, err)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.Equal(t, []string{"r.csv", "r.json", "r.jsonl"}, names)
+}
