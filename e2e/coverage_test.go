@@ -185,7 +185,7 @@ func TestSpanCoverage(t *testing.T) {
 			assert.Equal(t, targets["vllm-lossy"], s.Metric["instance"], "the scrape target, not service.instance.id: %v", s.Metric)
 			reasons[s.Metric["finished_reason"]] = true
 		}
-		assert.Equal(t, map[string]bool{"stop": true, "length": true, "abort": true, "error": true}, reasons)
+		assert.Equal(t, map[string]bool{"stop": true, "length": true, "abort": true, "error": true, "repetition": true}, reasons)
 		for _, name := range []string{"vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"} {
 			assert.Len(t, prom.query(t, name+`{job="vllm-lossless"}`), 2, name)
 		}

@@ -47,7 +47,7 @@ func TestVLLMCountsEveryRequestWithoutLoss(t *testing.T) {
 			res := dryRun(t, args...)
 			recs := generated(t, mustParse(t, args...))
 
-			wantReasons := map[string]int64{vllmmetrics.FinishStop: 0, vllmmetrics.FinishLength: 0, vllmmetrics.FinishAbort: 0, vllmmetrics.FinishError: 0}
+			wantReasons := map[string]int64{vllmmetrics.FinishStop: 0, vllmmetrics.FinishLength: 0, vllmmetrics.FinishAbort: 0, vllmmetrics.FinishError: 0, vllmmetrics.FinishRepetition: 0}
 			var prompt, completion int64
 			for i := range recs {
 				if recs[i].CompletionTokens == recs[i].MaxTokens*max(1, recs[i].NumSequences) {

@@ -389,12 +389,12 @@ func TestClientGoneAtTheEnd(t *testing.T) {
 	)
 	aborted := func(tokens int64) vllmmetrics.Counts {
 		return vllmmetrics.Counts{
-			RequestSuccess: map[string]int64{"stop": 0, "length": 0, "abort": 0, "error": 0},
+			RequestSuccess: map[string]int64{"stop": 0, "length": 0, "abort": 0, "error": 0, "repetition": 0},
 			Aborted:        1, PromptTokens: 2, GenerationTokens: tokens, TTFTCount: 1,
 		}
 	}
 	finished := vllmmetrics.Counts{
-		RequestSuccess: map[string]int64{"stop": 0, "length": 1, "abort": 0, "error": 0},
+		RequestSuccess: map[string]int64{"stop": 0, "length": 1, "abort": 0, "error": 0, "repetition": 0},
 		Finished:       1, PromptTokens: 2, GenerationTokens: 3, TTFTCount: 1, E2ECount: 1,
 	}
 	tests := []struct {

@@ -21,10 +21,12 @@ const (
 	FinishLength = "length"
 	FinishAbort  = "abort"
 	FinishError  = "error"
+	// FinishRepetition: vLLM 0.32 stops a request that repeats itself (a request_success series from startup).
+	FinishRepetition = "repetition"
 )
 
 // FinishReasons are the finished_reason values vLLM creates a request_success series for at startup.
-var FinishReasons = []string{FinishStop, FinishLength, FinishAbort, FinishError}
+var FinishReasons = []string{FinishStop, FinishLength, FinishAbort, FinishError, FinishRepetition}
 
 // Metric names, as vLLM exposes them.
 const (
@@ -110,7 +112,7 @@ func (h *histogram) observe(v float64) {
 }
 
 type modelSeries struct {
-	success          [4]int64 // indexed like FinishReasons
+	success          [5]int64 // indexed like FinishReasons
 	aborted          int64
 	promptTokens     int64
 	generationTokens int64
@@ -130,6 +132,10 @@ type Registry struct {
 
 	mu     sync.Mutex
 	series []modelSeries
+	// created is when the series were created, in Unix seconds: vLLM's prometheus_client writes it as a
+	// <name>_created gauge beside every counter and histogram, and the prometheus receiver reads it as the
+	// series' start time.
+	created float64
 }
 
 // New returns a registry for the given served models and engine index (vLLM's engine label, "0" without data
@@ -138,7 +144,8 @@ func New(models []string, engine string) (*Registry, error) {
 	if len(models) == 0 {
 		return nil, fmt.Errorf("vllmmetrics: at least one model is required")
 	}
-	r := &Registry{engine: engine, models: slices.Clone(models), index: map[string]int{}, series: make([]modelSeries, len(models))}
+	r := &Registry{engine: engine, models: slices.Clone(models), index: map[string]int{}, series: make([]modelSeries, len(models)),
+		created: float64(time.Now().UnixNano()) / 1e9}
 	for i, m := range models {
 		if m == "" {
 			return nil, fmt.Errorf("vllmmetrics: model names must not be empty")
@@ -397,7 +404,8 @@ func (r *Registry) writeGauges(b *strings.Builder) {
 }
 
 func (r *Registry) writeCounters(b *strings.Builder) {
-	header(b, MetricRequestSuccess, "Count of successfully processed requests.", "counter")
+	const successHelp = "Count of successfully processed requests."
+	header(b, MetricRequestSuccess, successHelp, "counter")
 	for i, model := range r.models {
 		for k, reason := range FinishReasons {
 			b.WriteString(MetricRequestSuccess)
@@ -405,6 +413,7 @@ func (r *Registry) writeCounters(b *strings.Builder) {
 			b.WriteString(" " + formatFloat(float64(r.series[i].success[k])) + "\n")
 		}
 	}
+	r.writeCreated(b, MetricRequestSuccess, successHelp, LabelFinishedReason, FinishReasons)
 	for _, c := range []struct {
 		name, help string
 		value      func(*modelSeries) int64
@@ -417,6 +426,28 @@ func (r *Registry) writeCounters(b *strings.Builder) {
 			b.WriteString(c.name)
 			r.labels(b, model)
 			b.WriteString(" " + formatFloat(float64(c.value(&r.series[i]))) + "\n")
+		}
+		r.writeCreated(b, c.name, c.help, "", nil)
+	}
+}
+
+// writeCreated writes the <name>_created gauge family prometheus_client adds to a counter (name ends in _total)
+// or histogram: one series per model (and per value of label, when given), the registry's creation time.
+func (r *Registry) writeCreated(b *strings.Builder, name, help, label string, values []string) {
+	created := strings.TrimSuffix(name, "_total") + "_created"
+	header(b, created, help, "gauge")
+	if label == "" {
+		values = []string{""}
+	}
+	for _, model := range r.models {
+		for _, v := range values {
+			b.WriteString(created)
+			if label == "" {
+				r.labels(b, model)
+			} else {
+				r.labels(b, model, label, v)
+			}
+			b.WriteString(" " + formatFloat(r.created) + "\n")
 		}
 	}
 }
@@ -442,6 +473,7 @@ func (r *Registry) writeHistogram(b *strings.Builder, name, help string, pick fu
 		r.labels(b, model)
 		b.WriteString(" " + formatFloat(h.sum) + "\n")
 	}
+	r.writeCreated(b, name, help, "", nil)
 }
 
 // formatFloat writes a value as Python's prometheus_client does: integral values with ".0" (so bucket

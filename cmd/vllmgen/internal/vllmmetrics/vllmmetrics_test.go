@@ -2,6 +2,7 @@ package vllmmetrics
 
 import (
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -76,6 +77,11 @@ func TestStartsAtZeroWithEverySeries(t *testing.T) {
 		MetricGenerationTokens: dto.MetricType_COUNTER, MetricE2ELatency: dto.MetricType_HISTOGRAM,
 		MetricTTFT: dto.MetricType_HISTOGRAM, MetricRunning: dto.MetricType_GAUGE, MetricWaiting: dto.MetricType_GAUGE,
 		MetricKVCacheUsage: dto.MetricType_GAUGE,
+	}
+	for name, typ := range maps.Clone(wantTypes) {
+		if typ != dto.MetricType_GAUGE {
+			wantTypes[strings.TrimSuffix(name, "_total")+"_created"] = dto.MetricType_GAUGE
+		}
 	}
 	assert.Len(t, families, len(wantTypes))
 	for name, typ := range wantTypes {
@@ -205,7 +211,7 @@ func TestObserve(t *testing.T) {
 	c, err := r.Counts("llama")
 	require.NoError(t, err)
 	assert.Equal(t, Counts{
-		RequestSuccess: map[string]int64{FinishStop: 2, FinishLength: 1, FinishAbort: 0, FinishError: 0},
+		RequestSuccess: map[string]int64{FinishStop: 2, FinishLength: 1, FinishAbort: 0, FinishError: 0, FinishRepetition: 0},
 		Finished:       3, Aborted: 2, PromptTokens: 118, GenerationTokens: 265, TTFTCount: 4, E2ECount: 3,
 	}, c)
 	total := r.Total()
@@ -240,7 +246,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	c, err := r.Counts("m")
 	require.NoError(t, err)
-	assert.Equal(t, Counts{RequestSuccess: map[string]int64{FinishStop: 0, FinishLength: 0, FinishAbort: 0, FinishError: 0}}, c)
+	assert.Equal(t, Counts{RequestSuccess: map[string]int64{FinishStop: 0, FinishLength: 0, FinishAbort: 0, FinishError: 0, FinishRepetition: 0}}, c)
 }
 
 func TestLabelValuesAreEscaped(t *testing.T) {

@@ -273,19 +273,17 @@ func uniform(r *rand.Rand, bounds [2]float64) float64 {
 	return bounds[0] + (bounds[1]-bounds[0])*r.Float64()
 }
 
-// requestID mimics vLLM's OpenAI server ids: "chatcmpl-" or "cmpl-" followed by a uuid4 in hex.
+// requestID mimics the gen_ai.request.id of vLLM 0.32's spans (testdata/vllm/0.32.0): "chatcmpl-" and 16 hex
+// digits for /v1/chat/completions; "cmpl-", 16 hex digits and the prompt's index ("-0") for /v1/completions,
+// which takes a batch of prompts.
 func requestID(r *rand.Rand) string {
-	prefix := "chatcmpl-"
+	prefix, suffix := "chatcmpl-", ""
 	if r.Float64() >= completionPrefixShare {
-		prefix = "cmpl-"
+		prefix, suffix = "cmpl-", "-0"
 	}
-	var raw [16]byte
-	binary.BigEndian.PutUint64(raw[:8], r.Uint64())
-	binary.BigEndian.PutUint64(raw[8:], r.Uint64())
-	buf := make([]byte, len(prefix)+32)
-	copy(buf, prefix)
-	hex.Encode(buf[len(prefix):], raw[:])
-	return string(buf)
+	var raw [8]byte
+	binary.BigEndian.PutUint64(raw[:], r.Uint64())
+	return prefix + hex.EncodeToString(raw[:]) + suffix
 }
 
 // traceID is a W3C random trace id: its lower 56 bits are uniformly random, since a consistent probability

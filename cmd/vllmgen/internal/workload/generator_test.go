@@ -2,6 +2,7 @@ package workload
 
 import (
 	"math"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -245,14 +246,20 @@ func TestGreedyOmission(t *testing.T) {
 	}
 }
 
+// The request ids of vLLM 0.32's spans (testdata/vllm/0.32.0/spans.json).
+var (
+	vllmChatID       = regexp.MustCompile(`^chatcmpl-[0-9a-f]{16}$`)
+	vllmCompletionID = regexp.MustCompile(`^cmpl-[0-9a-f]{16}-0$`)
+)
+
 func TestRequestIDPrefixes(t *testing.T) {
 	recs := generate(t, Config{Models: testModels, Seed: 4}, 4000)
 	var chat, completion int
 	for _, r := range recs {
 		switch {
-		case len(r.RequestID) == len("chatcmpl-")+32 && r.RequestID[:9] == "chatcmpl-":
+		case vllmChatID.MatchString(r.RequestID):
 			chat++
-		case len(r.RequestID) == len("cmpl-")+32 && r.RequestID[:5] == "cmpl-":
+		case vllmCompletionID.MatchString(r.RequestID):
 			completion++
 		default:
 			t.Fatalf("unexpected request id %q", r.RequestID)

@@ -57,7 +57,7 @@ func (s Shape) ScopeName() string {
 // sdkVersion is the opentelemetry-sdk version reported in telemetry.sdk.version, typical of each era.
 func (s Shape) sdkVersion() string {
 	if s == ShapeV1 {
-		return "1.38.0"
+		return "1.45.2" // what vLLM 0.32's requirements install
 	}
 	return "1.26.0"
 }

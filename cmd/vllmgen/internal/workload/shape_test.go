@@ -102,7 +102,7 @@ func TestShapeMatchesReferenceExamples(t *testing.T) {
 		wantSDKVersion      string
 		wantModelOnResource bool
 	}{
-		{shape: ShapeV1, example: v1, wantScope: "vllm.tracing.otel", wantSDKVersion: "1.38.0", wantModelOnResource: true},
+		{shape: ShapeV1, example: v1, wantScope: "vllm.tracing.otel", wantSDKVersion: "1.45.2", wantModelOnResource: true},
 		{
 			shape: ShapeV1LegacyScope, example: v1, wantScope: "vllm.llm_engine", wantSDKVersion: "1.26.0", wantModelOnResource: true,
 			dropResource: []string{"vllm.instrumenting_module_name", "vllm.process_id"},
@@ -191,4 +191,55 @@ func TestParseShape(t *testing.T) {
 	}
 	_, err := ParseShape("v2")
 	assert.ErrorContains(t, err, `unknown shape "v2"`)
+}
+
+// TestShapeMatchesRealVLLM holds the default shape (v1) to what a real vLLM sent (testdata/vllm/<version>/,
+// recorded by the end-to-end test): span name, kind, scope name and version, status, events and links, every
+// attribute key with its type (for a sampled, non-greedy request), the request id's form, and the resource's
+// keys (less service.instance.id, which the recording set through OTEL_RESOURCE_ATTRIBUTES) and SDK.
+func TestShapeMatchesRealVLLM(t *testing.T) {
+	td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(mustRead(t, filepath.Join("..", "..", "..", "..", "testdata", "vllm", "0.32.0", "spans.json")))
+	require.NoError(t, err)
+	rs, ss, span := buildOne(t, ShapeV1)
+	gotResource := withoutKeys(attributeTypes(rs.Resource().Attributes()))
+	compared := 0
+	for i := 0; i < td.ResourceSpans().Len(); i++ {
+		realRS := td.ResourceSpans().At(i)
+		for j := 0; j < realRS.ScopeSpans().Len(); j++ {
+			realSS := realRS.ScopeSpans().At(j)
+			for k := 0; k < realSS.Spans().Len(); k++ {
+				real := realSS.Spans().At(k)
+				if real.Name() != SpanName {
+					continue
+				}
+				temperature, _ := real.Attributes().Get(AttrTemperature)
+				if temperature.Double() == 0 {
+					continue // greedy requests carry no temperature; the generator's is sampled
+				}
+				compared++
+				assert.Equal(t, real.Kind(), span.Kind())
+				assert.Equal(t, realSS.Scope().Name(), ss.Scope().Name())
+				assert.Equal(t, realSS.Scope().Version(), ss.Scope().Version())
+				assert.Equal(t, real.Status().Code(), span.Status().Code())
+				assert.Equal(t, real.Events().Len(), span.Events().Len())
+				assert.Equal(t, real.Links().Len(), span.Links().Len())
+				assert.Equal(t, attributeTypes(real.Attributes()), attributeTypes(span.Attributes()))
+				assert.Equal(t, orderedKeys(real.Attributes()), orderedKeys(span.Attributes()), "the order vLLM writes them in")
+				id, _ := real.Attributes().Get(AttrRequestID)
+				assert.True(t, vllmChatID.MatchString(id.Str()) || vllmCompletionID.MatchString(id.Str()), "vLLM's id %q has the generator's form", id.Str())
+				assert.Equal(t, withoutKeys(attributeTypes(realRS.Resource().Attributes()), "service.instance.id"), gotResource)
+				realSDK, _ := realRS.Resource().Attributes().Get("telemetry.sdk.version")
+				sdk, _ := rs.Resource().Attributes().Get("telemetry.sdk.version")
+				assert.Equal(t, realSDK.Str(), sdk.Str())
+			}
+		}
+	}
+	require.Positive(t, compared)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
 }
