@@ -36,7 +36,7 @@ type cumulativeSink struct {
 	endpoint string
 	mu       sync.Mutex
 	requests int
-	latest   map[string]sinkPoint // by metric name and point attributes
+	latest   map[string]*sinkPoint // by metric name and point attributes
 }
 
 type sinkPoint struct {
@@ -44,13 +44,16 @@ type sinkPoint struct {
 	attrs  map[string]any
 	value  float64 // a sum's value, a histogram's count
 	sum    float64 // a histogram's sum
+	// a histogram's explicit bounds and bucket counts
+	bounds  []float64
+	buckets []uint64
 }
 
 func startCumulativeSink(t *testing.T) *cumulativeSink {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := &cumulativeSink{endpoint: lis.Addr().String(), latest: map[string]sinkPoint{}}
+	s := &cumulativeSink{endpoint: lis.Addr().String(), latest: map[string]*sinkPoint{}}
 	srv := grpc.NewServer()
 	pmetricotlp.RegisterGRPCServer(srv, s)
 	go func() { _ = srv.Serve(lis) }()
@@ -69,14 +72,16 @@ func (s *cumulativeSink) Export(_ context.Context, req pmetricotlp.ExportRequest
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				m := ms.At(k)
-				put := func(attrs pcommon.Map, value, sum float64) {
+				put := func(attrs pcommon.Map, value, sum float64) *sinkPoint {
 					raw := attrs.AsRaw()
 					keys := make([]string, 0, len(raw))
 					for key, v := range raw {
 						keys = append(keys, key+"="+toString(v))
 					}
 					sort.Strings(keys)
-					s.latest[m.Name()+"{"+strings.Join(keys, ",")+"}"] = sinkPoint{metric: m.Name(), attrs: raw, value: value, sum: sum}
+					p := &sinkPoint{metric: m.Name(), attrs: raw, value: value, sum: sum}
+					s.latest[m.Name()+"{"+strings.Join(keys, ",")+"}"] = p
+					return p
 				}
 				switch m.Type() {
 				case pmetric.MetricTypeSum:
@@ -87,7 +92,8 @@ func (s *cumulativeSink) Export(_ context.Context, req pmetricotlp.ExportRequest
 				case pmetric.MetricTypeHistogram:
 					for p := 0; p < m.Histogram().DataPoints().Len(); p++ {
 						dp := m.Histogram().DataPoints().At(p)
-						put(dp.Attributes(), float64(dp.Count()), dp.Sum())
+						p := put(dp.Attributes(), float64(dp.Count()), dp.Sum())
+						p.bounds, p.buckets = dp.ExplicitBounds().AsRaw(), dp.BucketCounts().AsRaw()
 					}
 				}
 			}
@@ -345,4 +351,39 @@ func TestSLOAwareSampling(t *testing.T) {
 	require.NoError(t, conn.Shutdown(context.Background()))
 	requests := vllmtest.SumTotal(downstream.AllMetrics(), "vllm.requests")
 	assert.InDelta(t, float64(total), float64(requests), 0.05*float64(total), "downstream estimate of the request total")
+}
+
+// histogram merges the latest points of a metric's series whose attributes include match: their count, sum and
+// cumulative count at each bound every series has (an inserted SLO threshold is left out).
+func (s *cumulativeSink) histogram(metric string, match map[string]any) vllmtest.Histogram {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var h vllmtest.Histogram
+	var perSeries []map[float64]uint64
+	for _, p := range s.latest {
+		if p.metric != metric || p.bounds == nil && p.buckets == nil {
+			continue
+		}
+		ok := true
+		for k, v := range match {
+			if p.attrs[k] != v {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		h.Count += uint64(p.value)
+		h.Sum += p.sum
+		cum := map[float64]uint64{}
+		var running uint64
+		for i, b := range p.bounds {
+			running += p.buckets[i]
+			cum[b] = running
+		}
+		perSeries = append(perSeries, cum)
+	}
+	h.Cumulative = vllmtest.MergeShared(perSeries)
+	return h
 }
