@@ -204,10 +204,14 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validRatio accepts a sampling probability: above 0, at most 1.
+// minRatio is the smallest sampling probability OTEP 235 expresses (a threshold has 56 bits): a span stands for
+// at most 2^56 requests. Smaller ratios would weigh a span beyond what any counter holds (1e-320 is +Inf).
+const minRatio = 0x1p-56
+
+// validRatio accepts a sampling probability from 2^-56 to 1.
 func validRatio(key string, r float64) error {
-	if !(r > 0 && r <= 1) { // NaN fails both
-		return fmt.Errorf("%s: must be a sampling probability above 0 and at most 1, got %v", key, r)
+	if !(r >= minRatio && r <= 1) { // NaN fails both
+		return fmt.Errorf("%s: must be a sampling probability from 2^-56 (%v, the smallest OTEP 235 expresses) to 1, got %v", key, minRatio, r)
 	}
 	return nil
 }

@@ -64,10 +64,10 @@ func TestLoadConfig(t *testing.T) {
 		{name: "expiration_below_flush", validateErr: "metrics_expiration: must be at least metrics_flush_interval (1m0s), got 30s"},
 		{name: "bad_temporality", validateErr: `aggregation_temporality: must be "cumulative" or "delta", got "DELTA"`},
 		{name: "bad_histogram_type", validateErr: `histograms.type: must be "explicit" or "exponential", got "exponetial"`},
-		{name: "zero_ratio", validateErr: "sampling.ratio: must be a sampling probability above 0 and at most 1, got 0"},
-		{name: "ratio_above_one", validateErr: "sampling.ratio: must be a sampling probability above 0 and at most 1, got 1.5"},
-		{name: "nan_service_ratio", validateErr: "sampling.service_ratios.vllm-llama: must be a sampling probability above 0 and at most 1, got NaN"},
-		{name: "negative_service_ratio", validateErr: "sampling.service_ratios.b: must be a sampling probability above 0 and at most 1, got -0.1"},
+		{name: "zero_ratio", validateErr: "sampling.ratio: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got 0"},
+		{name: "ratio_above_one", validateErr: "sampling.ratio: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got 1.5"},
+		{name: "nan_service_ratio", validateErr: "sampling.service_ratios.vllm-llama: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got NaN"},
+		{name: "negative_service_ratio", validateErr: "sampling.service_ratios.b: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got -0.1"},
 		{name: "bad_preset", validateErr: `histograms.preset: must be "vllm" or "semconv", got "otel"`},
 		{name: "bad_single_token_tpot", validateErr: `histograms.single_token_tpot: must be "omit" or "zero", got "0"`},
 		{name: "reserved_request_model", validateErr: `dimensions[0].name: "gen_ai.request.model" is set by the connector itself`},
@@ -88,6 +88,13 @@ func TestLoadConfig(t *testing.T) {
 		{name: "fractional_cardinality", unmarshalErr: "cardinality_limit: 10.5 is not an integer"},
 		{name: "overflowing_cardinality", unmarshalErr: "cardinality_limit: 1e+20 is out of range"},
 		{name: "overflowing_max_size", unmarshalErr: "histograms.max_size: 4294967296 is out of range (at most 2147483647)"},
+		{name: "denormal_ratio", validateErr: "sampling.ratio: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got 1e-320"},
+		{name: "tiny_service_ratio", validateErr: "sampling.service_ratios.vllm: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got 1e-300"},
+		{name: "smallest_ratio", expected: func() *Config {
+			cfg := NewFactory().CreateDefaultConfig().(*Config)
+			cfg.Sampling.Ratio = 0x1p-56
+			return cfg
+		}()},
 		{name: "zero_slo", validateErr: "slo.e2e: must be positive, got 0s"},
 		{name: "typo", unmarshalErr: "has invalid keys: metrics_flush_intervall"},
 		{name: "nested_typo", unmarshalErr: "has invalid keys: enable"},

@@ -187,6 +187,8 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 	}
 	counts := c.keys.counts
 	c.keys.counts = attributeCounts{}
+	saturated := c.recorder.saturated
+	c.recorder.saturated = 0
 	c.mu.Unlock()
 	c.telemetry.ConnectorVllmSpansSeen.Add(ctx, seen)
 	c.telemetry.ConnectorVllmSpansRecognized.Add(ctx, recognised)
@@ -198,6 +200,9 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 	}
 	if malformedStates > 0 {
 		c.telemetry.ConnectorVllmTracestateMalformed.Add(ctx, malformedStates)
+	}
+	if saturated > 0 {
+		c.telemetry.ConnectorVllmValuesSaturated.Add(ctx, saturated)
 	}
 	c.countAttributes(ctx, &counts)
 	return nil

@@ -37,7 +37,8 @@ func V1Batch(n, models int) ptrace.Traces {
 func appendV1Span(s ptrace.Span, i int) {
 	s.SetName("llm_request")
 	s.SetKind(ptrace.SpanKindServer)
-	s.SetTraceID(pcommon.TraceID{0x4b, 0xf9, byte(i), byte(i >> 8), byte(i >> 16), 1})
+	// the last 56 bits are the trace's randomness (OTEP 235): high enough for a consistent 12.5% threshold (th:e)
+	s.SetTraceID(pcommon.TraceID{0x4b, 0xf9, byte(i), byte(i >> 8), byte(i >> 16), 1, 9: 0xf7, byte(i), byte(i >> 8), byte(i >> 16)})
 	s.SetSpanID(pcommon.SpanID{0x7a, byte(i), byte(i >> 8), byte(i >> 16), 1})
 	f := float64(i%100) / 100
 	queue, prefill, decode := 0.01+f/10, 0.04+f/5, 0.5+3*f

@@ -14,12 +14,18 @@ import (
 // Histogram is what the connector records into; Explicit and Exponential implement it. Every value carries a
 // weight: the adjusted count of its span (1 unsampled, 1/probability when sampled).
 type Histogram interface {
-	Record(v, weight float64)
+	// Record adds v with the given weight. It returns false, recording nothing, when the histogram's count would
+	// exceed MaxCount: the histogram saturates instead of wrapping.
+	Record(v, weight float64) bool
 	// Empty is true when nothing was recorded since the last Reset.
 	Empty() bool
 	Reset()
 	Exemplars() *Exemplars
 }
+
+// MaxCount is the largest count a data point carries: the largest float64 below 2^63, which converts exactly to
+// an int64 (OTLP sums) and a uint64 (histogram counts). Whatever the weights, no count goes beyond it.
+const MaxCount = float64(1<<63 - 1024)
 
 var (
 	_ Histogram = (*Explicit)(nil)
@@ -31,6 +37,7 @@ var (
 type Explicit struct {
 	bounds    []float64
 	weights   []float64 // len(bounds)+1; the last is the +Inf bucket
+	total     float64   // the sum of weights, at most MaxCount
 	values    int       // values recorded, whatever their weight
 	sum       float64
 	min, max  float64
@@ -44,7 +51,11 @@ func NewExplicit(bounds []float64, maxExemplars int) *Explicit {
 
 // Record adds one value of the given weight. A value equal to a bound falls into that bound's bucket (le
 // semantics). Min and max are the observed values, whatever the weights.
-func (h *Explicit) Record(v, weight float64) {
+func (h *Explicit) Record(v, weight float64) bool {
+	if h.total+weight > MaxCount {
+		return false
+	}
+	h.total += weight
 	h.weights[bucketIndex(h.bounds, v)] += weight
 	if h.values == 0 || v < h.min {
 		h.min = v
@@ -54,6 +65,7 @@ func (h *Explicit) Record(v, weight float64) {
 	}
 	h.values++
 	h.sum += v * weight
+	return true
 }
 
 // bucketIndex is the index of the first bound ≥ v, len(bounds) for +Inf. It is sort.SearchFloat64s without the
@@ -80,7 +92,7 @@ func (h *Explicit) Exemplars() *Exemplars { return &h.exemplars }
 // Reset forgets every value (delta temporality).
 func (h *Explicit) Reset() {
 	clear(h.weights)
-	h.values, h.sum, h.min, h.max = 0, 0, 0, 0
+	h.values, h.total, h.sum, h.min, h.max = 0, 0, 0, 0, 0
 	h.exemplars.Reset()
 }
 
@@ -116,7 +128,7 @@ func roundCount(w float64) uint64 {
 	if w <= 0 {
 		return 0
 	}
-	return uint64(math.Round(w))
+	return uint64(min(math.Round(w), MaxCount))
 }
 
 // Exponential is a base-2 exponential histogram whose scale drops as needed to stay within max_size buckets.
@@ -137,15 +149,19 @@ func NewExponential(maxSize int32, maxExemplars int) *Exponential {
 }
 
 // Record adds one value of the given weight (values are never negative here; zero goes to the zero bucket).
-func (e *Exponential) Record(v, weight float64) {
-	e.carry += weight
-	incr := math.Floor(e.carry + 0.5)
+func (e *Exponential) Record(v, weight float64) bool {
+	carry := e.carry + weight
+	incr := math.Floor(carry + 0.5)
 	if incr < 1 {
 		incr = 1 // a weight is at least 1, so this only absorbs float error
 	}
-	e.carry -= incr
+	if float64(e.h.Count())+incr > MaxCount {
+		return false
+	}
+	e.carry = carry - incr
 	e.h.UpdateByIncr(v, uint64(incr))
 	e.sum += v * weight
+	return true
 }
 
 // Empty is true when no value was recorded since the last Reset.
