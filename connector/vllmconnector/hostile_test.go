@@ -354,3 +354,27 @@ func TestUnflushedSeriesAreNotExpired(t *testing.T) {
 	md = h.flush(t, 2*time.Minute)
 	assert.Empty(t, points(md, metricRequests), "sent once, then expired")
 }
+
+// TestLongResponseModelIsCountedOnce: gen_ai.response.model is also the request model when model.attributes
+// finds it first; the one value cut is counted once, not once per use. A span whose request and response models
+// differ, both long, has two values cut.
+func TestLongResponseModelIsCountedOnce(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := createDefaultConfig().(*Config)
+	cfg.MaxAttributeLength = 16
+	cfg.Request.Model.Attributes = []string{"gen_ai.request.model", "gen_ai.response.model"}
+	c, err := newConnector(metadatatest.NewSettings(tel), cfg, new(consumertest.MetricsSink), clockwork.NewFakeClockAt(t0))
+	require.NoError(t, err)
+	td := hostileBatch(4, nil, func(i int, a pcommon.Map) {
+		a.PutStr("gen_ai.response.model", longString("response-", 100))
+		if i == 3 {
+			a.PutStr("gen_ai.request.model", longString("request-", 100))
+		}
+	})
+	require.NoError(t, c.ConsumeTraces(context.Background(), td))
+	require.NoError(t, c.Shutdown(context.Background()))
+	metadatatest.AssertEqualConnectorVllmAttributesTruncated(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("kind", "model")), Value: 3 + 2},
+	}, metricdatatest.IgnoreTimestamp())
+}

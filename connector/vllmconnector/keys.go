@@ -141,13 +141,18 @@ func (k *keyer) seriesKey(buf []byte, rec *vllmrequest.Record, span ptrace.Span,
 	buf = appendString(buf, k.truncate(rec.Operation, kindOperation))
 	buf = appendString(buf, k.truncate(rec.Model, kindModel))
 	// the response model and the error type are absent on most requests: '-' is distinct from any value
-	for _, part := range [...]struct {
+	for i, part := range [...]struct {
 		value string
 		kind  attributeKind
 	}{{rec.ResponseModel, kindModel}, {rec.ErrorType, kindErrorType}} {
-		if part.value == "" {
+		switch {
+		case part.value == "":
 			buf = append(buf, '-')
-		} else {
+		case i == 0 && part.value == rec.Model:
+			// the request model was read from gen_ai.response.model: one value, cut and counted once above
+			buf = append(buf, 'v')
+			buf = appendString(buf, truncateUTF8(part.value, k.maxLen))
+		default:
 			buf = append(buf, 'v')
 			buf = appendString(buf, k.truncate(part.value, part.kind))
 		}
