@@ -378,3 +378,44 @@ func TestLongResponseModelIsCountedOnce(t *testing.T) {
 		{Attributes: attribute.NewSet(attribute.String("kind", "model")), Value: 3 + 2},
 	}, metricdatatest.IgnoreTimestamp())
 }
+
+// TestEmptyValueIsAbsent: Prometheus drops an empty label, so a dimension or resource attribute whose value is ""
+// and one that is absent must be one series here too; as two, remote write would map both onto one Prometheus
+// series and each flush would overwrite the other's count. An empty value takes the dimension's default.
+func TestEmptyValueIsAbsent(t *testing.T) {
+	def := "shared"
+	for _, tc := range []struct {
+		name  string
+		dim   Dimension
+		attrs map[string]any
+	}{
+		{"no default", Dimension{Name: "tenant"}, map[string]any{}},
+		{"default", Dimension{Name: "tenant", Default: &def}, map[string]any{"tenant": "shared"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			cfg.Dimensions = []Dimension{tc.dim}
+			cfg.ResourceAttributes = []string{"service.name", "service.namespace"}
+			h := newHarness(t, cfg)
+			td := hostileBatch(8, nil, func(i int, a pcommon.Map) {
+				if i < 3 {
+					a.PutStr("tenant", "")
+				}
+			})
+			td.ResourceSpans().At(0).Resource().Attributes().PutStr("service.namespace", "")
+			other := hostileBatch(2, nil, nil) // the same resource without service.namespace
+			other.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+			require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
+			md := h.flush(t, time.Second)
+			require.Equal(t, 1, md.ResourceMetrics().Len(), "one resource")
+			assert.Equal(t, map[string]any{"service.name": "vllm-server"}, md.ResourceMetrics().At(0).Resource().Attributes().AsRaw())
+			p := onePoint(t, md, metricRequests, nil)
+			assert.Equal(t, int64(10), p.num.IntValue())
+			for k, v := range tc.attrs {
+				assert.Equal(t, v, p.attrs[k])
+			}
+			_, has := p.attrs["tenant"]
+			assert.Equal(t, len(tc.attrs) > 0, has)
+		})
+	}
+}

@@ -174,10 +174,11 @@ func (k *keyer) seriesKey(buf []byte, rec *vllmrequest.Record, span ptrace.Span,
 
 // spanValue is the dimension's scalar attribute on span; a non-scalar one is dropped and counted. Dimensions
 // become labels, which have no type, so a value is keyed and exported in its string form: Int(5) and Str("5")
-// are deliberately one series.
+// are deliberately one series. An empty string is absent (the default applies, if any): Prometheus drops an
+// empty label, so the two would be two series here and one there, each overwriting the other.
 func (d *Dimension) spanValue(span ptrace.Span, counts *attributeCounts) (pcommon.Value, bool) {
 	v, ok := span.Attributes().Get(d.Name)
-	if !ok {
+	if !ok || v.Type() == pcommon.ValueTypeStr && v.Str() == "" {
 		return v, false
 	}
 	if !isScalar(v) {
@@ -192,6 +193,9 @@ func (d *Dimension) spanValue(span ptrace.Span, counts *attributeCounts) (pcommo
 // are dropped and counted.
 func (k *keyer) rangeResource(attrs pcommon.Map, fn func(key string, v pcommon.Value)) {
 	use := func(key string, v pcommon.Value, keyFromInput bool) {
+		if v.Type() == pcommon.ValueTypeStr && v.Str() == "" {
+			return // absent, as for a dimension: an empty label is no label in Prometheus
+		}
 		if !isScalar(v) || keyFromInput && len(key) > k.maxLen {
 			k.counts.dropped[kindResource]++
 			return
