@@ -81,6 +81,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "too_many_bounds", validateErr: "histograms.buckets.vllm.request.queue.duration: at most 256 bucket bounds, got 300"},
 		{name: "too_many_dimensions", validateErr: "dimensions: at most 32, got 33"},
 		{name: "zero_attribute_length", validateErr: "max_attribute_length: must be between 1 and 4096, got 0"},
+		{name: "huge_duplicate_window", validateErr: "duplicate_window: must be between 0 and 1048576, got 2000000"},
 		{name: "small_request", validateErr: "max_request_bytes: must be between 65536 and 67108864, got 1000"},
 		{name: "bare_duration", unmarshalErr: "slo.ttft: 200 has no unit; write a duration with its unit, such as 200ms"},
 		{name: "fractional_duration", unmarshalErr: "slo.ttft: 0.2 has no unit"},

@@ -39,8 +39,9 @@ type vllmConnector struct {
 	rec         vllmrequest.Record
 	keys        keyer
 	weights     weigher
-	keyBuf      []byte // reused for series keys
-	resourceBuf []byte // reused for resource keys
+	duplicates  *duplicates // nil with duplicate_window: 0
+	keyBuf      []byte      // reused for series keys
+	resourceBuf []byte      // reused for resource keys
 	// the series found last, and its resource and key; reset whenever series are removed
 	lastResource *resourceState
 	lastSeries   *series
@@ -76,13 +77,14 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 			sloEnabled:   cfg.Request.SLO.Enabled(),
 			zeroTPOT:     cfg.Histograms.SingleTokenTPOT == SingleTokenTPOTZero,
 		},
-		delta:     cfg.AggregationTemporality == TemporalityDelta,
-		keys:      keyer{maxLen: cfg.MaxAttributeLength, keepResource: cfg.ResourceAttributes},
-		weights:   newWeigher(cfg.Sampling),
-		resources: map[string]*resourceState{},
-		lastFlush: pcommon.NewTimestampFromTime(clock.Now()),
-		done:      make(chan struct{}),
-		loopDone:  make(chan struct{}),
+		delta:      cfg.AggregationTemporality == TemporalityDelta,
+		keys:       keyer{maxLen: cfg.MaxAttributeLength, keepResource: cfg.ResourceAttributes},
+		weights:    newWeigher(cfg.Sampling),
+		duplicates: newDuplicates(cfg.DuplicateWindow),
+		resources:  map[string]*resourceState{},
+		lastFlush:  pcommon.NewTimestampFromTime(clock.Now()),
+		done:       make(chan struct{}),
+		loopDone:   make(chan struct{}),
 	}, nil
 }
 
@@ -131,7 +133,7 @@ func (c *vllmConnector) Shutdown(ctx context.Context) error {
 
 // ConsumeTraces aggregates every vLLM request span of td; other spans are ignored.
 func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	var seen, recognised, overflowed, unknownOperations, malformedStates int64
+	var seen, recognised, duplicated, overflowed, unknownOperations, malformedStates int64
 	c.mu.Lock()
 	now := c.clock.Now()
 	rss := td.ResourceSpans()
@@ -153,6 +155,10 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 					continue
 				}
 				recognised++
+				if c.duplicates != nil && c.duplicates.seen(span.TraceID(), span.SpanID()) {
+					duplicated++
+					continue
+				}
 				rejections.Count(ctx, c.telemetry.ConnectorVllmFieldsRejected, &c.rec)
 				if !resourceKeyed {
 					resourceKeyed = true
@@ -192,6 +198,9 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 	c.mu.Unlock()
 	c.telemetry.ConnectorVllmSpansSeen.Add(ctx, seen)
 	c.telemetry.ConnectorVllmSpansRecognized.Add(ctx, recognised)
+	if duplicated > 0 {
+		c.telemetry.ConnectorVllmSpansDuplicate.Add(ctx, duplicated)
+	}
 	if overflowed > 0 {
 		c.telemetry.ConnectorVllmSeriesOverflow.Add(ctx, overflowed)
 	}

@@ -29,6 +29,7 @@ import (
 // model(i) and whose span attributes are set by attrs(i, span attributes).
 func hostileBatch(n int, model func(i int) string, attrs func(i int, a pcommon.Map)) ptrace.Traces {
 	td := vllmtest.V1Batch(n, 1)
+	vllmtest.UniqueSpanIDs(td) // each call stands for new requests
 	rs := td.ResourceSpans().At(0)
 	rs.Resource().Attributes().Remove("gen_ai.request.model")
 	spans := rs.ScopeSpans().At(0).Spans()

@@ -55,7 +55,9 @@ func (c *count) add(w float64) bool {
 }
 
 // value is the count rounded to the nearest integer, as OTLP's integer sums need it, at most histogram.MaxCount.
-func (c *count) value() int64 { return int64(min(math.Round(c.sum+c.compensation), histogram.MaxCount)) }
+func (c *count) value() int64 {
+	return int64(min(math.Round(c.sum+c.compensation), histogram.MaxCount))
+}
 
 const (
 	sloMet      = 0

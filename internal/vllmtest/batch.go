@@ -3,7 +3,9 @@
 package vllmtest // import "github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
 
 import (
+	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -78,6 +80,18 @@ func ForEachSpan(td ptrace.Traces, fn func(ptrace.Span)) {
 			}
 		}
 	}
+}
+
+var lastSpanID atomic.Uint64
+
+// UniqueSpanIDs gives every span of td a span id no other call gave in this process, so that a batch built
+// again from the same template, or consumed again, counts as new requests and not as a retry's duplicates.
+func UniqueSpanIDs(td ptrace.Traces) {
+	ForEachSpan(td, func(s ptrace.Span) {
+		var id pcommon.SpanID
+		binary.BigEndian.PutUint64(id[:], 1<<63|lastSpanID.Add(1))
+		s.SetSpanID(id)
+	})
 }
 
 // SumTotal adds the integer values of every data point of the named sum metric across requests.
