@@ -74,7 +74,7 @@ func BenchmarkFlush(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.c.mu.Lock()
-		_ = h.c.buildMetrics(h.clock.Now())
+		_, _ = h.c.buildMetrics(context.Background(), h.clock.Now())
 		h.c.mu.Unlock()
 	}
 }

@@ -115,7 +115,13 @@ func (c *vllmConnector) Start(context.Context, component.Host) error {
 	return nil
 }
 
-// Shutdown stops the flush loop and sends what was aggregated since the last flush, so a restart loses nothing.
+// finalFlushTimeout bounds the flush at shutdown when the shutdown's context has no earlier deadline: the
+// collector shuts its components down with a context that has none, and the exporters after the connector
+// still need time to send (Kubernetes allows 30s by default before it kills the pod).
+const finalFlushTimeout = 5 * time.Second
+
+// Shutdown stops the flush loop and sends what was aggregated since the last flush, so a restart loses nothing,
+// within the earlier of ctx's deadline and finalFlushTimeout.
 func (c *vllmConnector) Shutdown(ctx context.Context) error {
 	c.shutdownOnce.Do(func() {
 		started := true
@@ -124,6 +130,8 @@ func (c *vllmConnector) Shutdown(ctx context.Context) error {
 		if started {
 			<-c.loopDone
 		}
+		ctx, cancel := context.WithTimeout(ctx, finalFlushTimeout)
+		defer cancel()
 		c.flush(ctx)
 		c.telemetry.Shutdown()
 		c.logger.Info("Stopped vllm connector")
@@ -303,16 +311,15 @@ func (c *vllmConnector) overflowSeries(now time.Time) *series {
 // sent are dropped and counted.
 func (c *vllmConnector) flush(ctx context.Context) {
 	c.mu.Lock()
-	requests := c.buildMetrics(c.clock.Now())
+	requests, unbuilt := c.buildMetrics(ctx, c.clock.Now())
 	c.mu.Unlock()
 	for i, md := range requests {
 		if err := ctx.Err(); err != nil {
-			points := 0
+			points := unbuilt
 			for _, rest := range requests[i:] {
 				points += rest.DataPointCount()
 			}
-			c.logger.Error("Dropped vLLM metrics not sent before the deadline", zap.Error(err), zap.Int("data_points", points))
-			c.telemetry.ConnectorVllmDataPointsDropped.Add(ctx, int64(points), droppedShutdownDeadline...)
+			c.dropAtDeadline(ctx, err, points)
 			return
 		}
 		points := md.DataPointCount()
@@ -321,6 +328,15 @@ func (c *vllmConnector) flush(ctx context.Context) {
 			c.telemetry.ConnectorVllmDataPointsDropped.Add(ctx, int64(points), droppedExportFailed...)
 		}
 	}
+	if unbuilt > 0 { // the context ended while the requests were built, none of them
+		c.dropAtDeadline(ctx, ctx.Err(), unbuilt)
+	}
+}
+
+// dropAtDeadline counts and logs the data points of a flush that its context's end left unsent.
+func (c *vllmConnector) dropAtDeadline(ctx context.Context, err error, points int) {
+	c.logger.Error("Dropped vLLM metrics not sent before the deadline", zap.Error(err), zap.Int("data_points", points))
+	c.telemetry.ConnectorVllmDataPointsDropped.Add(context.WithoutCancel(ctx), int64(points), droppedShutdownDeadline...)
 }
 
 var (
