@@ -345,6 +345,7 @@ func TestHelmChartAllValues(t *testing.T) {
 		t.Errorf("rendered kinds (-want +got):\n%s", diff)
 	}
 	// Not checkCollectorConfig: it wants the recommended connector settings, which these values change.
+	checkBoundedMetricsDelivery(t, "collector config, all values", []byte(r.kit.config))
 	checkDaemonSet(t, r.kit)
 	checkOTLPService(t, r.kit)
 
