@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,8 +23,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// requestSpans is n vLLM V1 request spans, the model of span i being model(i).
+// requestBatches numbers the batches requestSpans builds, so that each batch's spans have their own trace ids:
+// spans sent again with the same ids count once (the connector's duplicate_window).
+var requestBatches atomic.Uint32
+
+// requestSpans is n vLLM V1 request spans, the model of span i being model(i), with ids of their own.
 func requestSpans(n int, model func(i int) string) ptrace.Traces {
+	batch := requestBatches.Add(1)
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "vllm-hostile")
@@ -31,7 +37,7 @@ func requestSpans(n int, model func(i int) string) ptrace.Traces {
 	for i := range n {
 		s := spans.AppendEmpty()
 		s.SetName("llm_request")
-		s.SetTraceID(pcommon.TraceID{1, byte(i), byte(i >> 8), byte(i >> 16)})
+		s.SetTraceID(pcommon.TraceID{1, byte(i), byte(i >> 8), byte(i >> 16), byte(batch), byte(batch >> 8), byte(batch >> 16)})
 		s.SetSpanID(pcommon.SpanID{2, byte(i), byte(i >> 8), byte(i >> 16)})
 		a := s.Attributes()
 		a.PutStr("gen_ai.request.id", "chatcmpl-"+strconv.Itoa(i))
