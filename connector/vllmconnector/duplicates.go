@@ -40,8 +40,13 @@ func newDuplicates(window int) *duplicates {
 // seen reports whether a span with these ids was counted within the window, and remembers them otherwise. A
 // span without a span id cannot be told apart from another one: it is never a duplicate.
 func (d *duplicates) seen(traceID pcommon.TraceID, spanID pcommon.SpanID) bool {
+	return d.seenFingerprint(d.fingerprint(traceID, spanID))
+}
+
+// fingerprint is the seeded hash of a span's ids, never 0; 0 for a span without a span id.
+func (d *duplicates) fingerprint(traceID pcommon.TraceID, spanID pcommon.SpanID) uint64 {
 	if spanID.IsEmpty() {
-		return false
+		return 0
 	}
 	var key [24]byte
 	copy(key[:16], traceID[:])
@@ -49,6 +54,26 @@ func (d *duplicates) seen(traceID pcommon.TraceID, spanID pcommon.SpanID) bool {
 	fp := maphash.Bytes(d.seed, key[:])
 	if fp == 0 {
 		fp = 1
+	}
+	return fp
+}
+
+// prefetch reads the table's cache lines where the given fingerprints start, and returns what it read (for the
+// caller to keep, so that the reads are not optimised away). A lookup is otherwise a cache miss into a table of
+// MiBs, most of what the window costs per span; these reads are independent of each other, so the processor
+// overlaps their misses, and seenFingerprint then finds the lines in cache.
+func (d *duplicates) prefetch(fps []uint64) uint64 {
+	var x uint64
+	for _, fp := range fps {
+		x += d.slots[2*(fp&d.mask)]
+	}
+	return x
+}
+
+// seenFingerprint is seen for a span's fingerprint; 0, a span without a span id, is never a duplicate.
+func (d *duplicates) seenFingerprint(fp uint64) bool {
+	if fp == 0 {
+		return false
 	}
 	// linear probing in both generations at once; each ends at its first empty slot
 	cur, prev := d.cur, 1-d.cur

@@ -88,3 +88,31 @@ func BenchmarkDuplicates(b *testing.B) {
 		_ = d.seen(pcommon.TraceID{byte(n), byte(n >> 8), byte(n >> 16), 9: byte(n >> 24)}, pcommon.SpanID{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24), 1})
 	}
 }
+
+// TestDuplicatesAcrossPrefetchChunks: the window's lookups are prefetched prefetchSpans spans at a time; copies
+// in other chunks of one scope, and other spans between the request spans, change nothing.
+func TestDuplicatesAcrossPrefetchChunks(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	sink := new(consumertest.MetricsSink)
+	c, err := newConnector(metadatatest.NewSettings(tel), seedSLOConfig(), sink, clockwork.NewFakeClockAt(t0))
+	require.NoError(t, err)
+	batch := vllmtest.V1Batch(3*prefetchSpans, 1)
+	spans := batch.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	// a span of another name with the ids of request span 1 every few spans, and copies of request spans 0,
+	// prefetchSpans-1 and prefetchSpans (at the end of the first chunk and the start of the second) after them
+	for i := 0; i < 3*prefetchSpans; i += 7 {
+		other := spans.AppendEmpty()
+		other.SetName("http.request")
+		other.SetTraceID(spans.At(1).TraceID())
+		other.SetSpanID(spans.At(1).SpanID())
+	}
+	for _, i := range []int{0, prefetchSpans - 1, prefetchSpans} {
+		spans.At(i).CopyTo(spans.AppendEmpty())
+	}
+	require.Greater(t, spans.Len(), 3*prefetchSpans, "a fourth chunk")
+	require.NoError(t, c.ConsumeTraces(context.Background(), batch))
+	require.NoError(t, c.Shutdown(context.Background()))
+	assert.Equal(t, int64(3*prefetchSpans), vllmtest.SumTotal(sink.AllMetrics(), metricRequests))
+	metadatatest.AssertEqualConnectorVllmSpansDuplicate(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
+}

@@ -36,6 +36,10 @@ func NewDeriver(cfg Config) *Deriver {
 	}
 }
 
+// IsRequestName says whether a span of this name may be a vLLM request span (span_names): Derive returns false
+// for every other span.
+func (d *Deriver) IsRequestName(name string) bool { return d.nameMatches(name) }
+
 func (d *Deriver) nameMatches(name string) bool {
 	for _, n := range d.spanNames {
 		if n == name {
