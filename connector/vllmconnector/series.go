@@ -67,7 +67,7 @@ const (
 
 // recorder adds records to series. It is owned by the connector and used under its lock.
 type recorder struct {
-	bounds       [numHistograms][]float64
+	bounds       [numHistograms]*histogram.Bounds
 	exponential  bool
 	maxSize      int32
 	maxExemplars int
