@@ -46,6 +46,8 @@ type vllmConnector struct {
 	lastResource *resourceState
 	lastSeries   *series
 	lastKey      []byte
+	// the series resolved for the request spans of the resource being aggregated (see resolvedSeries)
+	resolved []resolved
 	// the duplicate-window fingerprints of the spans being aggregated (see prefetchDuplicates)
 	fingerprints [prefetchSpans]uint64
 	prefetched   uint64
@@ -85,6 +87,7 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 		weights:    newWeigher(cfg.Sampling),
 		duplicates: newDuplicates(cfg.DuplicateWindow),
 		resources:  map[string]*resourceState{},
+		resolved:   make([]resolved, 0, maxResolved),
 		lastFlush:  pcommon.NewTimestampFromTime(clock.Now()),
 		done:       make(chan struct{}),
 		loopDone:   make(chan struct{}),
@@ -183,19 +186,26 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 				if !c.rec.OperationKnown {
 					unknownOperations++
 				}
-				key := c.keys.seriesKey(c.keyBuf[:0], &c.rec, span, c.cfg.Dimensions)
-				c.keyBuf = key
-				s := c.findSeries(res, key)
+				s, overflow := c.resolvedSeries()
 				if s == nil {
-					if c.seriesCount >= c.cfg.CardinalityLimit {
-						s = c.overflowSeries(now)
-						overflowed++
-					} else {
-						if res == nil {
-							res = c.addResource(resourceAttrs, resourceKey)
+					counts := c.keys.counts
+					key := c.keys.seriesKey(c.keyBuf[:0], &c.rec, span, c.cfg.Dimensions)
+					c.keyBuf = key
+					s = c.findSeries(res, key)
+					if s == nil {
+						if c.seriesCount >= c.cfg.CardinalityLimit {
+							s, overflow = c.overflowSeries(now), true
+						} else {
+							if res == nil {
+								res = c.addResource(resourceAttrs, resourceKey)
+							}
+							s = c.addSeries(res, span, key, now)
 						}
-						s = c.addSeries(res, span, key, now)
 					}
+					c.resolve(s, overflow, counts)
+				}
+				if overflow {
+					overflowed++
 				}
 				weight, malformed := c.weights.spanWeight(span, fallbackWeight)
 				if malformed {
@@ -204,6 +214,8 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 				c.recorder.record(s, &c.rec, span, weight, now)
 			}
 		}
+		clear(c.resolved) // holds strings of this batch
+		c.resolved = c.resolved[:0]
 	}
 	counts := c.keys.counts
 	c.keys.counts = attributeCounts{}
@@ -269,6 +281,48 @@ var attributeKindOptions = func() (o [numAttributeKinds][]metric.AddOption) {
 	}
 	return o
 }()
+
+// resolved is the series of the request spans of one resource that have these values.
+type resolved struct {
+	provider, operation, model, responseModel, errorType string
+	series                                               *series
+	overflow                                             bool // the overflow series
+}
+
+// maxResolved bounds the series remembered per resource of a batch: a resource's spans mostly have a few.
+const maxResolved = 16
+
+// resolvedSeries returns the series that an earlier span of the same resource in this batch, with the same
+// values, was resolved to, and whether it is the overflow series; nil if none. Without dimensions a series of a
+// resource is identified by the record's provider, operation, models and error type, so a batch keys a series
+// and looks it up once, not once per span; the values mostly share their string data with the earlier span's
+// (the provider and operation are constants, the model is the resource's), so they compare in a few
+// instructions. Series are removed only under the connector's lock, so none of these goes stale during a batch.
+func (c *vllmConnector) resolvedSeries() (*series, bool) {
+	rec := &c.rec
+	for i := range c.resolved {
+		r := &c.resolved[i]
+		if r.operation == rec.Operation && r.model == rec.Model && r.errorType == rec.ErrorType &&
+			r.provider == rec.Provider && r.responseModel == rec.ResponseModel {
+			return r.series, r.overflow
+		}
+	}
+	return nil, false
+}
+
+// resolve remembers the series the current record was resolved to, unless dimensions (values of the span) are
+// part of its identity or keying it counted a truncated or dropped value (counts are what keying had counted
+// before): such a value must be counted again for each span, which keying does.
+func (c *vllmConnector) resolve(s *series, overflow bool, counts attributeCounts) {
+	if len(c.cfg.Dimensions) > 0 || c.keys.counts != counts || len(c.resolved) == maxResolved {
+		return
+	}
+	rec := &c.rec
+	c.resolved = append(c.resolved, resolved{
+		provider: rec.Provider, operation: rec.Operation, model: rec.Model, responseModel: rec.ResponseModel,
+		errorType: rec.ErrorType, series: s, overflow: overflow,
+	})
+}
 
 // findSeries returns the series of key in res, or nil when the resource or the series is unknown. Consecutive
 // spans of a batch mostly share a series, so the last hit is checked before the map.

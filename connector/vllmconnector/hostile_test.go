@@ -548,3 +548,45 @@ func TestLargestSeriesIsSplitByDataPoint(t *testing.T) {
 	assert.Equal(t, want, got, "every data point arrives")
 	assert.Equal(t, int64(series*maxExemplarsPerDataPoint), vllmtest.SumTotal(h.sink.AllMetrics(), metricRequests))
 }
+
+// TestSeriesResolvedOncePerBatch: a batch resolves a series once per resource and set of values and reuses it
+// for the resource's later spans; every span still counts in its own series, a cut value is counted for every
+// span that carries it, and every span beyond cardinality_limit is counted as overflow.
+func TestSeriesResolvedOncePerBatch(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := createDefaultConfig().(*Config)
+	cfg.MaxAttributeLength = 16
+	cfg.CardinalityLimit = 4
+	sink := new(consumertest.MetricsSink)
+	c, err := newConnector(metadatatest.NewSettings(tel), cfg, sink, clockwork.NewFakeClockAt(t0))
+	require.NoError(t, err)
+
+	// 12 spans: models a, b and a long one in turn; every fourth span (0, 4, 8) an error
+	models := []string{"a", "b", longString("model-", 100)}
+	td := hostileBatch(12, func(i int) string { return models[i%3] }, func(i int, a pcommon.Map) {
+		if i%4 == 0 {
+			a.PutEmptySlice("gen_ai.response.finish_reasons").AppendEmpty().SetStr("abort")
+		}
+	})
+	require.NoError(t, c.ConsumeTraces(context.Background(), td))
+	require.NoError(t, c.Shutdown(context.Background()))
+
+	// series in order of arrival: a/abort (0), b (1), long (2), a (3); then the limit: b/abort (4), long/abort (8)
+	// go to overflow, as their copies do
+	requests := map[string]int64{}
+	for _, p := range points(allPoints(sink), metricRequests) {
+		key := fmt.Sprint(p.attrs["gen_ai.request.model"], "/", p.attrs["error.type"])
+		if p.attrs[attrOverflow] == true {
+			key = "overflow"
+		}
+		requests[key] += p.num.IntValue()
+	}
+	assert.Equal(t, map[string]int64{
+		"a/abort": 1, "b/<nil>": 3, "model-xxxxxxxxxx/<nil>": 3, "a/<nil>": 3, "overflow": 2,
+	}, requests)
+	metadatatest.AssertEqualConnectorVllmSeriesOverflow(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualConnectorVllmAttributesTruncated(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("kind", "model")), Value: 4},
+	}, metricdatatest.IgnoreTimestamp())
+}
