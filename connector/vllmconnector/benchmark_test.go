@@ -43,6 +43,11 @@ func benchmarkConnector(b *testing.B, cfg *Config, tracestate string) {
 // BenchmarkConnector1000V1Spans measures the steady-state cost per span of aggregating a 1,000-span batch.
 func BenchmarkConnector1000V1Spans(b *testing.B) {
 	b.Run("default", func(b *testing.B) { benchmarkConnector(b, createDefaultConfig().(*Config), "") })
+	b.Run("no_duplicate_window", func(b *testing.B) {
+		cfg := createDefaultConfig().(*Config)
+		cfg.DuplicateWindow = 0
+		benchmarkConnector(b, cfg, "")
+	})
 	b.Run("slo+exemplars", func(b *testing.B) {
 		cfg := seedSLOConfig()
 		cfg.Exemplars.Enabled = true
