@@ -5,6 +5,7 @@ package histogram // import "github.com/otelcol-vllm/otelcol-vllm/connector/vllm
 
 import (
 	"math"
+	"slices"
 
 	"github.com/lightstep/go-expohisto/structure"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -62,6 +63,10 @@ type Bounds struct {
 	bounds []float64
 	start  []uint16
 	base   uint64 // the cell of bounds[0]
+	// steps is the most bounds in one cell: from start[c], that many conditional increments find the bucket
+	// without a branch to mispredict. padded is bounds followed by steps × +Inf, so that they read no further.
+	steps  int
+	padded []float64
 }
 
 const (
@@ -89,7 +94,12 @@ func NewBounds(bounds []float64) *Bounds {
 			i++
 		}
 		b.start[c] = uint16(i)
+		if c > 0 {
+			b.steps = max(b.steps, i-int(b.start[c-1]))
+		}
 	}
+	b.steps = max(b.steps, len(bounds)-int(b.start[len(b.start)-1]))
+	b.padded = append(slices.Clip(bounds), slices.Repeat([]float64{math.Inf(1)}, b.steps)...)
 	return b
 }
 
@@ -115,11 +125,18 @@ func (b *Bounds) index(v float64) int {
 	if c >= uint64(len(b.start)) { // NaN
 		return bucketIndex(bounds, v)
 	}
-	i := int(b.start[c])
-	for bounds[i] < v { // ends at the last bound at the latest: v ≤ it
-		i++
+	i, padded := int(b.start[c]), b.padded
+	for range b.steps {
+		i += b2i(padded[i] < v) // a flag set, not a branch
 	}
 	return i
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Record adds one value of the given weight. A value equal to a bound falls into that bound's bucket (le
