@@ -14,6 +14,9 @@ OCB_VERSION := v0.165.0
 OCB         := $(TOOLS_CACHE)/builder-$(OCB_VERSION)/builder
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS_CACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+# benchstat (golang.org/x/perf has no tagged versions) for make bench-compare
+BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
+BENCHSTAT   := $(TOOLS_CACHE)/benchstat-$(BENCHSTAT_VERSION)/benchstat
 # Jaeger v2 (a collector distribution; its Go module is still versioned v1.x) for the end-to-end trace test
 JAEGER_VERSION := v1.76.0
 JAEGER      := $(TOOLS_CACHE)/jaeger-$(JAEGER_VERSION)/jaeger
@@ -48,7 +51,7 @@ endif
 IMAGE_NAME  ?= ghcr.io/otelcol-vllm/otelcol-vllm
 IMAGE       ?= $(IMAGE_NAME):$(VERSION)
 
-.PHONY: vllm all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools chromium container-tools jaeger helm kustomize print-tools-cache bench bench-e2e FORCE
+.PHONY: vllm all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools chromium container-tools jaeger helm kustomize print-tools-cache bench bench-compare bench-e2e FORCE
 
 all: test
 
@@ -70,6 +73,9 @@ $(OCB):
 
 $(STATICCHECK):
 	GOBIN=$(@D) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(BENCHSTAT):
+	GOBIN=$(@D) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
 ## jaeger: Jaeger v2 for the end-to-end trace test, built from a scratch module (about 9 minutes on 2 cores, once)
 jaeger: $(JAEGER)
@@ -226,3 +232,17 @@ bench-e2e: dist $(VLLMGEN_BIN)
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	cd bench && $(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## bench-compare: the vllm connector and span_metrics (and the vllm processor) run alternately, BENCH_PAIRS
+## pairs per case in one process on one core (bench/compare_test.go); prints the median and range of the
+## pairwise CPU-time ratios, then benchstat's summary over the pairs (raw results in _build/bench-compare.txt)
+BENCH_PAIRS     ?= 8
+BENCH_BENCHTIME ?= 300x
+bench-compare: $(BENCHSTAT)
+	@mkdir -p $(DIST_DIR)
+	cd bench && BENCH_PAIRS=$(BENCH_PAIRS) $(GO) test -run='^$$' -bench='^BenchmarkPairs$$' -cpu=1 \
+		-benchtime=$(BENCH_BENCHTIME) -timeout=60m . > $(DIST_DIR)/bench-compare.txt || { cat $(DIST_DIR)/bench-compare.txt; exit 1; }
+	@echo "## pairwise ratios of CPU time per span (median, range)"
+	@grep '^ratio ' $(DIST_DIR)/bench-compare.txt
+	@echo "## benchstat: median ± 95% confidence interval over the pairs"
+	$(BENCHSTAT) -col /impl -ignore /pair -filter '.unit:(cpu-ns/span OR ns/span OR allocs/span)' $(DIST_DIR)/bench-compare.txt

@@ -345,6 +345,7 @@ func TestHelmChartAllValues(t *testing.T) {
 		t.Errorf("rendered kinds (-want +got):\n%s", diff)
 	}
 	// Not checkCollectorConfig: it wants the recommended connector settings, which these values change.
+	checkBoundedMetricsDelivery(t, "collector config, all values", []byte(r.kit.config))
 	checkDaemonSet(t, r.kit)
 	checkOTLPService(t, r.kit)
 
@@ -448,10 +449,13 @@ func TestHelmChartAllValues(t *testing.T) {
 		"timeout": at(v, "extraConfig", "exporters", "prometheus_remote_write", "timeout"), // from extraConfig
 		// the pod labels the energy-per-token rules join on
 		"resource_constant_labels": map[string]any{"included": []any{"k8s.pod.name", "k8s.namespace.name"}},
+		"remote_write_queue":       map[string]any{"queue_size": 64}, // an outage holds at most 64 requests
 	}, at(r.config, "exporters", "prometheus_remote_write"))
 	eq("otlp_grpc/jaeger", map[string]any{"endpoint": at(jaeger, "endpoint"), "tls": at(jaeger, "tls")},
 		at(r.config, "exporters", "otlp_grpc/jaeger"))
-	eq("otlp_grpc/otlp", map[string]any{"endpoint": at(otlp, "endpoint"), "headers": at(otlp, "headers"), "tls": at(otlp, "tls")},
+	eq("otlp_grpc/otlp", map[string]any{"endpoint": at(otlp, "endpoint"), "headers": at(otlp, "headers"), "tls": at(otlp, "tls"),
+		// cumulative metrics in order; an outage holds at most 64 requests
+		"sending_queue": map[string]any{"num_consumers": 1, "queue_size": 64}},
 		at(r.config, "exporters", "otlp_grpc/otlp"))
 	pipelines := at(r.config, "service", "pipelines")
 	// sampling.tracePercentage < 100: every span to the connector, a sample to the trace exporters

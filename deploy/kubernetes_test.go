@@ -539,6 +539,7 @@ func checkOTLPService(t *testing.T, k kubernetesKit) map[string]int {
 	if err := yaml.Unmarshal([]byte(k.config), &cfg); err != nil {
 		t.Fatal(err)
 	}
+	checkBoundedMetricsDelivery(t, "collector config", []byte(k.config))
 	for protocol, port := range map[string]string{"grpc": "otlp-grpc", "http": "otlp-http"} {
 		// The host is ${env:MY_POD_IP}, so split at the last colon.
 		endpoint := cfg.Receivers.OTLP.Protocols[protocol].Endpoint

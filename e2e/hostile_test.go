@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,8 +23,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// requestSpans is n vLLM V1 request spans, the model of span i being model(i).
+// requestBatches numbers the batches requestSpans builds, so that each batch's spans have their own trace ids:
+// spans sent again with the same ids count once (the connector's duplicate_window).
+var requestBatches atomic.Uint32
+
+// requestSpans is n vLLM V1 request spans, the model of span i being model(i), with ids of their own.
 func requestSpans(n int, model func(i int) string) ptrace.Traces {
+	batch := requestBatches.Add(1)
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "vllm-hostile")
@@ -31,7 +37,7 @@ func requestSpans(n int, model func(i int) string) ptrace.Traces {
 	for i := range n {
 		s := spans.AppendEmpty()
 		s.SetName("llm_request")
-		s.SetTraceID(pcommon.TraceID{1, byte(i), byte(i >> 8), byte(i >> 16)})
+		s.SetTraceID(pcommon.TraceID{1, byte(i), byte(i >> 8), byte(i >> 16), byte(batch), byte(batch >> 8), byte(batch >> 16)})
 		s.SetSpanID(pcommon.SpanID{2, byte(i), byte(i >> 8), byte(i >> 16)})
 		a := s.Attributes()
 		a.PutStr("gen_ai.request.id", "chatcmpl-"+strconv.Itoa(i))
@@ -152,7 +158,7 @@ func TestHostileInput(t *testing.T) {
 func TestConfigValidationNamesTheKey(t *testing.T) {
 	bin := requireEnv(t, envCollectorBin)
 	tests := []struct {
-		name, connector, processor, want string
+		name, connector, processor, nvml, want string
 	}{
 		{name: "exemplars beyond the bound", connector: "exemplars: {enabled: true, max_per_data_point: 2000000000}",
 			want: "exemplars.max_per_data_point: must be between 1 and 100, got 2000000000"},
@@ -167,6 +173,11 @@ func TestConfigValidationNamesTheKey(t *testing.T) {
 			want: "histograms.max_size: must be between 2 and 1024, got 100000"},
 		{name: "tiny requests", connector: "max_request_bytes: 10", want: "max_request_bytes: must be between 65536 and 67108864, got 10"},
 		{name: "typo", connector: "cardinality_limt: 10", want: "cardinality_limt"},
+		{name: "sampling ratio below 2^-56", connector: "sampling: {ratio: 1e-320}", want: "sampling.ratio: must be a sampling probability from 2^-56"},
+		{name: "nvml timeout without a unit", nvml: "timeout: 5", want: "timeout: 5 has no unit"},
+		{name: "nvml interval without a unit", nvml: "collection_interval: 10", want: "collection_interval: 10 has no unit"},
+		{name: "nvml nanosecond interval", nvml: "collection_interval: 1ns", want: "collection_interval: must be at least 1s, got 1ns"},
+		{name: "nvml refresh without a unit", nvml: "kubernetes: {refresh_interval: 10}", want: "kubernetes.refresh_interval: 10 has no unit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,6 +185,7 @@ func TestConfigValidationNamesTheKey(t *testing.T) {
 			config := fmt.Sprintf(`receivers:
   otlp:
     protocols: {grpc: {endpoint: "127.0.0.1:0"}}
+  nvml: {%s}
 processors:
   vllm: {%s}
 connectors:
@@ -183,8 +195,8 @@ exporters:
 service:
   pipelines:
     traces: {receivers: [otlp], processors: [vllm], exporters: [vllm]}
-    metrics: {receivers: [vllm], exporters: [debug]}
-`, tt.processor, tt.connector)
+    metrics: {receivers: [vllm, nvml], exporters: [debug]}
+`, tt.nvml, tt.processor, tt.connector)
 			path := filepath.Join(t.TempDir(), "config.yaml")
 			require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
 			out, err := exec.Command(bin, "validate", "--config", path).CombinedOutput()

@@ -115,7 +115,9 @@ func (s *otlpHTTPMetricsSink) total() int64 {
 // TestProductionExampleSurvivesOutageAndRestart runs examples/forward-metrics.yaml while both metric backends are
 // down, stops the collector, starts the backends, starts the collector again on the same storage directory, and
 // checks that every request counted before the restart reaches both backends: otlp_http/metrics through its
-// file_storage sending queue, prometheus_remote_write through its write-ahead log.
+// file_storage sending queue, prometheus_remote_write through the spool's (otlp_grpc/spool). After the restart the
+// queue sends the request that was in flight when the collector stopped after the newer ones (upstream's
+// persistent queue puts it back at the end); Prometheus must keep the newest value, not that older one.
 func TestProductionExampleSurvivesOutageAndRestart(t *testing.T) {
 	requireEnv(t, envPrometheus)
 	storage := t.TempDir()
@@ -125,6 +127,7 @@ func TestProductionExampleSurvivesOutageAndRestart(t *testing.T) {
 		"OTELCOL_VLLM_INSTANCE_ID":    "collector-p",
 		"PROMETHEUS_REMOTE_WRITE_URL": "http://" + loopback(promPort) + "/api/v1/write",
 		"OTLP_METRICS_ENDPOINT":       "http://" + loopback(otlpPort),
+		"OTELCOL_VLLM_SPOOL_ENDPOINT": loopback(freePort(t)),
 	}
 	configs := []string{
 		filepath.Join(repoRoot(t), "examples", "forward-metrics.yaml"),
@@ -140,12 +143,12 @@ func TestProductionExampleSurvivesOutageAndRestart(t *testing.T) {
 	first := startCollector(t, "collector-before-restart", configs, env)
 	s := sendRun(t, genRun{seed: 31, count: 60, protocol: "grpc", shape: "v1", models: "llama-8b,qwen-7b",
 		resource: "service.instance.id=vllm-0", slo: defaultSLO}, first.otlpGRPC, first.otlpHTTP)
-	// wait until the connector has flushed every request into the pipeline, and both exporters have tried and
-	// failed at least once: the data is then in the queue and the WAL, not only in the connector's memory
+	// wait until the connector has flushed into the pipeline, whose fan-out puts each request into both
+	// persistent queues (otlp_http/metrics' and the remote-write spool's): the data is then on disk, not only in
+	// the connector's memory
 	require.Eventually(t, func() bool {
-		return first.telemetryValue(t, "otelcol_exporter_queue_size") > 0 && // otlp_http/metrics' persistent queue
-			first.telemetryValue(t, "otelcol_exporter_prometheusremotewrite_wal_writes") > 0
-	}, 30*time.Second, 200*time.Millisecond, "nothing reached the sending queue and the WAL")
+		return first.telemetryValue(t, "otelcol_exporter_queue_size") >= 2
+	}, 30*time.Second, 200*time.Millisecond, "nothing reached the persistent queues")
 	time.Sleep(2 * time.Second) // a few more flushes into the queue
 	first.proc.stop(t)
 	require.False(t, first.proc.running())
@@ -163,5 +166,10 @@ func TestProductionExampleSurvivesOutageAndRestart(t *testing.T) {
 		last = prom.query(t, `sum(max_over_time(`+promRequests+`{collector_instance_id="collector-p"}[10m]))`)
 		return len(last) == 1 && last[0].float(t) == want
 	}, 60*time.Second, 500*time.Millisecond, "Prometheus: want %v, last %v", want, last)
+	// the newest value, not the older snapshot resent last: Prometheus refused its older samples
+	assert.Eventually(t, func() bool {
+		last = prom.query(t, `sum(`+promRequests+`{collector_instance_id="collector-p"})`)
+		return len(last) == 1 && last[0].float(t) == want
+	}, 30*time.Second, 500*time.Millisecond, "Prometheus' latest value: want %v, last %v", want, last)
 	t.Logf("after the restart: OTLP backend has %d requests, Prometheus %s", sink.total(), strconv.FormatFloat(want, 'f', 0, 64))
 }

@@ -71,6 +71,10 @@ type Config struct {
 	// MaxRequestBytes caps the encoded size of one request sent downstream: a flush is split into requests of
 	// at most this many bytes (protobuf), so that no flush exceeds a receiver's message limit (OTLP/gRPC: 4 MiB).
 	MaxRequestBytes int `mapstructure:"max_request_bytes"`
+	// DuplicateWindow is how many of the most recent request spans are remembered by trace and span id, so that
+	// a span delivered again (a client retrying a request the collector had processed) counts once. 0 turns it
+	// off. Memory: 32 bytes per span of the window (2 MiB at the default).
+	DuplicateWindow int `mapstructure:"duplicate_window"`
 	// Sampling says what a sampled span stands for when its tracestate carries no OTEP 235 threshold.
 	Sampling SamplingConfig `mapstructure:"sampling"`
 	_        struct{}
@@ -98,6 +102,7 @@ const (
 	maxAttributeLength        = 4096
 	minRequestBytes           = 64 << 10
 	maxRequestBytes           = 64 << 20
+	maxDuplicateWindow        = 1 << 20
 	// maxKeptResourceAttributes bounds the attributes kept from one resource when resource_attributes is empty
 	// (keep all): the first ones in key order are kept, the rest dropped and counted.
 	maxKeptResourceAttributes = 128
@@ -200,14 +205,19 @@ func (c *Config) Validate() error {
 	errs = append(errs,
 		inRange("cardinality_limit", c.CardinalityLimit, 1, maxCardinalityLimit),
 		inRange("max_attribute_length", c.MaxAttributeLength, 1, maxAttributeLength),
-		inRange("max_request_bytes", c.MaxRequestBytes, minRequestBytes, maxRequestBytes))
+		inRange("max_request_bytes", c.MaxRequestBytes, minRequestBytes, maxRequestBytes),
+		inRange("duplicate_window", c.DuplicateWindow, 0, maxDuplicateWindow))
 	return errors.Join(errs...)
 }
 
-// validRatio accepts a sampling probability: above 0, at most 1.
+// minRatio is the smallest sampling probability OTEP 235 expresses (a threshold has 56 bits): a span stands for
+// at most 2^56 requests. Smaller ratios would weigh a span beyond what any counter holds (1e-320 is +Inf).
+const minRatio = 0x1p-56
+
+// validRatio accepts a sampling probability from 2^-56 to 1.
 func validRatio(key string, r float64) error {
-	if !(r > 0 && r <= 1) { // NaN fails both
-		return fmt.Errorf("%s: must be a sampling probability above 0 and at most 1, got %v", key, r)
+	if !(r >= minRatio && r <= 1) { // NaN fails both
+		return fmt.Errorf("%s: must be a sampling probability from 2^-56 (%v, the smallest OTEP 235 expresses) to 1, got %v", key, minRatio, r)
 	}
 	return nil
 }

@@ -64,10 +64,10 @@ func TestLoadConfig(t *testing.T) {
 		{name: "expiration_below_flush", validateErr: "metrics_expiration: must be at least metrics_flush_interval (1m0s), got 30s"},
 		{name: "bad_temporality", validateErr: `aggregation_temporality: must be "cumulative" or "delta", got "DELTA"`},
 		{name: "bad_histogram_type", validateErr: `histograms.type: must be "explicit" or "exponential", got "exponetial"`},
-		{name: "zero_ratio", validateErr: "sampling.ratio: must be a sampling probability above 0 and at most 1, got 0"},
-		{name: "ratio_above_one", validateErr: "sampling.ratio: must be a sampling probability above 0 and at most 1, got 1.5"},
-		{name: "nan_service_ratio", validateErr: "sampling.service_ratios.vllm-llama: must be a sampling probability above 0 and at most 1, got NaN"},
-		{name: "negative_service_ratio", validateErr: "sampling.service_ratios.b: must be a sampling probability above 0 and at most 1, got -0.1"},
+		{name: "zero_ratio", validateErr: "sampling.ratio: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got 0"},
+		{name: "ratio_above_one", validateErr: "sampling.ratio: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got 1.5"},
+		{name: "nan_service_ratio", validateErr: "sampling.service_ratios.vllm-llama: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got NaN"},
+		{name: "negative_service_ratio", validateErr: "sampling.service_ratios.b: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got -0.1"},
 		{name: "bad_preset", validateErr: `histograms.preset: must be "vllm" or "semconv", got "otel"`},
 		{name: "bad_single_token_tpot", validateErr: `histograms.single_token_tpot: must be "omit" or "zero", got "0"`},
 		{name: "reserved_request_model", validateErr: `dimensions[0].name: "gen_ai.request.model" is set by the connector itself`},
@@ -81,6 +81,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "too_many_bounds", validateErr: "histograms.buckets.vllm.request.queue.duration: at most 256 bucket bounds, got 300"},
 		{name: "too_many_dimensions", validateErr: "dimensions: at most 32, got 33"},
 		{name: "zero_attribute_length", validateErr: "max_attribute_length: must be between 1 and 4096, got 0"},
+		{name: "huge_duplicate_window", validateErr: "duplicate_window: must be between 0 and 1048576, got 2000000"},
 		{name: "small_request", validateErr: "max_request_bytes: must be between 65536 and 67108864, got 1000"},
 		{name: "bare_duration", unmarshalErr: "slo.ttft: 200 has no unit; write a duration with its unit, such as 200ms"},
 		{name: "fractional_duration", unmarshalErr: "slo.ttft: 0.2 has no unit"},
@@ -88,6 +89,13 @@ func TestLoadConfig(t *testing.T) {
 		{name: "fractional_cardinality", unmarshalErr: "cardinality_limit: 10.5 is not an integer"},
 		{name: "overflowing_cardinality", unmarshalErr: "cardinality_limit: 1e+20 is out of range"},
 		{name: "overflowing_max_size", unmarshalErr: "histograms.max_size: 4294967296 is out of range (at most 2147483647)"},
+		{name: "denormal_ratio", validateErr: "sampling.ratio: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got 1e-320"},
+		{name: "tiny_service_ratio", validateErr: "sampling.service_ratios.vllm: must be a sampling probability from 2^-56 (1.3877787807814457e-17, the smallest OTEP 235 expresses) to 1, got 1e-300"},
+		{name: "smallest_ratio", expected: func() *Config {
+			cfg := NewFactory().CreateDefaultConfig().(*Config)
+			cfg.Sampling.Ratio = 0x1p-56
+			return cfg
+		}()},
 		{name: "zero_slo", validateErr: "slo.e2e: must be positive, got 0s"},
 		{name: "typo", unmarshalErr: "has invalid keys: metrics_flush_intervall"},
 		{name: "nested_typo", unmarshalErr: "has invalid keys: enable"},

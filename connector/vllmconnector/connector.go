@@ -39,12 +39,18 @@ type vllmConnector struct {
 	rec         vllmrequest.Record
 	keys        keyer
 	weights     weigher
-	keyBuf      []byte // reused for series keys
-	resourceBuf []byte // reused for resource keys
+	duplicates  *duplicates // nil with duplicate_window: 0
+	keyBuf      []byte      // reused for series keys
+	resourceBuf []byte      // reused for resource keys
 	// the series found last, and its resource and key; reset whenever series are removed
 	lastResource *resourceState
 	lastSeries   *series
 	lastKey      []byte
+	// the series resolved for the request spans of the resource being aggregated (see resolvedSeries)
+	resolved []resolved
+	// the duplicate-window fingerprints of the spans being aggregated (see prefetchDuplicates)
+	fingerprints [prefetchSpans]uint64
+	prefetched   uint64
 
 	startOnce, shutdownOnce sync.Once
 	done                    chan struct{}
@@ -68,7 +74,7 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 		telemetry: tb,
 		clock:     clock,
 		recorder: recorder{
-			bounds:       bucketBounds(cfg),
+			bounds:       indexedBounds(bucketBounds(cfg)),
 			exponential:  cfg.Histograms.Type == HistogramExponential,
 			maxSize:      cfg.Histograms.MaxSize,
 			maxExemplars: maxExemplars,
@@ -76,13 +82,15 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 			sloEnabled:   cfg.Request.SLO.Enabled(),
 			zeroTPOT:     cfg.Histograms.SingleTokenTPOT == SingleTokenTPOTZero,
 		},
-		delta:     cfg.AggregationTemporality == TemporalityDelta,
-		keys:      keyer{maxLen: cfg.MaxAttributeLength, keepResource: cfg.ResourceAttributes},
-		weights:   newWeigher(cfg.Sampling),
-		resources: map[string]*resourceState{},
-		lastFlush: pcommon.NewTimestampFromTime(clock.Now()),
-		done:      make(chan struct{}),
-		loopDone:  make(chan struct{}),
+		delta:      cfg.AggregationTemporality == TemporalityDelta,
+		keys:       keyer{maxLen: cfg.MaxAttributeLength, keepResource: cfg.ResourceAttributes},
+		weights:    newWeigher(cfg.Sampling),
+		duplicates: newDuplicates(cfg.DuplicateWindow),
+		resources:  map[string]*resourceState{},
+		resolved:   make([]resolved, 0, maxResolved),
+		lastFlush:  pcommon.NewTimestampFromTime(clock.Now()),
+		done:       make(chan struct{}),
+		loopDone:   make(chan struct{}),
 	}, nil
 }
 
@@ -113,7 +121,13 @@ func (c *vllmConnector) Start(context.Context, component.Host) error {
 	return nil
 }
 
-// Shutdown stops the flush loop and sends what was aggregated since the last flush, so a restart loses nothing.
+// finalFlushTimeout bounds the flush at shutdown when the shutdown's context has no earlier deadline: the
+// collector shuts its components down with a context that has none, and the exporters after the connector
+// still need time to send (Kubernetes allows 30s by default before it kills the pod).
+const finalFlushTimeout = 5 * time.Second
+
+// Shutdown stops the flush loop and sends what was aggregated since the last flush, so a restart loses nothing,
+// within the earlier of ctx's deadline and finalFlushTimeout.
 func (c *vllmConnector) Shutdown(ctx context.Context) error {
 	c.shutdownOnce.Do(func() {
 		started := true
@@ -122,6 +136,8 @@ func (c *vllmConnector) Shutdown(ctx context.Context) error {
 		if started {
 			<-c.loopDone
 		}
+		ctx, cancel := context.WithTimeout(ctx, finalFlushTimeout)
+		defer cancel()
 		c.flush(ctx)
 		c.telemetry.Shutdown()
 		c.logger.Info("Stopped vllm connector")
@@ -131,7 +147,7 @@ func (c *vllmConnector) Shutdown(ctx context.Context) error {
 
 // ConsumeTraces aggregates every vLLM request span of td; other spans are ignored.
 func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	var seen, recognised, overflowed, unknownOperations, malformedStates int64
+	var seen, recognised, duplicated, overflowed, unknownOperations, malformedStates int64
 	c.mu.Lock()
 	now := c.clock.Now()
 	rss := td.ResourceSpans()
@@ -148,11 +164,18 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 			spans := sss.At(j).Spans()
 			seen += int64(spans.Len())
 			for k := 0; k < spans.Len(); k++ {
+				if c.duplicates != nil && k%prefetchSpans == 0 {
+					c.prefetchDuplicates(spans, k)
+				}
 				span := spans.At(k)
 				if !c.deriver.Derive(span, &resource, &c.rec) {
 					continue
 				}
 				recognised++
+				if c.duplicates != nil && c.duplicates.seenFingerprint(c.fingerprints[k%prefetchSpans]) {
+					duplicated++
+					continue
+				}
 				rejections.Count(ctx, c.telemetry.ConnectorVllmFieldsRejected, &c.rec)
 				if !resourceKeyed {
 					resourceKeyed = true
@@ -163,19 +186,26 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 				if !c.rec.OperationKnown {
 					unknownOperations++
 				}
-				key := c.keys.seriesKey(c.keyBuf[:0], &c.rec, span, c.cfg.Dimensions)
-				c.keyBuf = key
-				s := c.findSeries(res, key)
+				s, overflow := c.resolvedSeries()
 				if s == nil {
-					if c.seriesCount >= c.cfg.CardinalityLimit {
-						s = c.overflowSeries(now)
-						overflowed++
-					} else {
-						if res == nil {
-							res = c.addResource(resourceAttrs, resourceKey)
+					counts := c.keys.counts
+					key := c.keys.seriesKey(c.keyBuf[:0], &c.rec, span, c.cfg.Dimensions)
+					c.keyBuf = key
+					s = c.findSeries(res, key)
+					if s == nil {
+						if c.seriesCount >= c.cfg.CardinalityLimit {
+							s, overflow = c.overflowSeries(now), true
+						} else {
+							if res == nil {
+								res = c.addResource(resourceAttrs, resourceKey)
+							}
+							s = c.addSeries(res, span, key, now)
 						}
-						s = c.addSeries(res, span, key, now)
 					}
+					c.resolve(s, overflow, counts)
+				}
+				if overflow {
+					overflowed++
 				}
 				weight, malformed := c.weights.spanWeight(span, fallbackWeight)
 				if malformed {
@@ -184,12 +214,19 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 				c.recorder.record(s, &c.rec, span, weight, now)
 			}
 		}
+		clear(c.resolved) // holds strings of this batch
+		c.resolved = c.resolved[:0]
 	}
 	counts := c.keys.counts
 	c.keys.counts = attributeCounts{}
+	saturated := c.recorder.saturated
+	c.recorder.saturated = 0
 	c.mu.Unlock()
 	c.telemetry.ConnectorVllmSpansSeen.Add(ctx, seen)
 	c.telemetry.ConnectorVllmSpansRecognized.Add(ctx, recognised)
+	if duplicated > 0 {
+		c.telemetry.ConnectorVllmSpansDuplicate.Add(ctx, duplicated)
+	}
 	if overflowed > 0 {
 		c.telemetry.ConnectorVllmSeriesOverflow.Add(ctx, overflowed)
 	}
@@ -199,8 +236,30 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 	if malformedStates > 0 {
 		c.telemetry.ConnectorVllmTracestateMalformed.Add(ctx, malformedStates)
 	}
+	if saturated > 0 {
+		c.telemetry.ConnectorVllmValuesSaturated.Add(ctx, saturated)
+	}
 	c.countAttributes(ctx, &counts)
 	return nil
+}
+
+// prefetchSpans is how many spans' duplicate-window lookups are prefetched at once: their cache lines (8 KiB)
+// stay in the L1 cache until the spans are aggregated.
+const prefetchSpans = 128
+
+// prefetchDuplicates computes the fingerprints of the request spans from spans[from] on, up to prefetchSpans of
+// them, into c.fingerprints (0 for other spans), and loads their lines of the duplicate window's table ahead of
+// the lookups, whose cache misses would otherwise come one after the other.
+func (c *vllmConnector) prefetchDuplicates(spans ptrace.SpanSlice, from int) {
+	fps := c.fingerprints[:min(prefetchSpans, spans.Len()-from)]
+	for i := range fps {
+		span := spans.At(from + i)
+		fps[i] = 0
+		if c.deriver.IsRequestName(span.Name()) {
+			fps[i] = c.duplicates.fingerprint(span.TraceID(), span.SpanID())
+		}
+	}
+	c.prefetched += c.duplicates.prefetch(fps)
 }
 
 // countAttributes adds what keying truncated or dropped to the internal telemetry.
@@ -222,6 +281,48 @@ var attributeKindOptions = func() (o [numAttributeKinds][]metric.AddOption) {
 	}
 	return o
 }()
+
+// resolved is the series of the request spans of one resource that have these values.
+type resolved struct {
+	provider, operation, model, responseModel, errorType string
+	series                                               *series
+	overflow                                             bool // the overflow series
+}
+
+// maxResolved bounds the series remembered per resource of a batch: a resource's spans mostly have a few.
+const maxResolved = 16
+
+// resolvedSeries returns the series that an earlier span of the same resource in this batch, with the same
+// values, was resolved to, and whether it is the overflow series; nil if none. Without dimensions a series of a
+// resource is identified by the record's provider, operation, models and error type, so a batch keys a series
+// and looks it up once, not once per span; the values mostly share their string data with the earlier span's
+// (the provider and operation are constants, the model is the resource's), so they compare in a few
+// instructions. Series are removed only under the connector's lock, so none of these goes stale during a batch.
+func (c *vllmConnector) resolvedSeries() (*series, bool) {
+	rec := &c.rec
+	for i := range c.resolved {
+		r := &c.resolved[i]
+		if r.operation == rec.Operation && r.model == rec.Model && r.errorType == rec.ErrorType &&
+			r.provider == rec.Provider && r.responseModel == rec.ResponseModel {
+			return r.series, r.overflow
+		}
+	}
+	return nil, false
+}
+
+// resolve remembers the series the current record was resolved to, unless dimensions (values of the span) are
+// part of its identity or keying it counted a truncated or dropped value (counts are what keying had counted
+// before): such a value must be counted again for each span, which keying does.
+func (c *vllmConnector) resolve(s *series, overflow bool, counts attributeCounts) {
+	if len(c.cfg.Dimensions) > 0 || c.keys.counts != counts || len(c.resolved) == maxResolved {
+		return
+	}
+	rec := &c.rec
+	c.resolved = append(c.resolved, resolved{
+		provider: rec.Provider, operation: rec.Operation, model: rec.Model, responseModel: rec.ResponseModel,
+		errorType: rec.ErrorType, series: s, overflow: overflow,
+	})
+}
 
 // findSeries returns the series of key in res, or nil when the resource or the series is unknown. Consecutive
 // spans of a batch mostly share a series, so the last hit is checked before the map.
@@ -289,16 +390,15 @@ func (c *vllmConnector) overflowSeries(now time.Time) *series {
 // sent are dropped and counted.
 func (c *vllmConnector) flush(ctx context.Context) {
 	c.mu.Lock()
-	requests := c.buildMetrics(c.clock.Now())
+	requests, unbuilt := c.buildMetrics(ctx, c.clock.Now())
 	c.mu.Unlock()
 	for i, md := range requests {
 		if err := ctx.Err(); err != nil {
-			points := 0
+			points := unbuilt
 			for _, rest := range requests[i:] {
 				points += rest.DataPointCount()
 			}
-			c.logger.Error("Dropped vLLM metrics not sent before the deadline", zap.Error(err), zap.Int("data_points", points))
-			c.telemetry.ConnectorVllmDataPointsDropped.Add(ctx, int64(points), droppedShutdownDeadline...)
+			c.dropAtDeadline(ctx, err, points)
 			return
 		}
 		points := md.DataPointCount()
@@ -307,6 +407,15 @@ func (c *vllmConnector) flush(ctx context.Context) {
 			c.telemetry.ConnectorVllmDataPointsDropped.Add(ctx, int64(points), droppedExportFailed...)
 		}
 	}
+	if unbuilt > 0 { // the context ended while the requests were built, none of them
+		c.dropAtDeadline(ctx, ctx.Err(), unbuilt)
+	}
+}
+
+// dropAtDeadline counts and logs the data points of a flush that its context's end left unsent.
+func (c *vllmConnector) dropAtDeadline(ctx context.Context, err error, points int) {
+	c.logger.Error("Dropped vLLM metrics not sent before the deadline", zap.Error(err), zap.Int("data_points", points))
+	c.telemetry.ConnectorVllmDataPointsDropped.Add(context.WithoutCancel(ctx), int64(points), droppedShutdownDeadline...)
 }
 
 var (

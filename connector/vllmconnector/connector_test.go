@@ -27,6 +27,7 @@ import (
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadata"
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadatatest"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
 )
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -48,6 +49,8 @@ type harness struct {
 	c     *vllmConnector
 	sink  *consumertest.MetricsSink
 	clock *clockwork.FakeClock
+	// fixtures consumed already: consumed again, they stand for new requests, not a client's retry
+	consumed map[string]bool
 }
 
 func newHarness(t testing.TB, cfg *Config) *harness {
@@ -57,13 +60,18 @@ func newHarness(t testing.TB, cfg *Config) *harness {
 	clock := clockwork.NewFakeClockAt(t0)
 	c, err := newConnector(connectortest.NewNopSettings(metadata.Type), cfg, sink, clock)
 	require.NoError(t, err)
-	return &harness{c: c, sink: sink, clock: clock}
+	return &harness{c: c, sink: sink, clock: clock, consumed: map[string]bool{}}
 }
 
 func (h *harness) consume(t testing.TB, fixtures ...string) {
 	t.Helper()
 	for _, f := range fixtures {
-		require.NoError(t, h.c.ConsumeTraces(context.Background(), readFixture(t, f)))
+		td := readFixture(t, f)
+		if h.consumed[f] {
+			vllmtest.UniqueSpanIDs(td)
+		}
+		h.consumed[f] = true
+		require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
 	}
 }
 
@@ -399,6 +407,7 @@ func TestCardinalityLimitOverflow(t *testing.T) {
 		tmpl.CopyTo(s)
 		s.Attributes().PutStr("tenant", tenant)
 	}
+	vllmtest.UniqueSpanIDs(td) // copies of one span, standing for distinct requests
 	require.NoError(t, c.ConsumeTraces(context.Background(), td))
 	c.flush(context.Background())
 	md := sink.AllMetrics()[0]
@@ -476,6 +485,7 @@ func TestResourceAttributesDefaultAndAll(t *testing.T) {
 	third := td.ResourceSpans().AppendEmpty()
 	second.CopyTo(third)
 	third.Resource().Attributes().PutStr("vllm.process_id", "4713")
+	vllmtest.UniqueSpanIDs(td) // copies of one span, standing for distinct requests
 	require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
 	md := h.flush(t, time.Second)
 	require.Equal(t, 2, md.ResourceMetrics().Len(), "processes of one instance merge; instances stay apart")

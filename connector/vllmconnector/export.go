@@ -1,6 +1,7 @@
 package vllmconnector // import "github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
 
 import (
+	"context"
 	"sort"
 	"time"
 
@@ -12,8 +13,9 @@ import (
 )
 
 // buildMetrics expires idle series, writes every live series into requests of at most max_request_bytes and,
-// for delta temporality, resets them. It runs under the connector's lock.
-func (c *vllmConnector) buildMetrics(now time.Time) []pmetric.Metrics {
+// for delta temporality, resets them. It runs under the connector's lock. Once ctx is done (a shutdown's
+// deadline) it writes no more series: unbuilt is the number of data points they would have had.
+func (c *vllmConnector) buildMetrics(ctx context.Context, now time.Time) (requests []pmetric.Metrics, unbuilt int) {
 	c.expire(now)
 	c.lastResource, c.lastSeries = nil, nil // the cached series may have expired
 	ts := pcommon.NewTimestampFromTime(now)
@@ -24,13 +26,13 @@ func (c *vllmConnector) buildMetrics(now time.Time) []pmetric.Metrics {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		c.exportResource(b, c.resources[k], ts)
+		unbuilt += c.exportResource(ctx, b, c.resources[k], ts)
 	}
 	if c.overflow != nil {
-		c.exportResource(b, c.overflow, ts)
+		unbuilt += c.exportResource(ctx, b, c.overflow, ts)
 	}
 	c.lastFlush = ts
-	return b.finish()
+	return b.finish(), unbuilt
 }
 
 // expire forgets series idle for longer than metrics_expiration, and resources left without series.
@@ -127,7 +129,9 @@ func (m *metricSet) adopt(from pmetric.MetricSlice) {
 	}
 }
 
-func (c *vllmConnector) exportResource(b *requestBuilder, res *resourceState, ts pcommon.Timestamp) {
+// exportResource writes the series of res into b; once ctx is done it writes none and returns the number of
+// data points not written.
+func (c *vllmConnector) exportResource(ctx context.Context, b *requestBuilder, res *resourceState, ts pcommon.Timestamp) (unbuilt int) {
 	keys := make([]string, 0, len(res.series))
 	for k, s := range res.series {
 		if !c.delta || s.updated {
@@ -135,7 +139,7 @@ func (c *vllmConnector) exportResource(b *requestBuilder, res *resourceState, ts
 		}
 	}
 	if len(keys) == 0 {
-		return
+		return 0
 	}
 	sort.Strings(keys)
 	temporality := pmetric.AggregationTemporalityCumulative
@@ -145,6 +149,10 @@ func (c *vllmConnector) exportResource(b *requestBuilder, res *resourceState, ts
 	b.startResource(res.attrs)
 	for _, k := range keys {
 		s := res.series[k]
+		if ctx.Err() != nil {
+			unbuilt += c.pointCount(s)
+			continue
+		}
 		start := s.start
 		if c.delta && c.lastFlush > start {
 			start = c.lastFlush // a delta point covers the interval since the previous flush
@@ -153,13 +161,39 @@ func (c *vllmConnector) exportResource(b *requestBuilder, res *resourceState, ts
 		scratch := pmetric.NewMetrics()
 		metrics := scratch.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
 		c.exportSeries(newMetricSet(metrics, temporality, c.recorder.exponential), s, start, ts)
-		b.add(scratch, metrics)
+		b.addSeries(scratch, metrics)
 		if c.delta {
 			s.flushedDelta()
 		} else {
 			s.flushedCumulative()
 		}
 	}
+	return unbuilt
+}
+
+// pointCount is the number of data points exportSeries writes for s.
+func (c *vllmConnector) pointCount(s *series) int {
+	n := 1 // vllm.requests
+	for _, h := range s.histograms {
+		if h != nil && !h.Empty() {
+			n++
+		}
+	}
+	for _, has := range s.hasTokens {
+		if has {
+			n++
+		}
+	}
+	if c.recorder.sloEnabled {
+		objectives := 1 // all
+		for _, o := range vllmrequest.Objectives() {
+			if _, ok := c.cfg.Request.SLO.Threshold(o); ok {
+				objectives++
+			}
+		}
+		n += 2 * objectives // met and violated
+	}
+	return n
 }
 
 func (c *vllmConnector) exportSeries(set *metricSet, s *series, start, ts pcommon.Timestamp) {

@@ -31,6 +31,7 @@ func createDefaultConfig() component.Config {
 		CardinalityLimit:       5000,
 		MaxAttributeLength:     256,
 		MaxRequestBytes:        1 << 20,
+		DuplicateWindow:        65536,
 		Sampling:               SamplingConfig{Ratio: 1},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -21,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
+	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadata"
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadatatest"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
 )
@@ -29,6 +31,7 @@ import (
 // model(i) and whose span attributes are set by attrs(i, span attributes).
 func hostileBatch(n int, model func(i int) string, attrs func(i int, a pcommon.Map)) ptrace.Traces {
 	td := vllmtest.V1Batch(n, 1)
+	vllmtest.UniqueSpanIDs(td) // each call stands for new requests
 	rs := td.ResourceSpans().At(0)
 	rs.Resource().Attributes().Remove("gen_ai.request.model")
 	spans := rs.ScopeSpans().At(0).Spans()
@@ -340,7 +343,78 @@ func TestShutdownStopsAtItsDeadline(t *testing.T) {
 func (c *vllmConnector) buildMetricsCopy() []pmetric.Metrics {
 	saved := c.lastFlush
 	defer func() { c.lastFlush = saved }()
-	return c.buildMetrics(c.clock.Now())
+	requests, _ := c.buildMetrics(context.Background(), c.clock.Now())
+	return requests
+}
+
+// deadlineRecorder is a next consumer that records whether each request came with a deadline.
+type deadlineRecorder struct {
+	consumertest.MetricsSink
+	deadlines []time.Time // zero: none
+}
+
+func (d *deadlineRecorder) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	deadline, _ := ctx.Deadline()
+	d.deadlines = append(d.deadlines, deadline)
+	return d.MetricsSink.ConsumeMetrics(ctx, md)
+}
+
+func (*deadlineRecorder) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+// TestFinalFlushIsBounded: the collector shuts its components down with a context that has no deadline, so the
+// final flush sets its own (finalFlushTimeout), or keeps the shutdown's when that is earlier.
+func TestFinalFlushIsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ctx    func() (context.Context, context.CancelFunc)
+		within time.Duration
+	}{
+		{"no deadline", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, finalFlushTimeout},
+		{"an earlier deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), time.Second)
+		}, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := &deadlineRecorder{}
+			c, err := newConnector(connectortest.NewNopSettings(metadata.Type), seedSLOConfig(), next, clockwork.NewFakeClockAt(t0))
+			require.NoError(t, err)
+			require.NoError(t, c.ConsumeTraces(context.Background(), hostileBatch(10, nil, nil)))
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			require.NoError(t, c.Shutdown(ctx))
+			after := time.Now()
+			require.Len(t, next.deadlines, 1)
+			require.False(t, next.deadlines[0].IsZero(), "the final flush has a deadline")
+			assert.False(t, next.deadlines[0].After(after.Add(tc.within)), "deadline %v, at most %v after %v", next.deadlines[0], tc.within, after)
+		})
+	}
+}
+
+// TestDeadlineDuringBuildStopsBuilding: a deadline that has passed before the last series are written stops the
+// flush there (building 5,000 large series is most of a final flush's time); their points are counted as
+// dropped and nothing is sent.
+func TestDeadlineDuringBuildStopsBuilding(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := seedSLOConfig()
+	cfg.Dimensions = []Dimension{{Name: "series"}}
+	next := new(consumertest.MetricsSink)
+	c, err := newConnector(metadatatest.NewSettings(tel), cfg, next, clockwork.NewFakeClockAt(t0))
+	require.NoError(t, err)
+	require.NoError(t, c.ConsumeTraces(context.Background(), hostileBatch(500, nil, func(i int, a pcommon.Map) { a.PutInt("series", int64(i)) })))
+	c.mu.Lock()
+	total := 0
+	for _, r := range c.buildMetricsCopy() {
+		total += r.DataPointCount()
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, c.Shutdown(ctx))
+	assert.Empty(t, next.AllMetrics())
+	metadatatest.AssertEqualConnectorVllmDataPointsDropped(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("reason", "shutdown_deadline")), Value: int64(total)},
+	}, metricdatatest.IgnoreTimestamp())
 }
 
 func TestUnflushedSeriesAreNotExpired(t *testing.T) {
@@ -353,4 +427,166 @@ func TestUnflushedSeriesAreNotExpired(t *testing.T) {
 	require.Len(t, points(md, metricRequests), 1)
 	md = h.flush(t, 2*time.Minute)
 	assert.Empty(t, points(md, metricRequests), "sent once, then expired")
+}
+
+// TestLongResponseModelIsCountedOnce: gen_ai.response.model is also the request model when model.attributes
+// finds it first; the one value cut is counted once, not once per use. A span whose request and response models
+// differ, both long, has two values cut.
+func TestLongResponseModelIsCountedOnce(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := createDefaultConfig().(*Config)
+	cfg.MaxAttributeLength = 16
+	cfg.Request.Model.Attributes = []string{"gen_ai.request.model", "gen_ai.response.model"}
+	c, err := newConnector(metadatatest.NewSettings(tel), cfg, new(consumertest.MetricsSink), clockwork.NewFakeClockAt(t0))
+	require.NoError(t, err)
+	td := hostileBatch(4, nil, func(i int, a pcommon.Map) {
+		a.PutStr("gen_ai.response.model", longString("response-", 100))
+		if i == 3 {
+			a.PutStr("gen_ai.request.model", longString("request-", 100))
+		}
+	})
+	require.NoError(t, c.ConsumeTraces(context.Background(), td))
+	require.NoError(t, c.Shutdown(context.Background()))
+	metadatatest.AssertEqualConnectorVllmAttributesTruncated(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("kind", "model")), Value: 3 + 2},
+	}, metricdatatest.IgnoreTimestamp())
+}
+
+// TestEmptyValueIsAbsent: Prometheus drops an empty label, so a dimension or resource attribute whose value is ""
+// and one that is absent must be one series here too; as two, remote write would map both onto one Prometheus
+// series and each flush would overwrite the other's count. An empty value takes the dimension's default.
+func TestEmptyValueIsAbsent(t *testing.T) {
+	def := "shared"
+	for _, tc := range []struct {
+		name  string
+		dim   Dimension
+		attrs map[string]any
+	}{
+		{"no default", Dimension{Name: "tenant"}, map[string]any{}},
+		{"default", Dimension{Name: "tenant", Default: &def}, map[string]any{"tenant": "shared"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			cfg.Dimensions = []Dimension{tc.dim}
+			cfg.ResourceAttributes = []string{"service.name", "service.namespace"}
+			h := newHarness(t, cfg)
+			td := hostileBatch(8, nil, func(i int, a pcommon.Map) {
+				if i < 3 {
+					a.PutStr("tenant", "")
+				}
+			})
+			td.ResourceSpans().At(0).Resource().Attributes().PutStr("service.namespace", "")
+			other := hostileBatch(2, nil, nil) // the same resource without service.namespace
+			other.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+			require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
+			md := h.flush(t, time.Second)
+			require.Equal(t, 1, md.ResourceMetrics().Len(), "one resource")
+			assert.Equal(t, map[string]any{"service.name": "vllm-server"}, md.ResourceMetrics().At(0).Resource().Attributes().AsRaw())
+			p := onePoint(t, md, metricRequests, nil)
+			assert.Equal(t, int64(10), p.num.IntValue())
+			for k, v := range tc.attrs {
+				assert.Equal(t, v, p.attrs[k])
+			}
+			_, has := p.attrs["tenant"]
+			assert.Equal(t, len(tc.attrs) > 0, has)
+		})
+	}
+}
+
+// TestLargestSeriesIsSplitByDataPoint: at the largest values the configuration allows (32 dimensions and 64
+// resource attributes of max_attribute_length 4096 bytes, 100 exemplars per point, 256 bounds per histogram) one
+// series is several MiB, more than a default OTLP receiver takes in one message. It is split by data point:
+// every request stays within max_request_bytes and every point arrives.
+func TestLargestSeriesIsSplitByDataPoint(t *testing.T) {
+	cfg := seedSLOConfig()
+	cfg.MaxAttributeLength = maxAttributeLength
+	cfg.Exemplars = ExemplarsConfig{Enabled: true, MaxPerDataPoint: maxExemplarsPerDataPoint}
+	bounds := make([]float64, maxExplicitBounds)
+	for i := range bounds {
+		bounds[i] = float64(i+1) / 100
+	}
+	cfg.Histograms.Buckets = map[string][]float64{metricRequestDuration: bounds}
+	cfg.ResourceAttributes = nil
+	for i := range maxResourceAttributeNames {
+		cfg.ResourceAttributes = append(cfg.ResourceAttributes, fmt.Sprintf("r%02d", i))
+	}
+	for i := range maxDimensions {
+		cfg.Dimensions = append(cfg.Dimensions, Dimension{Name: fmt.Sprintf("d%02d", i)})
+	}
+	h := newHarness(t, cfg)
+	const series = 3
+	td := hostileBatch(series*maxExemplarsPerDataPoint, func(i int) string { return longString(fmt.Sprintf("model-%d-", i%series), 8192) },
+		func(i int, a pcommon.Map) {
+			for _, d := range cfg.Dimensions {
+				a.PutStr(d.Name, longString(fmt.Sprintf("%s-%d-", d.Name, i%series), 8192))
+			}
+		})
+	res := td.ResourceSpans().At(0).Resource().Attributes()
+	for _, k := range cfg.ResourceAttributes {
+		res.PutStr(k, longString(k, 8192))
+	}
+	require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
+	c := h.c
+	c.mu.Lock()
+	want := 0
+	for _, r := range c.buildMetricsCopy() {
+		want += r.DataPointCount()
+	}
+	c.mu.Unlock()
+	h.clock.Advance(time.Second)
+	h.c.flush(context.Background())
+
+	var sizer pmetric.ProtoMarshaler
+	got, largest := 0, 0
+	for _, r := range h.sink.AllMetrics() {
+		largest = max(largest, sizer.MetricsSize(r))
+		got += r.DataPointCount()
+	}
+	t.Logf("%d requests, the largest %d KiB", len(h.sink.AllMetrics()), largest>>10)
+	assert.LessOrEqual(t, largest, cfg.MaxRequestBytes)
+	assert.Equal(t, want, got, "every data point arrives")
+	assert.Equal(t, int64(series*maxExemplarsPerDataPoint), vllmtest.SumTotal(h.sink.AllMetrics(), metricRequests))
+}
+
+// TestSeriesResolvedOncePerBatch: a batch resolves a series once per resource and set of values and reuses it
+// for the resource's later spans; every span still counts in its own series, a cut value is counted for every
+// span that carries it, and every span beyond cardinality_limit is counted as overflow.
+func TestSeriesResolvedOncePerBatch(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := createDefaultConfig().(*Config)
+	cfg.MaxAttributeLength = 16
+	cfg.CardinalityLimit = 4
+	sink := new(consumertest.MetricsSink)
+	c, err := newConnector(metadatatest.NewSettings(tel), cfg, sink, clockwork.NewFakeClockAt(t0))
+	require.NoError(t, err)
+
+	// 12 spans: models a, b and a long one in turn; every fourth span (0, 4, 8) an error
+	models := []string{"a", "b", longString("model-", 100)}
+	td := hostileBatch(12, func(i int) string { return models[i%3] }, func(i int, a pcommon.Map) {
+		if i%4 == 0 {
+			a.PutEmptySlice("gen_ai.response.finish_reasons").AppendEmpty().SetStr("abort")
+		}
+	})
+	require.NoError(t, c.ConsumeTraces(context.Background(), td))
+	require.NoError(t, c.Shutdown(context.Background()))
+
+	// series in order of arrival: a/abort (0), b (1), long (2), a (3); then the limit: b/abort (4), long/abort (8)
+	// go to overflow, as their copies do
+	requests := map[string]int64{}
+	for _, p := range points(allPoints(sink), metricRequests) {
+		key := fmt.Sprint(p.attrs["gen_ai.request.model"], "/", p.attrs["error.type"])
+		if p.attrs[attrOverflow] == true {
+			key = "overflow"
+		}
+		requests[key] += p.num.IntValue()
+	}
+	assert.Equal(t, map[string]int64{
+		"a/abort": 1, "b/<nil>": 3, "model-xxxxxxxxxx/<nil>": 3, "a/<nil>": 3, "overflow": 2,
+	}, requests)
+	metadatatest.AssertEqualConnectorVllmSeriesOverflow(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualConnectorVllmAttributesTruncated(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("kind", "model")), Value: 4},
+	}, metricdatatest.IgnoreTimestamp())
 }

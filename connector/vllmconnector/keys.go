@@ -141,13 +141,18 @@ func (k *keyer) seriesKey(buf []byte, rec *vllmrequest.Record, span ptrace.Span,
 	buf = appendString(buf, k.truncate(rec.Operation, kindOperation))
 	buf = appendString(buf, k.truncate(rec.Model, kindModel))
 	// the response model and the error type are absent on most requests: '-' is distinct from any value
-	for _, part := range [...]struct {
+	for i, part := range [...]struct {
 		value string
 		kind  attributeKind
 	}{{rec.ResponseModel, kindModel}, {rec.ErrorType, kindErrorType}} {
-		if part.value == "" {
+		switch {
+		case part.value == "":
 			buf = append(buf, '-')
-		} else {
+		case i == 0 && part.value == rec.Model:
+			// the request model was read from gen_ai.response.model: one value, cut and counted once above
+			buf = append(buf, 'v')
+			buf = appendString(buf, truncateUTF8(part.value, k.maxLen))
+		default:
 			buf = append(buf, 'v')
 			buf = appendString(buf, k.truncate(part.value, part.kind))
 		}
@@ -169,10 +174,11 @@ func (k *keyer) seriesKey(buf []byte, rec *vllmrequest.Record, span ptrace.Span,
 
 // spanValue is the dimension's scalar attribute on span; a non-scalar one is dropped and counted. Dimensions
 // become labels, which have no type, so a value is keyed and exported in its string form: Int(5) and Str("5")
-// are deliberately one series.
+// are deliberately one series. An empty string is absent (the default applies, if any): Prometheus drops an
+// empty label, so the two would be two series here and one there, each overwriting the other.
 func (d *Dimension) spanValue(span ptrace.Span, counts *attributeCounts) (pcommon.Value, bool) {
 	v, ok := span.Attributes().Get(d.Name)
-	if !ok {
+	if !ok || v.Type() == pcommon.ValueTypeStr && v.Str() == "" {
 		return v, false
 	}
 	if !isScalar(v) {
@@ -187,6 +193,9 @@ func (d *Dimension) spanValue(span ptrace.Span, counts *attributeCounts) (pcommo
 // are dropped and counted.
 func (k *keyer) rangeResource(attrs pcommon.Map, fn func(key string, v pcommon.Value)) {
 	use := func(key string, v pcommon.Value, keyFromInput bool) {
+		if v.Type() == pcommon.ValueTypeStr && v.Str() == "" {
+			return // absent, as for a dimension: an empty label is no label in Prometheus
+		}
 		if !isScalar(v) || keyFromInput && len(key) > k.maxLen {
 			k.counts.dropped[kindResource]++
 			return

@@ -3,6 +3,8 @@ package vllmconnector // import "github.com/otelcol-vllm/otelcol-vllm/connector/
 import (
 	"slices"
 
+	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/histogram"
+
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
 )
 
@@ -144,6 +146,14 @@ func histogramNames() []string {
 		}
 	}
 	return names
+}
+
+// indexedBounds indexes every histogram's bounds for the bucket search.
+func indexedBounds(bounds [numHistograms][]float64) (out [numHistograms]*histogram.Bounds) {
+	for id, b := range bounds {
+		out[id] = histogram.NewBounds(b)
+	}
+	return out
 }
 
 // bucketBounds returns the explicit bounds of every histogram: the configured override or the default, with

@@ -35,21 +35,29 @@ type series struct {
 
 // count accumulates adjusted counts (a sampled span stands for 1/probability requests). Fractional counts are
 // added with Neumaier's compensated summation, so that millions of them do not drift, and rounded only when
-// written: 300 spans at 75% are 400 requests.
+// written: 300 spans at 75% are 400 requests. A count saturates at histogram.MaxCount instead of wrapping.
 type count struct{ sum, compensation float64 }
 
-func (c *count) add(w float64) {
+// add adds w; it returns false when the count was saturated instead (it stays at histogram.MaxCount).
+func (c *count) add(w float64) bool {
 	t := c.sum + w
+	if t > histogram.MaxCount {
+		c.sum, c.compensation = histogram.MaxCount, 0
+		return false
+	}
 	if math.Abs(c.sum) >= math.Abs(w) {
 		c.compensation += (c.sum - t) + w
 	} else {
 		c.compensation += (w - t) + c.sum
 	}
 	c.sum = t
+	return true
 }
 
-// value is the count rounded to the nearest integer, as OTLP's integer sums need it.
-func (c *count) value() int64 { return int64(math.Round(c.sum + c.compensation)) }
+// value is the count rounded to the nearest integer, as OTLP's integer sums need it, at most histogram.MaxCount.
+func (c *count) value() int64 {
+	return int64(min(math.Round(c.sum+c.compensation), histogram.MaxCount))
+}
 
 const (
 	sloMet      = 0
@@ -59,7 +67,7 @@ const (
 
 // recorder adds records to series. It is owned by the connector and used under its lock.
 type recorder struct {
-	bounds       [numHistograms][]float64
+	bounds       [numHistograms]*histogram.Bounds
 	exponential  bool
 	maxSize      int32
 	maxExemplars int
@@ -67,6 +75,9 @@ type recorder struct {
 	sloEnabled   bool
 	// zeroTPOT records TPOT 0 for requests of at most one output token (histograms.single_token_tpot: zero)
 	zeroTPOT bool
+	// saturated counts the values not added since the connector last read it: their counter or histogram had
+	// reached histogram.MaxCount
+	saturated int64
 }
 
 func (r *recorder) newHistogram(id histogramID) histogram.Histogram {
@@ -103,7 +114,8 @@ func (r *recorder) histogramValue(id histogramID, rec *vllmrequest.Record) (floa
 	return 0, false
 }
 
-// record adds one request to s, standing for weight requests (its adjusted count).
+// record adds one request to s, standing for weight requests (its adjusted count). A value that a saturated
+// counter or histogram could not take is counted in r.saturated.
 func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, weight float64, now time.Time) {
 	for id := histogramID(0); id < numHistograms; id++ {
 		v, ok := r.histogramValue(id, rec)
@@ -115,18 +127,21 @@ func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, 
 			h = r.newHistogram(id)
 			s.histograms[id] = h
 		}
-		h.Record(v, weight)
+		if !h.Record(v, weight) {
+			r.saturated++
+			continue
+		}
 		if r.maxExemplars > 0 {
 			h.Exemplars().Offer(v, span.EndTimestamp(), span.TraceID(), span.SpanID())
 		}
 	}
-	s.requests.add(weight)
+	r.add(&s.requests, weight)
 	if n, ok := rec.Prompt(); ok {
-		s.tokens[0].add(float64(n) * weight)
+		r.add(&s.tokens[0], float64(n)*weight)
 		s.hasTokens[0] = true
 	}
 	if n, ok := rec.Completion(); ok {
-		s.tokens[1].add(float64(n) * weight)
+		r.add(&s.tokens[1], float64(n)*weight)
 		s.hasTokens[1] = true
 	}
 	if n, ok := rec.CachedPrompt(); ok {
@@ -138,19 +153,26 @@ func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, 
 		for o, v := range verdict.Verdicts {
 			switch v {
 			case vllmrequest.Met:
-				s.slo[o][sloMet].add(weight)
+				r.add(&s.slo[o][sloMet], weight)
 			case vllmrequest.Violated:
-				s.slo[o][sloViolated].add(weight)
+				r.add(&s.slo[o][sloViolated], weight)
 			}
 		}
 		if verdict.AllMet {
-			s.slo[sloAll][sloMet].add(weight)
+			r.add(&s.slo[sloAll][sloMet], weight)
 		} else {
-			s.slo[sloAll][sloViolated].add(weight)
+			r.add(&s.slo[sloAll][sloViolated], weight)
 		}
 	}
 	s.lastSeen = now
 	s.updated = true
+}
+
+// add adds w to c, counting a saturated count.
+func (r *recorder) add(c *count, w float64) {
+	if !c.add(w) {
+		r.saturated++
+	}
 }
 
 // flushedDelta zeroes the values of s once a delta flush has sent them.

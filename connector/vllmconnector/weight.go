@@ -16,7 +16,10 @@ type weigher struct {
 	// the last tracestate parsed and what it gave: a batch's spans mostly share one, so it is parsed once
 	lastState     string
 	lastWeight    float64
-	lastThreshold bool
+	lastThreshold sampling.Threshold
+	hasThreshold  bool
+	lastRValue    sampling.Randomness // the explicit randomness (ot=rv:…), when hasRValue
+	hasRValue     bool
 	lastMalformed bool
 }
 
@@ -41,30 +44,53 @@ func (w *weigher) resourceWeight(attrs pcommon.Map) float64 {
 }
 
 // spanWeight is the adjusted count of span, fallback when its tracestate carries no threshold; malformed is true
-// when the tracestate could not be parsed (the span then counts with fallback, it is never dropped).
+// when the tracestate could not be parsed or its threshold is inconsistent with the span's randomness (the span
+// then counts with fallback, it is never dropped).
+//
+// A threshold is consistent when the span's randomness — the explicit `rv` value, else the trace id's last 56
+// bits — is at least the threshold: a consistent sampler keeps a span only then. contrib's probabilistic_sampler
+// refuses an inconsistent threshold the same way (and rewrites it), so metrics and trace-based estimates agree;
+// trusting it would let one span claim up to 2^56 requests.
 func (w *weigher) spanWeight(span ptrace.Span, fallback float64) (weight float64, malformed bool) {
 	state := span.TraceState().AsRaw()
 	if state == "" {
 		return fallback, false
 	}
 	if state != w.lastState {
-		w.lastState = state
-		w.lastWeight, w.lastThreshold, w.lastMalformed = 0, false, false
-		ts, err := sampling.NewW3CTraceState(state)
-		switch {
-		case err != nil:
-			w.lastMalformed = true
-		case ts.OTelValue().TValue() != "":
-			// a threshold that samples nothing (adjusted count 0) cannot be on a span that arrived
-			if count := ts.OTelValue().AdjustedCount(); count >= 1 {
-				w.lastWeight, w.lastThreshold = count, true
-			} else {
-				w.lastMalformed = true
-			}
-		}
+		w.parse(state)
 	}
-	if w.lastThreshold {
+	if w.hasThreshold {
+		randomness := w.lastRValue
+		if !w.hasRValue {
+			randomness = sampling.TraceIDToRandomness(span.TraceID())
+		}
+		if !w.lastThreshold.ShouldSample(randomness) {
+			return fallback, true
+		}
 		return w.lastWeight, false
 	}
 	return fallback, w.lastMalformed
+}
+
+// parse reads the OTEP 235 values of a tracestate into the weigher's cache.
+func (w *weigher) parse(state string) {
+	w.lastState = state
+	w.lastWeight, w.hasThreshold, w.hasRValue, w.lastMalformed = 0, false, false, false
+	ts, err := sampling.NewW3CTraceState(state)
+	if err != nil {
+		w.lastMalformed = true
+		return
+	}
+	otel := ts.OTelValue()
+	threshold, ok := otel.TValueThreshold()
+	if !ok {
+		return
+	}
+	// a threshold that samples nothing (adjusted count 0) cannot be on a span that arrived
+	if count := otel.AdjustedCount(); count >= 1 {
+		w.lastWeight, w.lastThreshold, w.hasThreshold = count, threshold, true
+		w.lastRValue, w.hasRValue = otel.RValueRandomness()
+	} else {
+		w.lastMalformed = true
+	}
 }

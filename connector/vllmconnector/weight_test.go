@@ -2,6 +2,7 @@ package vllmconnector
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -17,10 +18,12 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadatatest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
 )
 
 // sampledBatch is n identical V1 request spans (TTFT 0.1 s, E2E 1.5 s, 100 prompt and 50 output tokens) of
-// service, each with the given W3C tracestate.
+// service, each with the given W3C tracestate. Their trace ids end in 56 one bits, the largest randomness, which
+// is consistent with every threshold.
 func sampledBatch(n int, service, tracestate string) ptrace.Traces {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
@@ -29,7 +32,7 @@ func sampledBatch(n int, service, tracestate string) ptrace.Traces {
 	for i := range n {
 		s := spans.AppendEmpty()
 		s.SetName("llm_request")
-		s.SetTraceID(pcommon.TraceID{9, byte(i), byte(i >> 8)})
+		s.SetTraceID(pcommon.TraceID{9, byte(i), byte(i >> 8), 9: 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 		s.SetSpanID(pcommon.SpanID{9, byte(i), byte(i >> 8)})
 		s.TraceState().FromRaw(tracestate)
 		a := s.Attributes()
@@ -40,6 +43,7 @@ func sampledBatch(n int, service, tracestate string) ptrace.Traces {
 		a.PutInt("gen_ai.usage.prompt_tokens", 100)
 		a.PutInt("gen_ai.usage.completion_tokens", 50)
 	}
+	vllmtest.UniqueSpanIDs(td) // each call stands for new requests
 	return td
 }
 
@@ -88,7 +92,10 @@ func TestAdjustedCounts(t *testing.T) {
 		{"th:c is 25%", "ot=th:c", 30, 120},
 		{"th:e is 12.5%", "ot=th:e", 30, 240},
 		{"th:4 is 75%: 300 spans are 400 requests", "ot=th:4", 300, 400},
-		{"other vendors' entries and rv are ignored", "vendor=x,ot=rv:abcdef01234567;th:c", 30, 120},
+		{"other vendors' entries are ignored", "vendor=x,ot=th:c", 30, 120},
+		{"rv at the threshold is consistent", "ot=rv:c0000000000000;th:c", 30, 120},
+		{"rv below the threshold: inconsistent, counted unsampled", "ot=rv:abcdef01234567;th:c", 30, 30},
+		{"the largest threshold, consistent with the randomness", "ot=th:ffffffffffffff", 1, 1 << 56},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,7 +113,7 @@ func TestAdjustedCounts(t *testing.T) {
 
 // roundSum rounds the histogram sum to 1e-9, which float accumulation of fractional weights needs.
 func roundSum(w weighted) weighted {
-	w.e2eSum = float64(int64(w.e2eSum*1e9+0.5)) / 1e9
+	w.e2eSum = math.Round(w.e2eSum*1e9) / 1e9
 	return w
 }
 
@@ -135,6 +142,88 @@ func TestAdjustedCountsWithoutThreshold(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int64{"vllm-sdk": 100 + 40 + 100, "vllm-other": 20 + 20}, byService)
 	metadatatest.AssertEqualConnectorVllmTracestateMalformed(t, tel, []metricdata.DataPoint[int64]{{Value: 20}}, metricdatatest.IgnoreTimestamp())
+}
+
+// TestInconsistentThresholdsAreMalformed: a threshold above the span's randomness (the trace id's last 56 bits,
+// or rv) could not have come from a consistent sampler; such a span counts as unsampled, as for a tracestate that
+// does not parse, and is counted in telemetry. One th:ffffffffffffff span used to count as 2^56 requests.
+func TestInconsistentThresholdsAreMalformed(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := seedSLOConfig()
+	cfg.Sampling.Ratio = 0.5
+	sink := new(consumertest.MetricsSink)
+	c, err := newConnector(metadatatest.NewSettings(tel), cfg, sink, clockwork.NewFakeClockAt(t0))
+	require.NoError(t, err)
+	td := sampledBatch(5, "vllm", "")
+	spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	for i, tc := range []struct {
+		traceID pcommon.TraceID
+		state   string
+	}{
+		{pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 0x12, 0x34}, "ot=th:ffffffffffffff"},               // randomness 0x1234…: inconsistent, 2
+		{pcommon.TraceID{1, 9: 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "ot=th:8"},                   // just below 50%: inconsistent, 2
+		{pcommon.TraceID{1, 9: 0x80}, "ot=th:8"},                                                       // exactly at it: consistent, 2
+		{pcommon.TraceID{1}, "ot=rv:f0000000000000;th:f"},                                              // rv wins over the trace id: 16
+		{pcommon.TraceID{1, 9: 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "ot=rv:00000000000000;th:c"}, // rv below: inconsistent, 2
+	} {
+		spans.At(i).SetTraceID(tc.traceID)
+		spans.At(i).TraceState().FromRaw(tc.state)
+	}
+	require.NoError(t, c.ConsumeTraces(context.Background(), td))
+	require.NoError(t, c.Shutdown(context.Background()))
+	assert.Equal(t, int64(2+2+2+16+2), onePoint(t, allPoints(sink), metricRequests, nil).num.IntValue())
+	metadatatest.AssertEqualConnectorVllmTracestateMalformed(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
+}
+
+// TestCountsSaturate: whatever the weights, no counter or histogram count wraps or goes negative; it stops at
+// histogram.MaxCount and what it could not take is counted. 200 spans of 2^56 requests each are 2^63.6 requests.
+func TestCountsSaturate(t *testing.T) {
+	for _, typ := range []string{HistogramExplicit, HistogramExponential} {
+		t.Run(typ, func(t *testing.T) {
+			tel := componenttest.NewTelemetry()
+			t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+			cfg := seedSLOConfig()
+			cfg.Histograms.Type = typ
+			sink := new(consumertest.MetricsSink)
+			c, err := newConnector(metadatatest.NewSettings(tel), cfg, sink, clockwork.NewFakeClockAt(t0))
+			require.NoError(t, err)
+			for range 2 {
+				require.NoError(t, c.ConsumeTraces(context.Background(), sampledBatch(100, "vllm", "ot=th:ffffffffffffff")))
+			}
+			require.NoError(t, c.Shutdown(context.Background()))
+			md := allPoints(sink)
+			const maxInt = int64(1<<63 - 1024)
+			assert.Equal(t, maxInt, onePoint(t, md, metricRequests, nil).num.IntValue())
+			assert.Equal(t, maxInt, onePoint(t, md, metricTokens, map[string]any{"gen_ai.token.type": "input"}).num.IntValue())
+			assert.Equal(t, maxInt, onePoint(t, md, metricSLORequests, map[string]any{"vllm.slo.objective": "all", "vllm.slo.met": true}).num.IntValue())
+			// 127 spans fit (127 × 2^56 ≤ 2^63 − 1024), the 128th does not
+			want := uint64(127) << 56
+			if typ == HistogramExplicit {
+				e2e := onePoint(t, md, metricRequestDuration, nil).hist
+				assert.Equal(t, want, e2e.Count())
+				var buckets uint64
+				for _, n := range e2e.BucketCounts().AsRaw() {
+					buckets += n
+				}
+				assert.Equal(t, want, buckets)
+				assert.InDelta(t, 1.5*float64(want), e2e.Sum(), 1e6)
+			} else {
+				e2e := onePoint(t, md, metricRequestDuration, nil).exp
+				assert.Equal(t, want, e2e.Count())
+				assert.InDelta(t, 1.5*float64(want), e2e.Sum(), 1e6)
+			}
+			// per span past saturation: requests, 2 token counters, 5 SLO counters (3 objectives and all, met)
+			// … and each histogram it has a value for; at least the 73 spans over the limit times one value
+			var saturated int64
+			rm, err := tel.GetMetric("otelcol_connector_vllm_values_saturated")
+			require.NoError(t, err)
+			for _, dp := range rm.Data.(metricdata.Sum[int64]).DataPoints {
+				saturated += dp.Value
+			}
+			assert.Greater(t, saturated, int64(73))
+		})
+	}
 }
 
 func TestThresholdsDifferWithinOneResource(t *testing.T) {

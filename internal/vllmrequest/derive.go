@@ -36,6 +36,10 @@ func NewDeriver(cfg Config) *Deriver {
 	}
 }
 
+// IsRequestName says whether a span of this name may be a vLLM request span (span_names): Derive returns false
+// for every other span.
+func (d *Deriver) IsRequestName(name string) bool { return d.nameMatches(name) }
+
 func (d *Deriver) nameMatches(name string) bool {
 	for _, n := range d.spanNames {
 		if n == name {
@@ -342,8 +346,11 @@ func (d *Deriver) resourceModel(res *Resource) (model string, fromResource bool)
 // of no known API, which is text_completion. Early V1 prefixes the children of an n>1 request with "<index>_",
 // which is skipped; the offline LLM class numbers its requests.
 func OperationFromRequestID(id string) (operation string, known bool) {
-	if i := strings.IndexByte(id, '_'); i > 0 && isDigits(id[:i]) {
-		id = id[i+1:]
+	// only an id that starts with a digit can have that prefix: the others are not scanned for '_'
+	if len(id) > 0 && id[0] >= '0' && id[0] <= '9' {
+		if i := strings.IndexByte(id, '_'); i > 0 && isDigits(id[:i]) {
+			id = id[i+1:]
+		}
 	}
 	for _, p := range requestIDPrefixes {
 		if strings.HasPrefix(id, p.prefix) {

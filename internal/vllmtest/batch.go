@@ -3,7 +3,9 @@
 package vllmtest // import "github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
 
 import (
+	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -37,7 +39,8 @@ func V1Batch(n, models int) ptrace.Traces {
 func appendV1Span(s ptrace.Span, i int) {
 	s.SetName("llm_request")
 	s.SetKind(ptrace.SpanKindServer)
-	s.SetTraceID(pcommon.TraceID{0x4b, 0xf9, byte(i), byte(i >> 8), byte(i >> 16), 1})
+	// the last 56 bits are the trace's randomness (OTEP 235): high enough for a consistent 12.5% threshold (th:e)
+	s.SetTraceID(pcommon.TraceID{0x4b, 0xf9, byte(i), byte(i >> 8), byte(i >> 16), 1, 9: 0xf7, byte(i), byte(i >> 8), byte(i >> 16)})
 	s.SetSpanID(pcommon.SpanID{0x7a, byte(i), byte(i >> 8), byte(i >> 16), 1})
 	f := float64(i%100) / 100
 	queue, prefill, decode := 0.01+f/10, 0.04+f/5, 0.5+3*f
@@ -77,6 +80,18 @@ func ForEachSpan(td ptrace.Traces, fn func(ptrace.Span)) {
 			}
 		}
 	}
+}
+
+var lastSpanID atomic.Uint64
+
+// UniqueSpanIDs gives every span of td a span id no other call gave in this process, so that a batch built
+// again from the same template, or consumed again, counts as new requests and not as a retry's duplicates.
+func UniqueSpanIDs(td ptrace.Traces) {
+	ForEachSpan(td, func(s ptrace.Span) {
+		var id pcommon.SpanID
+		binary.BigEndian.PutUint64(id[:], 1<<63|lastSpanID.Add(1))
+		s.SetSpanID(id)
+	})
 }
 
 // SumTotal adds the integer values of every data point of the named sum metric across requests.

@@ -67,7 +67,7 @@ func (p *spanEnricher) shutdown(context.Context) error {
 
 func (p *spanEnricher) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
 	var rec vllmrequest.Record
-	var recognised int64
+	var recognised, unknownOperations int64
 	var violations []string
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -82,12 +82,19 @@ func (p *spanEnricher) processTraces(ctx context.Context, td ptrace.Traces) (ptr
 					continue
 				}
 				recognised++
+				if !rec.OperationKnown {
+					// enrich writes the fallback operation onto the span: a connector after us cannot tell
+					unknownOperations++
+				}
 				rejections.Count(ctx, p.telemetry.ProcessorVllmFieldsRejected, &rec)
 				violations = p.enrich(span.Attributes(), &rec, violations[:0])
 			}
 		}
 	}
 	p.telemetry.ProcessorVllmSpansRecognized.Add(ctx, recognised)
+	if unknownOperations > 0 {
+		p.telemetry.ProcessorVllmOperationsUnknown.Add(ctx, unknownOperations)
+	}
 	return td, nil
 }
 

@@ -10,13 +10,16 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/golden"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
+	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
 	"github.com/otelcol-vllm/otelcol-vllm/processor/vllmprocessor/internal/metadatatest"
@@ -187,4 +190,30 @@ func BenchmarkProcessor(b *testing.B) {
 		_, _ = p.processTraces(context.Background(), work)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/span")
+}
+
+// TestUnknownOperationsAreCountedWhereDecided: the processor decides the operation of a span whose request id
+// has no known prefix (text_completion) and writes it into gen_ai.operation.name, so a vllm connector after it
+// sees a known operation. The processor counts them; together, processor then connector count each span once.
+func TestUnknownOperationsAreCountedWhereDecided(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cf := vllmconnector.NewFactory()
+	conn, err := cf.CreateTracesToMetrics(context.Background(), connector.Settings{
+		ID: component.NewID(cf.Type()), TelemetrySettings: tel.NewTelemetrySettings(), BuildInfo: component.NewDefaultBuildInfo(),
+	}, cf.CreateDefaultConfig(), consumertest.NewNop())
+	require.NoError(t, err)
+	p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(tel), createDefaultConfig(), conn)
+	require.NoError(t, err)
+	td := vllmtest.V1Batch(10, 1)
+	for i := range 7 {
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(i).Attributes().PutStr(vllmrequest.AttrRequestID, "mystery-1")
+	}
+	require.NoError(t, p.ConsumeTraces(context.Background(), td))
+	require.NoError(t, p.Shutdown(context.Background()))
+	require.NoError(t, conn.Shutdown(context.Background()))
+
+	metadatatest.AssertEqualProcessorVllmOperationsUnknown(t, tel, []metricdata.DataPoint[int64]{{Value: 7}}, metricdatatest.IgnoreTimestamp())
+	_, err = tel.GetMetric("otelcol_connector_vllm_operations_unknown")
+	assert.Error(t, err, "the connector saw the operation the processor wrote: it counts none")
 }

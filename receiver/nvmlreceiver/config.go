@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
+	"github.com/otelcol-vllm/otelcol-vllm/internal/confcheck"
 	"github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver/internal/metadata"
 )
 
@@ -21,6 +22,10 @@ const (
 	DefaultPodResourcesSocket = "/var/lib/kubelet/pod-resources/kubelet.sock"
 	defaultPodRefreshInterval = 10 * time.Second
 	minPodRefreshInterval     = time.Second
+	// A scrape reads every GPU through NVML (tens of calls each); more often than once a second only burns CPU
+	// (NVML refreshes most values at 1/6 s or slower), and a deadline shorter than 100ms fails every scrape.
+	minCollectionInterval = time.Second
+	minTimeout            = 100 * time.Millisecond
 )
 
 // Config is the configuration of the nvml receiver.
@@ -57,7 +62,14 @@ type KubernetesConfig struct {
 	_ struct{}
 }
 
-var _ confmap.Validator = (*Config)(nil)
+var (
+	_ confmap.Validator   = (*Config)(nil)
+	_ confmap.Unmarshaler = (*Config)(nil)
+)
+
+// Unmarshal refuses what the decoder would reinterpret before decoding, as the vllm connector and processor do:
+// a duration without a unit (`timeout: 5` would be 5ns), a fractional or overflowing integer.
+func (cfg *Config) Unmarshal(conf *confmap.Conf) error { return confcheck.Unmarshal(conf, cfg) }
 
 func createDefaultConfig() component.Config {
 	controller := scraperhelper.NewDefaultControllerConfig()
@@ -75,6 +87,18 @@ func createDefaultConfig() component.Config {
 // Validate checks the receiver configuration; every error names the offending key.
 func (cfg *Config) Validate() error {
 	var errs []error
+	// collection_interval 0 is refused by scraperhelper's own check, with its message
+	if cfg.CollectionInterval > 0 && cfg.CollectionInterval < minCollectionInterval {
+		errs = append(errs, fmt.Errorf("collection_interval: must be at least %s, got %s", minCollectionInterval, cfg.CollectionInterval))
+	}
+	switch {
+	case cfg.Timeout < 0:
+		errs = append(errs, fmt.Errorf("timeout: must not be negative (0 means no deadline), got %s", cfg.Timeout))
+	case cfg.Timeout > 0 && cfg.Timeout < minTimeout:
+		errs = append(errs, fmt.Errorf("timeout: must be 0 (no deadline) or at least %s, got %s", minTimeout, cfg.Timeout))
+	case cfg.Timeout > cfg.CollectionInterval && cfg.CollectionInterval > 0:
+		errs = append(errs, fmt.Errorf("timeout: must be at most collection_interval (%s), got %s", cfg.CollectionInterval, cfg.Timeout))
+	}
 	if cfg.InitialDelay < 0 {
 		errs = append(errs, fmt.Errorf("initial_delay: must not be negative, got %s", cfg.InitialDelay))
 	}

@@ -37,6 +37,7 @@ func TestLoadConfig(t *testing.T) {
 		id            string
 		want          *Config
 		unmarshalErr  string
+		unmarshalErrs []string
 		validateErrs  []string
 		compareFields func(t *testing.T, want, got *Config)
 	}{
@@ -63,6 +64,14 @@ func TestLoadConfig(t *testing.T) {
 		}()},
 		{id: "relative_library", validateErrs: []string{`library_path: "lib/libnvidia-ml.so.1" must be an absolute path`}},
 		{id: "zero_interval", validateErrs: []string{`"collection_interval": requires positive value`}},
+		{id: "bare_numbers", unmarshalErrs: []string{
+			"collection_interval: 10 has no unit; write a duration with its unit",
+			"timeout: 5 has no unit", "initial_delay: 1 has no unit", "kubernetes.refresh_interval: 10 has no unit",
+		}},
+		{id: "short_interval", validateErrs: []string{"collection_interval: must be at least 1s, got 1ns"}},
+		{id: "short_timeout", validateErrs: []string{"timeout: must be 0 (no deadline) or at least 100ms, got 1ms"}},
+		{id: "timeout_over_interval", validateErrs: []string{"timeout: must be at most collection_interval (5s), got 10s"}},
+		{id: "negative_timeout", validateErrs: []string{"timeout: must not be negative (0 means no deadline), got -1s"}},
 		{id: "bad_attribute", validateErrs: []string{"metric hw.power doesn't have an attribute process.pid"}},
 	}
 	for _, tt := range tests {
@@ -72,9 +81,11 @@ func TestLoadConfig(t *testing.T) {
 			require.NoError(t, err)
 			cfg := createDefaultConfig().(*Config)
 			err = sub.Unmarshal(cfg)
-			if tt.unmarshalErr != "" {
+			if tt.unmarshalErr != "" || len(tt.unmarshalErrs) > 0 {
 				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.unmarshalErr)
+				for _, want := range append(tt.unmarshalErrs, tt.unmarshalErr) {
+					assert.Contains(t, err.Error(), want)
+				}
 				return
 			}
 			require.NoError(t, err)

@@ -424,12 +424,13 @@ func runReceiver(t *testing.T, libPath string, configure func(*nvmlreceiver.Conf
 	factory := nvmlreceiver.NewFactory()
 	cfg := factory.CreateDefaultConfig().(*nvmlreceiver.Config)
 	cfg.LibraryPath = libPath
-	cfg.CollectionInterval = 10 * time.Millisecond
 	cfg.InitialDelay = 0
 	if configure != nil {
 		configure(cfg)
 	}
 	require.NoError(t, cfg.Validate())
+	// faster than a user may configure (collection_interval is at least 1s), so that a test takes milliseconds
+	cfg.CollectionInterval = 10 * time.Millisecond
 
 	core, logs := observer.New(zapcore.DebugLevel)
 	set := receivertest.NewNopSettings(metadata.Type)

@@ -1,10 +1,12 @@
 package histogram
 
 import (
+	"math"
 	"sort"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
@@ -21,7 +23,7 @@ func TestExplicitBucketsUseLessOrEqual(t *testing.T) {
 		{nil, []uint64{0, 0, 0, 0}},
 	}
 	for _, tt := range tests {
-		h := NewExplicit(bounds, 0)
+		h := NewExplicit(NewBounds(bounds), 0)
 		for _, v := range tt.values {
 			h.Record(v, 1)
 		}
@@ -39,7 +41,7 @@ func TestExplicitBucketsUseLessOrEqual(t *testing.T) {
 }
 
 func TestExplicitMinMaxAndReset(t *testing.T) {
-	h := NewExplicit([]float64{1}, 2)
+	h := NewExplicit(NewBounds([]float64{1}), 2)
 	for _, v := range []float64{3, 0.5, 2} {
 		h.Record(v, 1)
 		h.Exemplars().Offer(v, 1, pcommon.TraceID{1}, pcommon.SpanID{byte(v * 10)})
@@ -107,6 +109,36 @@ func TestBucketIndexMatchesSearchFloat64s(t *testing.T) {
 	assert.Equal(t, 0, bucketIndex(nil, 1))
 }
 
+// TestBoundsIndexMatchesSearchFloat64s: the indexed search finds the bucket sort.SearchFloat64s finds, at every
+// bound, just beside it and between, for indexed bounds and for those searched in binary.
+func TestBoundsIndexMatchesSearchFloat64s(t *testing.T) {
+	for _, bounds := range [][]float64{
+		nil,
+		{1},
+		{0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0},
+		{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000},
+		{1, 1.0000001, 1.0000002, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2}, // many bounds in one cell
+		{1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864},
+		{-5, -1, 0, 0.5, 3}, // not all positive: binary search
+		{1e-300, 1, 1e300},  // too many cells: binary search
+		{math.SmallestNonzeroFloat64, 1},
+	} {
+		b := NewBounds(bounds)
+		values := []float64{0, -1, math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64}
+		for _, x := range bounds {
+			values = append(values, x, math.Nextafter(x, math.Inf(1)), math.Nextafter(x, math.Inf(-1)), x*1.1, x*0.9, x/2, x*2)
+		}
+		for i := 1; i < len(bounds); i++ {
+			values = append(values, (bounds[i-1]+bounds[i])/2)
+		}
+		for _, v := range values {
+			require.Equal(t, sort.SearchFloat64s(bounds, v), b.index(v), "bounds %v, value %v", bounds, v)
+		}
+		require.Equal(t, bucketIndex(bounds, math.NaN()), b.index(math.NaN()))
+	}
+	assert.NotEmpty(t, NewBounds([]float64{0.3, 0.5, 7680}).start, "vLLM's bounds are indexed")
+}
+
 func TestExplicitWeights(t *testing.T) {
 	bounds := []float64{1, 2, 5}
 	tests := []struct {
@@ -125,7 +157,7 @@ func TestExplicitWeights(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := NewExplicit(bounds, 0)
+			h := NewExplicit(NewBounds(bounds), 0)
 			for _, v := range tt.values {
 				h.Record(v, tt.weight)
 			}

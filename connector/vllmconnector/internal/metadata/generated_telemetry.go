@@ -32,9 +32,11 @@ type TelemetryBuilder struct {
 	ConnectorVllmFieldsRejected      metric.Int64Counter
 	ConnectorVllmOperationsUnknown   metric.Int64Counter
 	ConnectorVllmSeriesOverflow      metric.Int64Counter
+	ConnectorVllmSpansDuplicate      metric.Int64Counter
 	ConnectorVllmSpansRecognized     metric.Int64Counter
 	ConnectorVllmSpansSeen           metric.Int64Counter
 	ConnectorVllmTracestateMalformed metric.Int64Counter
+	ConnectorVllmValuesSaturated     metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -92,7 +94,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ConnectorVllmOperationsUnknown, err = builder.meter.Int64Counter(
 		"otelcol_connector_vllm_operations_unknown",
-		metric.WithDescription("vLLM request spans whose request id has no known prefix (a vLLM API this version does not know), counted as text_completion. [Alpha]"),
+		metric.WithDescription("vLLM request spans whose request id has no known prefix (a vLLM API this version does not know), counted as text_completion. Behind a vllm processor, which writes gen_ai.operation.name, the processor counts them (otelcol_processor_vllm_operations_unknown). [Alpha]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)
@@ -100,6 +102,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_connector_vllm_series_overflow",
 		metric.WithDescription("Requests aggregated into the otel.metric.overflow series because cardinality_limit was reached. [Alpha]"),
 		metric.WithUnit("{request}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorVllmSpansDuplicate, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_spans_duplicate",
+		metric.WithDescription("vLLM request spans not counted because a span with the same trace and span id was counted within duplicate_window request spans before (an OTLP client retrying a request the collector had processed). [Alpha]"),
+		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ConnectorVllmSpansRecognized, err = builder.meter.Int64Counter(
@@ -116,8 +124,14 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ConnectorVllmTracestateMalformed, err = builder.meter.Int64Counter(
 		"otelcol_connector_vllm_tracestate_malformed",
-		metric.WithDescription("vLLM request spans whose W3C tracestate could not be parsed; each counted with the configured sampling ratio, none dropped. [Alpha]"),
+		metric.WithDescription("vLLM request spans whose W3C tracestate could not be parsed, or whose OTEP 235 threshold is inconsistent with their randomness (the trace id's last 56 bits or the rv value is below the threshold); each counted with the configured sampling ratio, none dropped. [Alpha]"),
 		metric.WithUnit("{span}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorVllmValuesSaturated, err = builder.meter.Int64Counter(
+		"otelcol_connector_vllm_values_saturated",
+		metric.WithDescription("Values not added to a counter or histogram of a series because its count had reached 2^63 - 1024, the largest a data point carries (the count stays there; it never wraps). [Alpha]"),
+		metric.WithUnit("{value}"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

@@ -88,7 +88,7 @@ func AssertEqualConnectorVllmFieldsRejected(t *testing.T, tt *componenttest.Tele
 func AssertEqualConnectorVllmOperationsUnknown(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_connector_vllm_operations_unknown",
-		Description: "vLLM request spans whose request id has no known prefix (a vLLM API this version does not know), counted as text_completion. [Alpha]",
+		Description: "vLLM request spans whose request id has no known prefix (a vLLM API this version does not know), counted as text_completion. Behind a vllm processor, which writes gen_ai.operation.name, the processor counts them (otelcol_processor_vllm_operations_unknown). [Alpha]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -113,6 +113,22 @@ func AssertEqualConnectorVllmSeriesOverflow(t *testing.T, tt *componenttest.Tele
 		},
 	}
 	got, err := tt.GetMetric("otelcol_connector_vllm_series_overflow")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualConnectorVllmSpansDuplicate(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_connector_vllm_spans_duplicate",
+		Description: "vLLM request spans not counted because a span with the same trace and span id was counted within duplicate_window request spans before (an OTLP client retrying a request the collector had processed). [Alpha]",
+		Unit:        "{span}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_connector_vllm_spans_duplicate")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
@@ -152,7 +168,7 @@ func AssertEqualConnectorVllmSpansSeen(t *testing.T, tt *componenttest.Telemetry
 func AssertEqualConnectorVllmTracestateMalformed(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_connector_vllm_tracestate_malformed",
-		Description: "vLLM request spans whose W3C tracestate could not be parsed; each counted with the configured sampling ratio, none dropped. [Alpha]",
+		Description: "vLLM request spans whose W3C tracestate could not be parsed, or whose OTEP 235 threshold is inconsistent with their randomness (the trace id's last 56 bits or the rv value is below the threshold); each counted with the configured sampling ratio, none dropped. [Alpha]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -161,6 +177,22 @@ func AssertEqualConnectorVllmTracestateMalformed(t *testing.T, tt *componenttest
 		},
 	}
 	got, err := tt.GetMetric("otelcol_connector_vllm_tracestate_malformed")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualConnectorVllmValuesSaturated(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_connector_vllm_values_saturated",
+		Description: "Values not added to a counter or histogram of a series because its count had reached 2^63 - 1024, the largest a data point carries (the count stays there; it never wraps). [Alpha]",
+		Unit:        "{value}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_connector_vllm_values_saturated")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

@@ -25,9 +25,11 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ConnectorVllmFieldsRejected.Add(context.Background(), 1)
 	tb.ConnectorVllmOperationsUnknown.Add(context.Background(), 1)
 	tb.ConnectorVllmSeriesOverflow.Add(context.Background(), 1)
+	tb.ConnectorVllmSpansDuplicate.Add(context.Background(), 1)
 	tb.ConnectorVllmSpansRecognized.Add(context.Background(), 1)
 	tb.ConnectorVllmSpansSeen.Add(context.Background(), 1)
 	tb.ConnectorVllmTracestateMalformed.Add(context.Background(), 1)
+	tb.ConnectorVllmValuesSaturated.Add(context.Background(), 1)
 	AssertEqualConnectorVllmAttributesDropped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
@@ -46,6 +48,9 @@ func TestSetupTelemetry(t *testing.T) {
 	AssertEqualConnectorVllmSeriesOverflow(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
+	AssertEqualConnectorVllmSpansDuplicate(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualConnectorVllmSpansRecognized(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
@@ -53,6 +58,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualConnectorVllmTracestateMalformed(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualConnectorVllmValuesSaturated(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 

@@ -139,6 +139,9 @@ exporters:
     # the pod of a vLLM server's request metrics, as labels, so they join its GPU metrics (energy per token)
     resource_constant_labels:
       included: [k8s.pod.name, k8s.namespace.name]
+    # while Prometheus is down, at most queue_size requests of at most 1 MiB wait in memory
+    remote_write_queue:
+      queue_size: 64
     {{- with $rw.headers }}
     headers: {{ . | toJson }}
     {{- end }}
@@ -156,6 +159,10 @@ exporters:
   {{- if $otlp.enabled }}
   otlp_grpc/otlp:
     endpoint: {{ $otlp.endpoint | quote }}
+    # cumulative metrics in order, and at most queue_size requests in memory while the backend is down
+    sending_queue:
+      num_consumers: 1
+      queue_size: 64
     {{- with $otlp.headers }}
     headers: {{ . | toJson }}
     {{- end }}
@@ -195,7 +202,8 @@ service:
     {{- end }}
     metrics/vllm:
       receivers: {{ ternary (list "vllm" "prometheus") (list "vllm") (and $v.vllmMetrics.enabled true) | toJson }}
-      processors: [memory_limiter, batch]
+      # no batch: the connector sends requests of at most 1 MiB, a batch would merge them past 4 MiB
+      processors: [memory_limiter]
       exporters: {{ $metricsExporters | toJson }}
     metrics/gpu:
       receivers: [nvml]

@@ -23,11 +23,12 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                        metric.Meter
-	mu                           sync.Mutex
-	registrations                []metric.Registration
-	ProcessorVllmFieldsRejected  metric.Int64Counter
-	ProcessorVllmSpansRecognized metric.Int64Counter
+	meter                          metric.Meter
+	mu                             sync.Mutex
+	registrations                  []metric.Registration
+	ProcessorVllmFieldsRejected    metric.Int64Counter
+	ProcessorVllmOperationsUnknown metric.Int64Counter
+	ProcessorVllmSpansRecognized   metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -63,6 +64,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_vllm_fields_rejected",
 		metric.WithDescription("vLLM span attributes rejected (NaN, infinite, negative, too large, wrong type), by field and reason; the rest of the request is still enriched. [Alpha]"),
 		metric.WithUnit("{attribute}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVllmOperationsUnknown, err = builder.meter.Int64Counter(
+		"otelcol_processor_vllm_operations_unknown",
+		metric.WithDescription("vLLM request spans whose request id has no known prefix (a vLLM API this version does not know); the processor writes text_completion into gen_ai.operation.name, so a vllm connector after it does not count them again. [Alpha]"),
+		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorVllmSpansRecognized, err = builder.meter.Int64Counter(

@@ -20,8 +20,12 @@ func TestSetupTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	defer tb.Shutdown()
 	tb.ProcessorVllmFieldsRejected.Add(context.Background(), 1)
+	tb.ProcessorVllmOperationsUnknown.Add(context.Background(), 1)
 	tb.ProcessorVllmSpansRecognized.Add(context.Background(), 1)
 	AssertEqualProcessorVllmFieldsRejected(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVllmOperationsUnknown(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVllmSpansRecognized(t, testTel,
