@@ -223,7 +223,8 @@ func TestRealVLLM(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond, "vLLM's spans at the collector")
 	waitTotal(t, sink, "vllm.requests", nil, wantSpans, 0)
 
-	rawSpans, startupSpans := llmRequestSpans(raw.all())
+	phase1 := raw.all()
+	rawSpans, startupSpans := llmRequestSpans(phase1)
 	t.Logf("%d finished requests, %d llm_request spans, %d startup spans", len(finished), int(wantSpans), startupSpans)
 	t.Run("one span per finished request, in the client's trace", func(t *testing.T) {
 		for _, call := range finished {
@@ -395,7 +396,7 @@ func TestRealVLLM(t *testing.T) {
 	})
 
 	if dir := os.Getenv("REALVLLM_RECORD"); dir != "" {
-		recordRealVLLM(t, dir, raw.all(), metricsText, finished)
+		recordRealVLLM(t, dir, phase1, metricsText, finished)
 	}
 }
 
@@ -471,11 +472,13 @@ func compareWithVLLMBench(t *testing.T, venv, modelDir string, v *realVLLM) {
 		assert.True(t, inTheirs, "vLLM's result has %s", key)
 		assert.True(t, inOurs, "vllmbench's result has %s", key)
 	}
-	for _, key := range []string{"completed", "total_input_tokens", "total_output_tokens"} {
+	for _, key := range []string{"completed", "total_output_tokens"} {
 		assert.Equal(t, want[key], got[key], key)
 	}
 	assert.Equal(t, 16.0, got["completed"])
-	assert.Equal(t, 16.0*32, got["total_input_tokens"], "prompts of exactly --random-input-len tokens")
+	assert.Equal(t, 16.0*32, got["total_input_tokens"], "vllmbench's prompts have exactly --random-input-len tokens")
+	// vLLM's random dataset keeps a prompt that is still a token off after its rounds of re-encoding
+	assert.InDelta(t, 16.0*32, want["total_input_tokens"], 16, "vLLM's prompts are --random-input-len tokens, give or take one")
 	assert.Equal(t, 16.0*16, got["total_output_tokens"])
 	for _, key := range []string{"mean_ttft_ms", "mean_tpot_ms", "mean_itl_ms", "mean_e2el_ms"} {
 		w, _ := want[key].(float64)
