@@ -122,7 +122,7 @@ $(KUSTOMIZE):
 ## there between runs, so a rebuild only compiles what changed)
 dist: $(DIST_BIN)
 
-DIST_SOURCES := $(shell find processor connector receiver internal distribution -type f \( -name '*.go' -o -name '*.yaml' \) -not -name '*_test.go' -not -path '*/testdata/*' 2>/dev/null)
+DIST_SOURCES := $(shell find processor connector receiver exporter internal distribution -type f \( -name '*.go' -o -name '*.yaml' \) -not -name '*_test.go' -not -path '*/testdata/*' 2>/dev/null)
 
 # Rewritten only when VERSION changes, so that a new commit relinks the binary with its version.
 VERSION_STAMP := $(DIST_DIR)/.version
