@@ -21,6 +21,8 @@ DIST_DIR    := $(CURDIR)/_build
 DIST_BIN    := $(DIST_DIR)/otelcol-vllm
 PROMTOOL    ?= $(shell command -v promtool 2>/dev/null || echo /usr/bin/promtool)
 PROMETHEUS  ?= $(shell command -v prometheus 2>/dev/null || echo /usr/bin/prometheus)
+TMUX_BIN    ?= $(shell command -v tmux 2>/dev/null || echo /usr/bin/tmux)
+CHROMIUM    ?= $(shell command -v chromium 2>/dev/null || echo /usr/bin/chromium)
 # Helm, built from its Go module into a cache outside the clone, keyed by its version (the chart tests run it).
 HELM_VERSION := v3.22.0
 HELM        ?= $(TOOLS_CACHE)/helm-$(HELM_VERSION)/helm
@@ -42,7 +44,7 @@ endif
 IMAGE_NAME  ?= ghcr.io/otelcol-vllm/otelcol-vllm
 IMAGE       ?= $(IMAGE_NAME):$(VERSION)
 
-.PHONY: all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools jaeger helm kustomize print-tools-cache bench bench-e2e FORCE
+.PHONY: all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools ui-tools jaeger helm kustomize print-tools-cache bench bench-e2e FORCE
 
 all: test
 
@@ -146,6 +148,11 @@ $(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(DIST_SOURCES) $(VERSION_
 ## run: build if needed, then run the collector on its embedded default config (embedded:default). Switch on
 ## exporters with OTELCOL_VLLM_JAEGER_ENDPOINT / OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT (docs/distribution.md)
 run: dist
+	@echo "otelcol-vllm on its embedded default:"
+	@echo "  status page  http://$${OTELCOL_VLLM_STATUS_ENDPOINT:-127.0.0.1:8899}/   (terminal: go run ./cmd/vllmtop)"
+	@echo "  JSON API     http://$${OTELCOL_VLLM_STATUS_ENDPOINT:-127.0.0.1:8899}/api/v1/metrics"
+	@echo "  scrape       http://$${OTELCOL_VLLM_PROMETHEUS_ENDPOINT:-127.0.0.1:8889}/metrics"
+	@echo "  OTLP         $${OTELCOL_VLLM_OTLP_GRPC_ENDPOINT:-localhost:4317} (gRPC), $${OTELCOL_VLLM_OTLP_HTTP_ENDPOINT:-localhost:4318} (HTTP)"
 	$(DIST_BIN)
 
 ## image: the container image $(IMAGE) from the built binary (distribution/image/Dockerfile), with docker (when its
@@ -158,6 +165,14 @@ prometheus-tools:
 	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
 		echo "installing Debian's prometheus package (promtool, prometheus)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+
+## ui-tools: tmux and chromium from Debian (the vllmtop test runs it under tmux; the status page test loads the page
+## in headless chromium)
+ui-tools:
+	@if ! command -v tmux >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing Debian's tmux and chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tmux chromium; \
 	fi
 
 ## container-tools: podman, buildah and runc from Debian (the image test builds and runs the image with podman)
@@ -178,11 +193,13 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## unit: every Go test with the race detector. Tests that need the built distribution, promtool, prometheus or
-## Jaeger, helm or kustomize read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS, JAEGER, HELM and
-## KUSTOMIZE, which this target always sets (and OTELCOL_VLLM_VERSION, the version the binary must report).
-unit: dist prometheus-tools container-tools $(JAEGER) $(HELM) $(KUSTOMIZE)
+## Jaeger, helm, kustomize, tmux or chromium read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS, JAEGER,
+## HELM, KUSTOMIZE, TMUX_BIN and CHROMIUM, which this target always sets (and OTELCOL_VLLM_VERSION, the version the
+## binary must report).
+unit: dist prometheus-tools container-tools ui-tools $(JAEGER) $(HELM) $(KUSTOMIZE)
 	OTELCOL_VLLM_BIN=$(DIST_BIN) OTELCOL_VLLM_VERSION=$(VERSION) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
-		JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) $(GO) test -race -count=1 ./...
+		JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) TMUX_BIN=$(TMUX_BIN) CHROMIUM=$(CHROMIUM) \
+		$(GO) test -race -count=1 ./...
 
 ## test: everything CI runs
 test: vet fmt-check lint generate-check unit

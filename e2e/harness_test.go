@@ -405,6 +405,8 @@ type collector struct {
 	otlpHTTP   string
 	health     string
 	telemetry  string
+	status     string // the embedded default's vllm_status exporter (OTELCOL_VLLM_STATUS_ENDPOINT)
+	scrape     string // the embedded default's prometheus exporter (OTELCOL_VLLM_PROMETHEUS_ENDPOINT)
 	instanceID string
 }
 
@@ -419,6 +421,8 @@ func startCollector(t *testing.T, name string, configs []string, extra map[strin
 		otlpHTTP:   loopback(freePort(t)),
 		health:     loopback(freePort(t)),
 		telemetry:  loopback(freePort(t)),
+		status:     loopback(freePort(t)),
+		scrape:     loopback(freePort(t)),
 		instanceID: name,
 	}
 	env := []string{
@@ -432,6 +436,8 @@ func startCollector(t *testing.T, name string, configs []string, extra map[strin
 		"OTELCOL_VLLM_HEALTH_CHECK_ENDPOINT=" + c.health,
 		"OTELCOL_VLLM_TELEMETRY_HOST=127.0.0.1",
 		"OTELCOL_VLLM_TELEMETRY_PORT=" + strings.TrimPrefix(c.telemetry, "127.0.0.1:"),
+		"OTELCOL_VLLM_STATUS_ENDPOINT=" + c.status,
+		"OTELCOL_VLLM_PROMETHEUS_ENDPOINT=" + c.scrape,
 	}
 	for k, v := range extra {
 		env = append(env, k+"="+v)
