@@ -528,6 +528,28 @@ func vllmgen(t *testing.T) string {
 	return vllmgenPath
 }
 
+// builtCommand is a command of cmd/ built once per test binary, beside vllmgen (whose folder TestMain removes).
+type builtCommand struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func (b *builtCommand) get(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Dir(vllmgen(t))
+	b.once.Do(func() {
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", b.path, "./cmd/"+name)
+		cmd.Dir = filepath.Dir(mustGetwd())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build ./cmd/%s: %w\n%s", name, err, out)
+		}
+	})
+	require.NoError(t, b.err)
+	return b.path
+}
+
 func mustGetwd() string {
 	wd, err := os.Getwd()
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -263,31 +262,9 @@ func TestStatusPage(t *testing.T) {
 	})
 }
 
-var (
-	vllmtopOnce sync.Once
-	vllmtopPath string
-	vllmtopErr  error
-)
+var vllmtopCmd builtCommand
 
-// vllmtopBin builds cmd/vllmtop once per test binary.
-func vllmtopBin(t *testing.T) string {
-	t.Helper()
-	vllmtopOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "e2e-vllmtop-")
-		if err != nil {
-			vllmtopErr = err
-			return
-		}
-		vllmtopPath = filepath.Join(dir, "vllmtop")
-		cmd := exec.Command("go", "build", "-o", vllmtopPath, "./cmd/vllmtop")
-		cmd.Dir = repoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			vllmtopErr = fmt.Errorf("go build ./cmd/vllmtop: %w\n%s", err, out)
-		}
-	})
-	require.NoError(t, vllmtopErr)
-	return vllmtopPath
-}
+func vllmtopBin(t *testing.T) string { return vllmtopCmd.get(t, "vllmtop") }
 
 // TestPrometheusScrapeEndpoint: a real Prometheus scrapes the embedded default's prometheus exporter (with
 // honor_labels, as the docs say) and holds the same per-model series and values the remote-write test finds.
