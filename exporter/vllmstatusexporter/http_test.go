@@ -101,7 +101,7 @@ func TestPage(t *testing.T) {
 		`<td data-field="requests_total">120</td>`,
 		`<td data-field="waiting">12</td>`,
 		`<td data-field="goodput_ratio">90.0%</td>`,
-		`<td data-field="name">NVIDIA H100 80GB HBM3</td>`,
+		`<td class="text" data-field="name">NVIDIA H100 80GB HBM3</td>`,
 		`llama-8b: 12 requests waiting (more than 5)`,
 		`<a href="http://localhost:16686/trace/07010000000000000000000000000000" rel="noreferrer">`,
 		`<polyline points="`,
