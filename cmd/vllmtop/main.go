@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -235,7 +236,7 @@ func render(st vllmstatusexporter.Status, base string, width int, s styles) stri
 	if len(st.Models) == 0 {
 		rows = append(rows, []string{"(no request seen yet)"})
 	}
-	table(&b, rows, width, s)
+	table(&b, rows, width, s, 0)
 	b.WriteString("\n")
 	gpus := [][]string{{"GPU", "NAME", "UTIL", "MEMORY", "SM", "POWER", "TEMP", "POD"}}
 	for _, g := range st.GPUs {
@@ -258,12 +259,13 @@ func render(st vllmstatusexporter.Status, base string, width int, s styles) stri
 	if len(st.GPUs) == 0 {
 		gpus = append(gpus, []string{"(no GPU reported)"})
 	}
-	table(&b, gpus, width, s)
+	table(&b, gpus, width, s, 1, 7)
 	return b.String()
 }
 
-// table aligns rows in columns; the first row is the header. Lines are cut to width when width > 0.
-func table(b *strings.Builder, rows [][]string, width int, s styles) {
+// table aligns rows in columns: text columns (the first, and left) to the left, numbers to the right; the first
+// row is the header. Lines are cut to width when width > 0.
+func table(b *strings.Builder, rows [][]string, width int, s styles, left ...int) {
 	widths := map[int]int{}
 	for _, r := range rows {
 		if len(r) == 1 {
@@ -280,7 +282,7 @@ func table(b *strings.Builder, rows [][]string, width int, s styles) {
 				line.WriteString("  ")
 			}
 			pad := widths[i] - len([]rune(c))
-			if i == 0 || len(r) == 1 {
+			if i == 0 || len(r) == 1 || slices.Contains(left, i) {
 				line.WriteString(c + strings.Repeat(" ", max(pad, 0)))
 			} else {
 				line.WriteString(strings.Repeat(" ", max(pad, 0)) + c)
