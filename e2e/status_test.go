@@ -194,6 +194,7 @@ func TestStatusPage(t *testing.T) {
 			// vLLM's gauges and its finished-request counter, from the scrape of vllmgen's /metrics
 			assert.NotNil(t, m.Running, name)
 			assert.NotNil(t, m.Waiting, name)
+			assert.NotNil(t, m.SpanCoverage, "span-derived requests / vllm:request_success_total: %s", name)
 		}
 		require.NotEmpty(t, st.Slowest, "exemplars of the slowest requests")
 		assert.Regexp(t, `^[0-9a-f]{32}$`, st.Slowest[0].TraceID)
