@@ -94,7 +94,9 @@ func (e *statusExporter) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+apiPath, e.serveAPI)
 	mux.HandleFunc("GET /{$}", e.servePage)
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS())))
+	mux.HandleFunc("GET /static/style.css", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, webFS, "web/static/style.css")
+	})
 	return securityHeaders(mux)
 }
 

@@ -119,8 +119,11 @@ func TestPage(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "only the configured windows")
 	resp, _ = get(t, e.handler(), "/api/v1/metrics?window=60")
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "seconds are accepted")
-	resp, _ = get(t, e.handler(), "/config")
-	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	for _, path := range []string{"/config", "/static/", "/static/../page.html.tmpl", "/web/page.html.tmpl"} {
+		resp, body := get(t, e.handler(), path)
+		assert.NotEqual(t, http.StatusOK, resp.StatusCode, path) // 404, or a redirect to a cleaned path that is 404
+		assert.NotContains(t, body, "{{", path)
+	}
 	rec := httptest.NewRecorder()
 	e.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/metrics", strings.NewReader("{}")))
 	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code, "read-only")

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"math"
 	"net/http"
 	"strconv"
@@ -17,14 +16,6 @@ import (
 //
 //go:embed web
 var webFS embed.FS
-
-func staticFS() fs.FS {
-	sub, err := fs.Sub(webFS, "web/static")
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
 
 var pageTemplate = template.Must(template.New("page.html.tmpl").Funcs(template.FuncMap{
 	"num":      formatNum,
