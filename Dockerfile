@@ -29,8 +29,11 @@ LABEL org.opencontainers.image.title="otelcol-vllm" \
 ENV OTELCOL_VLLM_OTLP_GRPC_ENDPOINT=0.0.0.0:4317 \
     OTELCOL_VLLM_OTLP_HTTP_ENDPOINT=0.0.0.0:4318 \
     OTELCOL_VLLM_HEALTH_CHECK_ENDPOINT=0.0.0.0:13133 \
-    OTELCOL_VLLM_TELEMETRY_HOST=0.0.0.0
-# OTLP gRPC, OTLP HTTP, health check (GET / answers 200 once the pipelines run), the collector's own metrics
-EXPOSE 4317 4318 13133 8888
+    OTELCOL_VLLM_TELEMETRY_HOST=0.0.0.0 \
+    OTELCOL_VLLM_STATUS_ENDPOINT=0.0.0.0:8899 \
+    OTELCOL_VLLM_PROMETHEUS_ENDPOINT=0.0.0.0:8889
+# OTLP gRPC, OTLP HTTP, health check (GET / answers 200 once the pipelines run), the collector's own metrics,
+# the status page and JSON API, the Prometheus scrape endpoint
+EXPOSE 4317 4318 13133 8888 8899 8889
 USER 10001:10001
 ENTRYPOINT ["/otelcol-vllm"]

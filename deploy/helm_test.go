@@ -51,6 +51,7 @@ var kubernetesTypes = map[string]func() any{
 	"rbac.authorization.k8s.io/v1/ClusterRole":        func() any { return &rbacv1.ClusterRole{} },
 	"rbac.authorization.k8s.io/v1/ClusterRoleBinding": func() any { return &rbacv1.ClusterRoleBinding{} },
 	"monitoring.coreos.com/v1/ServiceMonitor":         func() any { return &serviceMonitor{} },
+	"monitoring.coreos.com/v1/PodMonitor":             func() any { return &podMonitor{} },
 	"monitoring.coreos.com/v1/PrometheusRule":         func() any { return &prometheusRule{} },
 }
 
@@ -340,7 +341,7 @@ func checkMemoryLimiter(t *testing.T, r rendered, limit string, limitPercent, sp
 func TestHelmChartAllValues(t *testing.T) {
 	r := renderChart(t, helmBin(t), helmChartDir, "--values", helmAllValuesFile)
 	v := loadYAMLMap(t, helmAllValuesFile)
-	want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "PrometheusRule", "Service", "Service", "ServiceAccount", "ServiceMonitor"}
+	want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "PodMonitor", "PrometheusRule", "Service", "Service", "ServiceAccount", "ServiceMonitor"}
 	if diff := cmp.Diff(want, r.kinds()); diff != "" {
 		t.Errorf("rendered kinds (-want +got):\n%s", diff)
 	}
@@ -417,7 +418,12 @@ func TestHelmChartAllValues(t *testing.T) {
 	eq("container ports", map[string]int32{
 		"otlp-grpc": int32(at(v, "ports", "otlpGrpc").(int)), "otlp-http": int32(at(v, "ports", "otlpHttp").(int)),
 		"health": int32(at(v, "ports", "health").(int)), "metrics": int32(at(v, "ports", "metrics").(int)),
+		"scrape": int32(at(v, "ports", "prometheus").(int)),
 	}, ports)
+	eq("scrape endpoint", fmt.Sprintf("${env:MY_POD_IP}:%d", at(v, "ports", "prometheus")), at(r.config, "exporters", "prometheus", "endpoint"))
+	pm := theTyped[*podMonitor](t, r, "PodMonitor")
+	eq("PodMonitor interval", at(v, "exporters", "prometheus", "podMonitor", "interval"), pm.Spec.PodMetricsEndpoints[0].Interval)
+	eq("PodMonitor label", "kube-prometheus", pm.Labels["release"])
 	eq("health_check endpoint", fmt.Sprintf("${env:MY_POD_IP}:%d", at(v, "ports", "health")), at(r.config, "extensions", "health_check", "endpoint"))
 	eq("readiness probe port", "health", agent.ReadinessProbe.HTTPGet.Port.String())
 	reader := at(r.config, "service", "telemetry", "metrics", "readers").([]any)[0]
@@ -465,7 +471,7 @@ func TestHelmChartAllValues(t *testing.T) {
 	eq("sampling_percentage", fmt.Sprint(at(v, "sampling", "tracePercentage")), fmt.Sprint(at(r.config, "processors", "probabilistic_sampler", "sampling_percentage")))
 	eq("sampling.ratio", at(v, "sampling", "sourceRatio"), at(r.config, "connectors", "vllm", "sampling", "ratio"))
 	for _, p := range []string{"metrics/vllm", "metrics/gpu"} {
-		eq(p+" exporters", []any{"prometheus_remote_write", "otlp_grpc/otlp"}, at(pipelines, p, "exporters"))
+		eq(p+" exporters", []any{"prometheus_remote_write", "otlp_grpc/otlp", "prometheus"}, at(pipelines, p, "exporters"))
 	}
 	eq("extraConfig cardinality_limit", at(v, "extraConfig", "connectors", "vllm", "cardinality_limit"), at(r.config, "connectors", "vllm", "cardinality_limit"))
 
@@ -606,6 +612,36 @@ var helmVariants = []helmVariant{
 			}
 			if got := at(r.config, "receivers", "nvml", "metrics", "hw.status", "enabled"); got != true {
 				t.Errorf("receivers.nvml.metrics[hw.status].enabled %v: the merge dropped a key extraConfig does not set", got)
+			}
+		},
+	},
+	{
+		name: "scrape mode instead of remote write",
+		args: []string{"--set", "exporters.prometheus.enabled=true,exporters.remoteWrite.enabled=false,exporters.prometheus.podMonitor.labels.release=prom"},
+		check: func(t *testing.T, r rendered) {
+			wantPipelineExporters(t, r, map[string][]any{
+				"metrics/vllm": {"prometheus"},
+				"metrics/gpu":  {"prometheus"},
+			})
+			if got := at(r.config, "exporters", "prometheus", "endpoint"); got != "${env:MY_POD_IP}:8889" {
+				t.Errorf("prometheus exporter endpoint %v", got)
+			}
+			if at(r.config, "exporters", "prometheus_remote_write") != nil {
+				t.Error("remote write rendered although disabled")
+			}
+			var port bool
+			for _, p := range r.daemonSet(t).Spec.Template.Spec.Containers[0].Ports {
+				port = port || (p.Name == "scrape" && p.ContainerPort == 8889)
+			}
+			if !port {
+				t.Error("no container port scrape: 8889")
+			}
+			pm := theTyped[*podMonitor](t, r, "PodMonitor")
+			if len(pm.Spec.PodMetricsEndpoints) != 1 || !pm.Spec.PodMetricsEndpoints[0].HonorLabels || pm.Spec.PodMetricsEndpoints[0].Port != "scrape" {
+				t.Errorf("PodMonitor endpoints %+v: want port scrape with honorLabels", pm.Spec.PodMetricsEndpoints)
+			}
+			if pm.Labels["release"] != "prom" {
+				t.Errorf("PodMonitor labels %v", pm.Labels)
 			}
 		},
 	},

@@ -55,6 +55,20 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
+// podMonitor is the part of monitoring.coreos.com/v1 PodMonitor the chart renders.
+type podMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              struct {
+		PodMetricsEndpoints []serviceMonitorEndpoint `json:"podMetricsEndpoints"`
+		Selector            metav1.LabelSelector     `json:"selector"`
+		NamespaceSelector   struct {
+			Any        bool     `json:"any,omitempty"`
+			MatchNames []string `json:"matchNames,omitempty"`
+		} `json:"namespaceSelector,omitempty"`
+	} `json:"spec"`
+}
+
 type serviceMonitorEndpoint struct {
 	Port          string              `json:"port,omitempty"`
 	TargetPort    *intstr.IntOrString `json:"targetPort,omitempty"`

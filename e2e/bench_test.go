@@ -9,11 +9,9 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -82,27 +80,10 @@ func (j *jaegerServer) waitTrace(t *testing.T, traceID string, spans int) jaeger
 
 // ---- the commands under test ----
 
-var (
-	vllmbenchOnce sync.Once
-	vllmbenchPath string
-	vllmbenchErr  error
-)
+var vllmbenchCmd builtCommand
 
 // vllmbench builds cmd/vllmbench once per test binary, beside vllmgen.
-func vllmbench(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Dir(vllmgen(t)) // removed by TestMain
-	vllmbenchOnce.Do(func() {
-		vllmbenchPath = filepath.Join(dir, "vllmbench")
-		cmd := exec.Command("go", "build", "-o", vllmbenchPath, "./cmd/vllmbench")
-		cmd.Dir = filepath.Dir(mustGetwd())
-		if out, err := cmd.CombinedOutput(); err != nil {
-			vllmbenchErr = fmt.Errorf("go build ./cmd/vllmbench: %w\n%s", err, out)
-		}
-	})
-	require.NoError(t, vllmbenchErr)
-	return vllmbenchPath
-}
+func vllmbench(t *testing.T) string { return vllmbenchCmd.get(t, "vllmbench") }
 
 // benchRecord is the part of vllmbench's saved per-request record (.jsonl) the test reads.
 type benchRecord struct {

@@ -57,11 +57,12 @@ func TestDefaultConfigWithoutBackends(t *testing.T) {
 		c.otlpGRPC, c.otlpHTTP)
 	require.Positive(t, s.Total.Spans)
 
-	// the debug exporter prints the derived metrics, SLO counters included
-	require.Eventually(t, func() bool {
-		out := c.proc.output.String()
-		return strings.Contains(out, "gen_ai.server.time_to_first_token{") && strings.Contains(out, "vllm.slo.requests{")
-	}, 30*time.Second, 200*time.Millisecond, "no derived metrics on the console")
+	// the status API shows the derived metrics, SLO counters included
+	st := waitStatus(t, c, func(st statusDoc) bool {
+		return len(st.Models) == 1 && st.Models[0].RequestsTotal == float64(s.Total.Spans)
+	})
+	assert.Equal(t, "llama-8b", st.Models[0].Model)
+	assert.NotEmpty(t, st.Models[0].SLO)
 	assert.EqualValues(t, s.Total.Spans, c.telemetryValue(t, "otelcol_receiver_accepted_spans"))
 
 	// no error spam: no error-level line at all, and no warning repeated; only the nvml receiver may warn (on a

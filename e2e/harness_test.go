@@ -407,6 +407,8 @@ type collector struct {
 	otlpHTTP   string
 	health     string
 	telemetry  string
+	status     string // the embedded default's vllm_status exporter (OTELCOL_VLLM_STATUS_ENDPOINT)
+	scrape     string // the embedded default's prometheus exporter (OTELCOL_VLLM_PROMETHEUS_ENDPOINT)
 	instanceID string
 }
 
@@ -421,6 +423,8 @@ func startCollector(t *testing.T, name string, configs []string, extra map[strin
 		otlpHTTP:   loopback(freePort(t)),
 		health:     loopback(freePort(t)),
 		telemetry:  loopback(freePort(t)),
+		status:     loopback(freePort(t)),
+		scrape:     loopback(freePort(t)),
 		instanceID: name,
 	}
 	env := []string{
@@ -434,6 +438,8 @@ func startCollector(t *testing.T, name string, configs []string, extra map[strin
 		"OTELCOL_VLLM_HEALTH_CHECK_ENDPOINT=" + c.health,
 		"OTELCOL_VLLM_TELEMETRY_HOST=127.0.0.1",
 		"OTELCOL_VLLM_TELEMETRY_PORT=" + strings.TrimPrefix(c.telemetry, "127.0.0.1:"),
+		"OTELCOL_VLLM_STATUS_ENDPOINT=" + c.status,
+		"OTELCOL_VLLM_PROMETHEUS_ENDPOINT=" + c.scrape,
 	}
 	for k, v := range extra {
 		env = append(env, k+"="+v)
@@ -522,6 +528,28 @@ func vllmgen(t *testing.T) string {
 	})
 	require.NoError(t, vllmgenErr)
 	return vllmgenPath
+}
+
+// builtCommand is a command of cmd/ built once per test binary, beside vllmgen (whose folder TestMain removes).
+type builtCommand struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func (b *builtCommand) get(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Dir(vllmgen(t))
+	b.once.Do(func() {
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", b.path, "./cmd/"+name)
+		cmd.Dir = filepath.Dir(mustGetwd())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build ./cmd/%s: %w\n%s", name, err, out)
+		}
+	})
+	require.NoError(t, b.err)
+	return b.path
 }
 
 func mustGetwd() string {

@@ -134,7 +134,7 @@ func TestContainerImage(t *testing.T) {
 		assert.Equal(t, "10001:10001", cfg.User)
 		assert.Equal(t, []string{"/otelcol-vllm"}, cfg.Entrypoint)
 		assert.Empty(t, cfg.Cmd, "no arguments: the embedded default config")
-		assert.Equal(t, map[string]struct{}{"4317/tcp": {}, "4318/tcp": {}, "13133/tcp": {}, "8888/tcp": {}}, cfg.ExposedPorts)
+		assert.Equal(t, map[string]struct{}{"4317/tcp": {}, "4318/tcp": {}, "13133/tcp": {}, "8888/tcp": {}, "8899/tcp": {}, "8889/tcp": {}}, cfg.ExposedPorts)
 		assert.Equal(t, version, cfg.Labels["org.opencontainers.image.version"], "the tag, the label and --version agree")
 		assert.Equal(t, "Apache-2.0", cfg.Labels["org.opencontainers.image.licenses"])
 		assert.Equal(t, "https://github.com/otelcol-vllm/otelcol-vllm", cfg.Labels["org.opencontainers.image.source"])
@@ -184,6 +184,8 @@ func TestContainerImage(t *testing.T) {
 		"--env", "OTELCOL_VLLM_HEALTH_CHECK_ENDPOINT="+health,
 		"--env", "OTELCOL_VLLM_TELEMETRY_HOST=127.0.0.1",
 		"--env", "OTELCOL_VLLM_TELEMETRY_PORT="+strconv.Itoa(telemetryPort),
+		"--env", "OTELCOL_VLLM_STATUS_ENDPOINT="+loopback(freePort(t)),
+		"--env", "OTELCOL_VLLM_PROMETHEUS_ENDPOINT="+loopback(freePort(t)),
 		"--env", "OTELCOL_VLLM_JAEGER_ENDPOINT="+sink.endpoint,
 		"--env", "OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT="+prom.remoteWriteURL(),
 		// where the NVIDIA container runtime puts the driver's library; the loader finds it by name

@@ -5,7 +5,7 @@
 //	otelcol-vllm --config embedded:default --config my-overrides.yaml
 //
 // The default configuration receives OTLP, runs the vllm processor and connector and the nvml receiver,
-// and prints the derived metrics with the debug exporter. Exporters to a trace backend (OTLP/gRPC, e.g.
+// and serves the derived metrics on a status page and JSON API (vllm_status) and for Prometheus to scrape. Exporters to a trace backend (OTLP/gRPC, e.g.
 // Jaeger) and to Prometheus (remote write) are merged in only when their environment variables are set,
 // so that a machine without those backends gets no exporter errors.
 package embeddedprovider // import "github.com/otelcol-vllm/otelcol-vllm/distribution/embeddedprovider"
@@ -32,6 +32,8 @@ const (
 	// EnvRemoteWriteEndpoint switches on the Prometheus remote-write exporter (full URL, e.g.
 	// http://localhost:9090/api/v1/write).
 	EnvRemoteWriteEndpoint = "OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT"
+	// EnvVLLMMetricsTarget switches on a scrape of vLLM's own /metrics (host:port of vLLM's HTTP server).
+	EnvVLLMMetricsTarget = "OTELCOL_VLLM_VLLM_METRICS_TARGET"
 )
 
 //go:embed config/*.yaml
@@ -48,6 +50,7 @@ type layer struct {
 var layers = []layer{
 	{env: EnvJaegerEndpoint, file: "config/jaeger.yaml"},
 	{env: EnvRemoteWriteEndpoint, file: "config/remote_write.yaml"},
+	{env: EnvVLLMMetricsTarget, file: "config/vllm_metrics.yaml"},
 }
 
 type provider struct {

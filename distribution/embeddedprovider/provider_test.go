@@ -36,34 +36,43 @@ func TestRetrieveDefaultLayers(t *testing.T) {
 		tracesExporters []any
 		metricsExporter []any
 		exporterKeys    []string
+		metricsReceiver []any
 	}{
 		{
 			name:            "no backends",
 			env:             map[string]string{},
 			tracesExporters: []any{"vllm"},
-			metricsExporter: []any{"debug"},
-			exporterKeys:    []string{"debug"},
+			metricsExporter: []any{"debug", "vllm_status", "prometheus"},
+			exporterKeys:    []string{"debug", "vllm_status", "prometheus"},
 		},
 		{
 			name:            "blank values do not switch exporters on",
 			env:             map[string]string{EnvJaegerEndpoint: " ", EnvRemoteWriteEndpoint: ""},
 			tracesExporters: []any{"vllm"},
-			metricsExporter: []any{"debug"},
-			exporterKeys:    []string{"debug"},
+			metricsExporter: []any{"debug", "vllm_status", "prometheus"},
+			exporterKeys:    []string{"debug", "vllm_status", "prometheus"},
 		},
 		{
 			name:            "jaeger only",
 			env:             map[string]string{EnvJaegerEndpoint: "localhost:14317"},
 			tracesExporters: []any{"vllm", "otlp_grpc/jaeger"},
-			metricsExporter: []any{"debug"},
-			exporterKeys:    []string{"debug", "otlp_grpc/jaeger"},
+			metricsExporter: []any{"debug", "vllm_status", "prometheus"},
+			exporterKeys:    []string{"debug", "vllm_status", "prometheus", "otlp_grpc/jaeger"},
 		},
 		{
 			name:            "remote write only",
 			env:             map[string]string{EnvRemoteWriteEndpoint: "http://localhost:9090/api/v1/write"},
 			tracesExporters: []any{"vllm"},
-			metricsExporter: []any{"debug", "prometheus_remote_write"},
-			exporterKeys:    []string{"debug", "prometheus_remote_write"},
+			metricsExporter: []any{"debug", "vllm_status", "prometheus", "prometheus_remote_write"},
+			exporterKeys:    []string{"debug", "vllm_status", "prometheus", "prometheus_remote_write"},
+		},
+		{
+			name:            "vLLM's /metrics scraped",
+			env:             map[string]string{EnvVLLMMetricsTarget: "localhost:8000"},
+			tracesExporters: []any{"vllm"},
+			metricsExporter: []any{"debug", "vllm_status", "prometheus"},
+			exporterKeys:    []string{"debug", "vllm_status", "prometheus"},
+			metricsReceiver: []any{"vllm", "nvml", "prometheus/vllm"},
 		},
 		{
 			name: "both",
@@ -72,8 +81,8 @@ func TestRetrieveDefaultLayers(t *testing.T) {
 				EnvRemoteWriteEndpoint: "http://localhost:9090/api/v1/write",
 			},
 			tracesExporters: []any{"vllm", "otlp_grpc/jaeger"},
-			metricsExporter: []any{"debug", "prometheus_remote_write"},
-			exporterKeys:    []string{"debug", "otlp_grpc/jaeger", "prometheus_remote_write"},
+			metricsExporter: []any{"debug", "vllm_status", "prometheus", "prometheus_remote_write"},
+			exporterKeys:    []string{"debug", "vllm_status", "prometheus", "otlp_grpc/jaeger", "prometheus_remote_write"},
 		},
 	}
 	for _, tt := range tests {
@@ -84,16 +93,20 @@ func TestRetrieveDefaultLayers(t *testing.T) {
 			exporters, ok := conf.Get("exporters").(map[string]any)
 			require.True(t, ok)
 			assert.ElementsMatch(t, tt.exporterKeys, mapKeys(exporters))
-			// the layers only add exporters: receivers and processors stay those of the base
+			// the layers only add exporters and receivers: processors stay those of the base
 			assert.Equal(t, []any{"otlp"}, conf.Get("service::pipelines::traces::receivers"))
 			assert.Equal(t, []any{"memory_limiter", "vllm", "batch"}, conf.Get("service::pipelines::traces::processors"))
-			assert.Equal(t, []any{"vllm", "nvml"}, conf.Get("service::pipelines::metrics::receivers"))
+			receivers := tt.metricsReceiver
+			if receivers == nil {
+				receivers = []any{"vllm", "nvml"}
+			}
+			assert.Equal(t, receivers, conf.Get("service::pipelines::metrics::receivers"))
 		})
 	}
 }
 
-// A merge replaces lists, so each layer restates the exporter list of the pipelines it extends. This guards
-// against a layer silently dropping an exporter that default.yaml gained later.
+// A merge replaces lists, so each layer restates the exporter (or receiver) list of the pipelines it extends. This
+// guards against a layer silently dropping an exporter or receiver that default.yaml gained later.
 func TestLayersKeepBaseExporters(t *testing.T) {
 	base, err := loadFile("config/default.yaml")
 	require.NoError(t, err)
@@ -104,13 +117,20 @@ func TestLayersKeepBaseExporters(t *testing.T) {
 			pipelines, ok := extra.Get("service::pipelines").(map[string]any)
 			require.True(t, ok, "layer extends no pipeline")
 			for name := range pipelines {
-				key := "service::pipelines::" + name + "::exporters"
-				baseList, ok := base.Get(key).([]any)
-				require.True(t, ok, "layer extends pipeline %q that default.yaml does not have", name)
-				layerList, ok := extra.Get(key).([]any)
-				require.True(t, ok)
-				assert.Subset(t, layerList, baseList)
-				assert.Greater(t, len(layerList), len(baseList), "layer adds no exporter to %q", name)
+				extended := 0
+				for _, list := range []string{"exporters", "receivers"} {
+					key := "service::pipelines::" + name + "::" + list
+					layerList, ok := extra.Get(key).([]any)
+					if !ok {
+						continue
+					}
+					baseList, ok := base.Get(key).([]any)
+					require.True(t, ok, "layer extends pipeline %q that default.yaml does not have", name)
+					assert.Subset(t, layerList, baseList)
+					assert.Greater(t, len(layerList), len(baseList), "layer adds nothing to %s of %q", list, name)
+					extended++
+				}
+				assert.Positive(t, extended, "layer extends neither exporters nor receivers of %q", name)
 			}
 		})
 	}

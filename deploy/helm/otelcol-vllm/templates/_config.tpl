@@ -10,6 +10,7 @@ by daemonset.yaml. Exporters and the pipelines that use them follow the exporter
 {{- with get $v.slo $key }}{{ $_ := set $slo $key . }}{{ end }}
 {{- end }}
 {{- $rw := $v.exporters.remoteWrite }}
+{{- $scrape := $v.exporters.prometheus }}
 {{- $jaeger := $v.exporters.jaeger }}
 {{- $otlp := $v.exporters.otlp }}
 {{- $traceExporters := list }}
@@ -30,10 +31,13 @@ by daemonset.yaml. Exporters and the pipelines that use them follow the exporter
 {{- $_ := required "exporters.remoteWrite.endpoint is required when exporters.remoteWrite.enabled is true" $rw.endpoint }}
 {{- $metricsExporters = prepend $metricsExporters "prometheus_remote_write" }}
 {{- end }}
+{{- if $scrape.enabled }}
+{{- $metricsExporters = append $metricsExporters "prometheus" }}
+{{- end }}
 {{- /* sampled: the metrics see every span, the trace exporters a sample (a forward fan-out) */}}
 {{- $sampled := and $traceExporters (lt (float64 $v.sampling.tracePercentage) 100.0) }}
 {{- if not $metricsExporters }}
-{{- fail "no metrics exporter: enable exporters.remoteWrite, or exporters.otlp with exporters.otlp.metrics" }}
+{{- fail "no metrics exporter: enable exporters.remoteWrite, exporters.prometheus, or exporters.otlp with exporters.otlp.metrics" }}
 {{- end }}
 extensions:
   health_check:
@@ -148,6 +152,14 @@ exporters:
     {{- with $rw.tls }}
     tls: {{ . | toJson }}
     {{- end }}
+  {{- end }}
+  {{- if $scrape.enabled }}
+  prometheus:
+    endpoint: ${env:MY_POD_IP}:{{ $v.ports.prometheus }}
+    # exemplars (trace ids) are only written in the OpenMetrics format
+    enable_open_metrics: true
+    resource_constant_labels:
+      included: [k8s.pod.name, k8s.namespace.name]
   {{- end }}
   {{- if $jaeger.enabled }}
   otlp_grpc/jaeger:
