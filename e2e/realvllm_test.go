@@ -487,3 +487,41 @@ func compareWithVLLMBench(t *testing.T, venv, modelDir string, v *realVLLM) {
 		t.Logf("%s: vLLM %.2f ms, vllmbench %.2f ms", key, w, g)
 	}
 }
+
+// TestRealVLLMOverOTLPHTTP starts vLLM with its spans sent over OTLP/HTTP, as the README's instructions for
+// that protocol say, and checks that a chat and a completion request each arrive as one enriched span in the
+// client's trace.
+func TestRealVLLMOverOTLPHTTP(t *testing.T) {
+	venv := requireVLLM(t)
+	modelDir := tinyModel(t, venv)
+	sink := startTraceSink(t)
+	c := startCollector(t, "collector-http", []string{filepath.Join(repoRoot(t), "e2e", "testdata", "realvllm-http.yaml")},
+		map[string]string{"E2E_TRACE_SINK_ENDPOINT": sink.endpoint})
+	v := vllmServeOn(t, freePort(t), venv, modelDir, realVLLMModel, "http://"+c.otlpHTTP+"/v1/traces", []string{
+		"OTEL_SERVICE_NAME=" + realVLLMJob,
+		"OTEL_RESOURCE_ATTRIBUTES=gen_ai.request.model=" + realVLLMModel,
+		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf",
+	})
+	calls := finishingMix()[:3:3]
+	calls = slices.DeleteFunc(calls, func(c *vllmCall) bool { return c.stream })
+	for _, call := range calls {
+		v.do(t, call)
+		require.Equal(t, 200, call.status, "%s: %s", call.name, call.raw)
+	}
+	var spans map[string][]vllmSpan
+	require.Eventually(t, func() bool {
+		spans, _ = llmRequestSpans(sink.all())
+		return len(spans) >= len(calls)
+	}, 30*time.Second, 100*time.Millisecond)
+	for _, call := range calls {
+		require.Len(t, spans[call.traceID], 1, call.name)
+		s := spans[call.traceID][0]
+		assert.Equal(t, call.parentID, s.span.ParentSpanID().String(), call.name)
+		met, ok := s.span.Attributes().Get("vllm.slo.met")
+		assert.True(t, ok, "%s: enriched by the processor", call.name)
+		assert.Equal(t, pcommon.ValueTypeBool, met.Type())
+		model, _ := s.span.Attributes().Get("gen_ai.request.model")
+		assert.Equal(t, realVLLMModel, model.Str())
+	}
+	assert.Zero(t, c.telemetryValue(t, "otelcol_receiver_refused_spans"))
+}
