@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -110,6 +111,19 @@ func domModels(dom string) map[string]domModel {
 	out := map[string]domModel{}
 	for _, m := range domModelRow.FindAllStringSubmatch(dom, -1) {
 		out[m[1]] = domModel{requests: m[2], running: m[3], waiting: m[4], input: m[5], output: m[6]}
+	}
+	return out
+}
+
+// figures are what the page's model rows show, by model.
+func figures(st statusDoc) map[string][5]float64 {
+	out := map[string][5]float64{}
+	for _, m := range st.Models {
+		var running, waiting float64 = -1, -1
+		if m.Running != nil {
+			running, waiting = *m.Running, *m.Waiting
+		}
+		out[m.Model] = [5]float64{m.RequestsTotal, running, waiting, m.Tokens.InputTotal, m.Tokens.OutputTotal}
 	}
 	return out
 }
@@ -228,9 +242,20 @@ func TestStatusPage(t *testing.T) {
 	})
 
 	t.Run("after an update the page shows the API's figures", func(t *testing.T) {
-		// traffic has ended: the figures are stable
-		st, _ := fetchStatus(t, c)
-		dom := chromium(t, browser, pageURL, "--dump-dom")
+		// Traffic has ended, but vLLM's gauges (scraped every 5 s) still move while its last requests finish: take a
+		// DOM between two API answers that agree, so that the page is compared with the figures it rendered.
+		var st statusDoc
+		var dom string
+		for attempt := 0; ; attempt++ {
+			before, _ := fetchStatus(t, c)
+			dom = chromium(t, browser, pageURL, "--dump-dom")
+			after, _ := fetchStatus(t, c)
+			if reflect.DeepEqual(figures(before), figures(after)) {
+				st = after
+				break
+			}
+			require.Less(t, attempt, 20, "the API's figures never held still around a page load")
+		}
 		rows := domModels(dom)
 		for _, m := range st.Models {
 			name := strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(m.Model)
