@@ -205,10 +205,12 @@ vet:
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
 
-## fmt-check: fail when a file is not gofmt-formatted
+## fmt-check: fail when a file is not gofmt-formatted, or when a merge left *.orig / *.rej files in the tree
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './_build/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@left=$$(find . -path ./_build -prune -o \( -name '*.orig' -o -name '*.rej' \) -print); \
+	if [ -n "$$left" ]; then echo "merge leftovers (delete them):"; echo "$$left"; exit 1; fi
 
 ## unit: every Go test with the race detector. Tests that need the built distribution, promtool, prometheus or
 ## Jaeger, helm, kustomize, tmux, chromium or vLLM read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS,
