@@ -381,13 +381,7 @@ func (s *cumulativeSink) histogram(metric string, match map[string]any) vllmtest
 		}
 		h.Count += uint64(p.value)
 		h.Sum += p.sum
-		cum := map[float64]uint64{}
-		var running uint64
-		for i, b := range p.bounds {
-			running += p.buckets[i]
-			cum[b] = running
-		}
-		perSeries = append(perSeries, cum)
+		perSeries = append(perSeries, vllmtest.Cumulative(p.bounds, p.buckets))
 	}
 	h.Cumulative = vllmtest.MergeShared(perSeries)
 	return h

@@ -128,19 +128,25 @@ func ConnectorHistogram(md pmetric.Metrics, name, tokenType string) Histogram {
 					}
 					h.Count += dp.Count()
 					h.Sum += dp.Sum()
-					cum := map[float64]uint64{}
-					var running uint64
-					for b := 0; b < dp.ExplicitBounds().Len(); b++ {
-						running += dp.BucketCounts().At(b)
-						cum[dp.ExplicitBounds().At(b)] = running
-					}
-					perSeries = append(perSeries, cum)
+					perSeries = append(perSeries, Cumulative(dp.ExplicitBounds().AsRaw(), dp.BucketCounts().AsRaw()))
 				}
 			}
 		}
 	}
 	h.Cumulative = MergeShared(perSeries)
 	return h
+}
+
+// Cumulative turns a histogram point's explicit bounds and per-bucket counts into the cumulative count at each
+// bound (Prometheus' le buckets; the +Inf bucket is left out).
+func Cumulative(bounds []float64, buckets []uint64) map[float64]uint64 {
+	cum := make(map[float64]uint64, len(bounds))
+	var running uint64
+	for i, b := range bounds {
+		running += buckets[i]
+		cum[b] = running
+	}
+	return cum
 }
 
 // MergeShared adds cumulative counts over series at the bounds every series has.

@@ -2,7 +2,6 @@ package vllmmetrics
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -39,10 +38,9 @@ var notEmulated = []string{
 // family it writes exists there with the same type, label names, label values of finished_reason and bucket
 // bounds; every family of vLLM's it does not write is one of notEmulated.
 func TestMatchesRealVLLM(t *testing.T) {
-	text, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "testdata", "vllm", "0.32.0", "metrics.txt"))
+	fixture, err := vllmtest.ReadRealVLLMFixture(filepath.Join("..", "..", "..", "..", "testdata", "vllm", "0.32.0"))
 	require.NoError(t, err)
-	real, err := vllmtest.ParseVLLMMetrics(bytes.NewReader(text))
-	require.NoError(t, err)
+	real := fixture.Metrics
 	r, err := New([]string{"tiny-llama"}, "0")
 	require.NoError(t, err)
 	require.NoError(t, r.ObserveFinished(FinishedRequest{Model: "tiny-llama", FinishedReason: FinishLength, TTFT: 40 * time.Millisecond,

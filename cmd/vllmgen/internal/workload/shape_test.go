@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
 )
 
 // referenceExample is the part of testdata/vllm_span_examples.json the tests compare against.
@@ -198,8 +200,9 @@ func TestParseShape(t *testing.T) {
 // attribute key with its type (for a sampled, non-greedy request), the request id's form, and the resource's
 // keys (less service.instance.id, which the recording set through OTEL_RESOURCE_ATTRIBUTES) and SDK.
 func TestShapeMatchesRealVLLM(t *testing.T) {
-	td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(mustRead(t, filepath.Join("..", "..", "..", "..", "testdata", "vllm", "0.32.0", "spans.json")))
+	fixture, err := vllmtest.ReadRealVLLMFixture(filepath.Join("..", "..", "..", "..", "testdata", "vllm", "0.32.0"))
 	require.NoError(t, err)
+	td := fixture.Spans
 	rs, ss, span := buildOne(t, ShapeV1)
 	gotResource := withoutKeys(attributeTypes(rs.Resource().Attributes()))
 	compared := 0
@@ -235,11 +238,4 @@ func TestShapeMatchesRealVLLM(t *testing.T) {
 		}
 	}
 	require.Positive(t, compared)
-}
-
-func mustRead(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	return b
 }
