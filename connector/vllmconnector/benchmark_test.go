@@ -7,12 +7,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 func benchmarkConnector(b *testing.B, cfg *Config, tracestate string) {
 	h := newHarness(b, cfg)
-	batch := vllmtest.V1Batch(1000, 4)
+	batch := vllmrequesttest.V1Batch(1000, 4)
 	if tracestate != "" {
 		rss := batch.ResourceSpans()
 		for i := 0; i < rss.Len(); i++ {
@@ -28,14 +28,14 @@ func benchmarkConnector(b *testing.B, cfg *Config, tracestate string) {
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		vllmtest.UniqueSpanIDs(batch)
+		vllmrequesttest.UniqueSpanIDs(batch)
 		b.StartTimer()
 		_ = h.c.ConsumeTraces(context.Background(), batch)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/span")
-	vllmtest.UniqueSpanIDs(batch)
+	vllmrequesttest.UniqueSpanIDs(batch)
 	b.ReportMetric(float64(testing.AllocsPerRun(1, func() {
-		vllmtest.UniqueSpanIDs(batch)
+		vllmrequesttest.UniqueSpanIDs(batch)
 		_ = h.c.ConsumeTraces(context.Background(), batch)
 	}))/1000, "allocs/span")
 }
@@ -67,7 +67,7 @@ func BenchmarkFlush(b *testing.B) {
 	cfg := seedSLOConfig()
 	cfg.Dimensions = []Dimension{{Name: "series"}}
 	h := newHarness(b, cfg)
-	batch := vllmtest.V1Batch(1000, 4)
+	batch := vllmrequesttest.V1Batch(1000, 4)
 	rss := batch.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		spans := rss.At(i).ScopeSpans().At(0).Spans()
@@ -100,7 +100,7 @@ func BenchmarkMemoryPerSeries(b *testing.B) {
 			cfg := seedSLOConfig()
 			cfg.Dimensions = []Dimension{{Name: "series"}}
 			tc.cfg(cfg)
-			batch := vllmtest.V1Batch(series, 1)
+			batch := vllmrequesttest.V1Batch(series, 1)
 			spans := batch.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
 			for j := 0; j < spans.Len(); j++ {
 				spans.At(j).Attributes().PutInt("series", int64(j))

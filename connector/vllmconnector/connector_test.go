@@ -27,7 +27,7 @@ import (
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadata"
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadatatest"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
-	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -68,7 +68,7 @@ func (h *harness) consume(t testing.TB, fixtures ...string) {
 	for _, f := range fixtures {
 		td := readFixture(t, f)
 		if h.consumed[f] {
-			vllmtest.UniqueSpanIDs(td)
+			vllmrequesttest.UniqueSpanIDs(td)
 		}
 		h.consumed[f] = true
 		require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
@@ -407,7 +407,7 @@ func TestCardinalityLimitOverflow(t *testing.T) {
 		tmpl.CopyTo(s)
 		s.Attributes().PutStr("tenant", tenant)
 	}
-	vllmtest.UniqueSpanIDs(td) // copies of one span, standing for distinct requests
+	vllmrequesttest.UniqueSpanIDs(td) // copies of one span, standing for distinct requests
 	require.NoError(t, c.ConsumeTraces(context.Background(), td))
 	c.flush(context.Background())
 	md := sink.AllMetrics()[0]
@@ -485,7 +485,7 @@ func TestResourceAttributesDefaultAndAll(t *testing.T) {
 	third := td.ResourceSpans().AppendEmpty()
 	second.CopyTo(third)
 	third.Resource().Attributes().PutStr("vllm.process_id", "4713")
-	vllmtest.UniqueSpanIDs(td) // copies of one span, standing for distinct requests
+	vllmrequesttest.UniqueSpanIDs(td) // copies of one span, standing for distinct requests
 	require.NoError(t, h.c.ConsumeTraces(context.Background(), td))
 	md := h.flush(t, time.Second)
 	require.Equal(t, 2, md.ResourceMetrics().Len(), "processes of one instance merge; instances stay apart")

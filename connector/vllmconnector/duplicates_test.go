@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadatatest"
-	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 // TestRetriedSpansCountOnce: an OTLP client that timed out on a request the collector had processed sends the
@@ -33,7 +33,7 @@ func TestRetriedSpansCountOnce(t *testing.T) {
 		sink := new(consumertest.MetricsSink)
 		c, err := newConnector(metadatatest.NewSettings(tel), cfg, sink, clockwork.NewFakeClockAt(t0))
 		require.NoError(t, err)
-		batch := vllmtest.V1Batch(100, 4)
+		batch := vllmrequesttest.V1Batch(100, 4)
 		retry := ptrace.NewTraces()
 		batch.CopyTo(retry)
 		// one span twice within one request, too
@@ -42,7 +42,7 @@ func TestRetriedSpansCountOnce(t *testing.T) {
 		require.NoError(t, c.ConsumeTraces(context.Background(), batch))
 		require.NoError(t, c.ConsumeTraces(context.Background(), retry))
 		require.NoError(t, c.Shutdown(context.Background()))
-		assert.Equal(t, tc.requests, vllmtest.SumTotal(sink.AllMetrics(), metricRequests), "window %d", tc.window)
+		assert.Equal(t, tc.requests, vllmrequesttest.SumTotal(sink.AllMetrics(), metricRequests), "window %d", tc.window)
 		if tc.copies > 0 {
 			metadatatest.AssertEqualConnectorVllmSpansDuplicate(t, tel, []metricdata.DataPoint[int64]{{Value: tc.copies}}, metricdatatest.IgnoreTimestamp())
 		} else {
@@ -97,7 +97,7 @@ func TestDuplicatesAcrossPrefetchChunks(t *testing.T) {
 	sink := new(consumertest.MetricsSink)
 	c, err := newConnector(metadatatest.NewSettings(tel), seedSLOConfig(), sink, clockwork.NewFakeClockAt(t0))
 	require.NoError(t, err)
-	batch := vllmtest.V1Batch(3*prefetchSpans, 1)
+	batch := vllmrequesttest.V1Batch(3*prefetchSpans, 1)
 	spans := batch.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
 	// a span of another name with the ids of request span 1 every few spans, and copies of request spans 0,
 	// prefetchSpans-1 and prefetchSpans (at the end of the first chunk and the start of the second) after them
@@ -113,6 +113,6 @@ func TestDuplicatesAcrossPrefetchChunks(t *testing.T) {
 	require.Greater(t, spans.Len(), 3*prefetchSpans, "a fourth chunk")
 	require.NoError(t, c.ConsumeTraces(context.Background(), batch))
 	require.NoError(t, c.Shutdown(context.Background()))
-	assert.Equal(t, int64(3*prefetchSpans), vllmtest.SumTotal(sink.AllMetrics(), metricRequests))
+	assert.Equal(t, int64(3*prefetchSpans), vllmrequesttest.SumTotal(sink.AllMetrics(), metricRequests))
 	metadatatest.AssertEqualConnectorVllmSpansDuplicate(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
 }

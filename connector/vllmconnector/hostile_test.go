@@ -24,14 +24,14 @@ import (
 
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadata"
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadatatest"
-	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 // hostileBatch returns n V1 request spans whose model (on the resource, as vLLM V1 sends it) is
 // model(i) and whose span attributes are set by attrs(i, span attributes).
 func hostileBatch(n int, model func(i int) string, attrs func(i int, a pcommon.Map)) ptrace.Traces {
-	td := vllmtest.V1Batch(n, 1)
-	vllmtest.UniqueSpanIDs(td) // each call stands for new requests
+	td := vllmrequesttest.V1Batch(n, 1)
+	vllmrequesttest.UniqueSpanIDs(td) // each call stands for new requests
 	rs := td.ResourceSpans().At(0)
 	rs.Resource().Attributes().Remove("gen_ai.request.model")
 	spans := rs.ScopeSpans().At(0).Spans()
@@ -546,7 +546,7 @@ func TestLargestSeriesIsSplitByDataPoint(t *testing.T) {
 	t.Logf("%d requests, the largest %d KiB", len(h.sink.AllMetrics()), largest>>10)
 	assert.LessOrEqual(t, largest, cfg.MaxRequestBytes)
 	assert.Equal(t, want, got, "every data point arrives")
-	assert.Equal(t, int64(series*maxExemplarsPerDataPoint), vllmtest.SumTotal(h.sink.AllMetrics(), metricRequests))
+	assert.Equal(t, int64(series*maxExemplarsPerDataPoint), vllmrequesttest.SumTotal(h.sink.AllMetrics(), metricRequests))
 }
 
 // TestSeriesResolvedOncePerBatch: a batch resolves a series once per resource and set of values and reuses it

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 // realVLLMVersions are the vLLM versions whose recorded output (testdata/vllm/<version>/, see its README) the
@@ -22,7 +22,7 @@ var realVLLMVersions = []string{"0.32.0"}
 func TestReplayRealVLLM(t *testing.T) {
 	for _, version := range realVLLMVersions {
 		t.Run(version, func(t *testing.T) {
-			fixture, err := vllmtest.ReadRealVLLMFixture(filepath.Join("..", "..", "testdata", "vllm", version))
+			fixture, err := vllmrequesttest.ReadRealVLLMFixture(filepath.Join("..", "..", "testdata", "vllm", version))
 			require.NoError(t, err)
 			cfg := seedSLOConfig()
 			cfg.Histograms.SingleTokenTPOT = SingleTokenTPOTZero // vLLM observes 0 for one output token
@@ -30,22 +30,22 @@ func TestReplayRealVLLM(t *testing.T) {
 			require.NoError(t, h.c.ConsumeTraces(context.Background(), fixture.Spans))
 			md := h.flush(t, time.Second)
 
-			for _, pair := range vllmtest.HistogramPairs {
-				want, ok := vllmtest.VLLMHistogram(fixture.Metrics, pair.VLLM)
+			for _, pair := range vllmrequesttest.HistogramPairs {
+				want, ok := vllmrequesttest.VLLMHistogram(fixture.Metrics, pair.VLLM)
 				require.True(t, ok, pair.VLLM)
-				got := vllmtest.ConnectorHistogram(md, pair.Connector, pair.TokenType)
-				assert.Empty(t, vllmtest.Differences(want, got, 0.001), "%s against %s", pair.Connector, pair.VLLM)
+				got := vllmrequesttest.ConnectorHistogram(md, pair.Connector, pair.TokenType)
+				assert.Empty(t, vllmrequesttest.Differences(want, got, 0.001), "%s against %s", pair.Connector, pair.VLLM)
 				assert.Positive(t, want.Count, pair.VLLM)
 			}
 			var requests int64
 			for _, p := range points(md, metricRequests) {
 				requests += p.num.IntValue()
 			}
-			assert.Equal(t, vllmtest.VLLMCounter(fixture.Metrics, "vllm:request_success_total", nil), float64(requests))
+			assert.Equal(t, vllmrequesttest.VLLMCounter(fixture.Metrics, "vllm:request_success_total", nil), float64(requests))
 			spans, _ := fixture.RequestSpans()
 			assert.Equal(t, int64(len(spans)), requests, "one request per llm_request span")
 			for tokenType, family := range map[string]string{"input": "vllm:request_prompt_tokens", "output": "vllm:request_generation_tokens"} {
-				want, _ := vllmtest.VLLMHistogram(fixture.Metrics, family)
+				want, _ := vllmrequesttest.VLLMHistogram(fixture.Metrics, family)
 				var got int64
 				for _, p := range points(md, metricTokens) {
 					if p.attrs["gen_ai.token.type"] == tokenType {

@@ -18,7 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector/internal/metadatatest"
-	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 // sampledBatch is n identical V1 request spans (TTFT 0.1 s, E2E 1.5 s, 100 prompt and 50 output tokens) of
@@ -43,7 +43,7 @@ func sampledBatch(n int, service, tracestate string) ptrace.Traces {
 		a.PutInt("gen_ai.usage.prompt_tokens", 100)
 		a.PutInt("gen_ai.usage.completion_tokens", 50)
 	}
-	vllmtest.UniqueSpanIDs(td) // each call stands for new requests
+	vllmrequesttest.UniqueSpanIDs(td) // each call stands for new requests
 	return td
 }
 

@@ -3,12 +3,12 @@ package vllmrequest
 import (
 	"testing"
 
-	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 // BenchmarkDerive derives the records of 1,000 realistic V1 spans.
 func BenchmarkDerive(b *testing.B) {
-	td := vllmtest.V1Batch(1000, 4)
+	td := vllmrequesttest.V1Batch(1000, 4)
 	d := NewDeriver(NewDefaultConfig())
 	var rec Record
 	b.ReportAllocs()

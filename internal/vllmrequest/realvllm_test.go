@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 // TestRealVLLMSpansDeriveCleanly: every request span a real vLLM sent (testdata/vllm/<version>/) is recognised
@@ -17,7 +17,7 @@ import (
 func TestRealVLLMSpansDeriveCleanly(t *testing.T) {
 	for _, version := range []string{"0.32.0"} {
 		t.Run(version, func(t *testing.T) {
-			fixture, err := vllmtest.ReadRealVLLMFixture(filepath.Join("..", "..", "testdata", "vllm", version))
+			fixture, err := vllmrequesttest.ReadRealVLLMFixture(filepath.Join("..", "..", "testdata", "vllm", version))
 			require.NoError(t, err)
 			d := NewDeriver(NewDefaultConfig())
 			var recognised, ignored int

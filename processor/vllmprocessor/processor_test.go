@@ -21,7 +21,7 @@ import (
 
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
-	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 	"github.com/otelcol-vllm/otelcol-vllm/processor/vllmprocessor/internal/metadatatest"
 )
 
@@ -178,7 +178,7 @@ func TestProcessorTelemetry(t *testing.T) {
 
 // BenchmarkProcessor measures the per-span cost of enriching a batch of 1,000 realistic V1 spans.
 func BenchmarkProcessor(b *testing.B) {
-	batch := vllmtest.V1Batch(1000, 4)
+	batch := vllmrequesttest.V1Batch(1000, 4)
 	p, err := newSpanEnricher(metadatatest.NewSettings(componenttest.NewTelemetry()), seedSLOConfig())
 	require.NoError(b, err)
 	b.ReportAllocs()
@@ -205,7 +205,7 @@ func TestUnknownOperationsAreCountedWhereDecided(t *testing.T) {
 	require.NoError(t, err)
 	p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(tel), createDefaultConfig(), conn)
 	require.NoError(t, err)
-	td := vllmtest.V1Batch(10, 1)
+	td := vllmrequesttest.V1Batch(10, 1)
 	for i := range 7 {
 		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(i).Attributes().PutStr(vllmrequest.AttrRequestID, "mystery-1")
 	}

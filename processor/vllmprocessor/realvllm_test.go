@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmtest"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 	"github.com/otelcol-vllm/otelcol-vllm/processor/vllmprocessor/internal/metadatatest"
 )
 
@@ -23,7 +23,7 @@ import (
 func TestReplayRealVLLM(t *testing.T) {
 	for _, version := range []string{"0.32.0"} {
 		t.Run(version, func(t *testing.T) {
-			fixture, err := vllmtest.ReadRealVLLMFixture(filepath.Join("..", "..", "testdata", "vllm", version))
+			fixture, err := vllmrequesttest.ReadRealVLLMFixture(filepath.Join("..", "..", "testdata", "vllm", version))
 			require.NoError(t, err)
 			sent, startup := fixture.RequestSpans()
 			require.NotEmpty(t, sent)
@@ -39,7 +39,7 @@ func TestReplayRealVLLM(t *testing.T) {
 			require.NoError(t, p.ConsumeTraces(context.Background(), fixture.Spans))
 			require.Len(t, sink.AllTraces(), 1)
 
-			out := vllmtest.RealVLLMFixture{Spans: sink.AllTraces()[0]}
+			out := vllmrequesttest.RealVLLMFixture{Spans: sink.AllTraces()[0]}
 			enriched, others := out.RequestSpans()
 			require.Len(t, enriched, len(sent))
 			assert.Equal(t, startup, others)

@@ -1,0 +1,388 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"net"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/connector/connectortest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc"
+
+	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
+)
+
+// cumulativeSink is an OTLP/gRPC metrics receiver that keeps the latest point of every series: with cumulative
+// temporality and one exporter queue consumer, the latest is the total so far.
+type cumulativeSink struct {
+	pmetricotlp.UnimplementedGRPCServer
+	endpoint string
+	mu       sync.Mutex
+	requests int
+	latest   map[string]*sinkPoint // by metric name and point attributes
+}
+
+type sinkPoint struct {
+	metric string
+	attrs  map[string]any
+	value  float64 // a sum's value, a histogram's count
+	sum    float64 // a histogram's sum
+	// a histogram's explicit bounds and bucket counts
+	bounds  []float64
+	buckets []uint64
+}
+
+func startCumulativeSink(t *testing.T) *cumulativeSink {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &cumulativeSink{endpoint: lis.Addr().String(), latest: map[string]*sinkPoint{}}
+	srv := grpc.NewServer()
+	pmetricotlp.RegisterGRPCServer(srv, s)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return s
+}
+
+func (s *cumulativeSink) Export(_ context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	rms := req.Metrics().ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		sms := rms.At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				put := func(attrs pcommon.Map, value, sum float64) *sinkPoint {
+					raw := attrs.AsRaw()
+					keys := make([]string, 0, len(raw))
+					for key, v := range raw {
+						keys = append(keys, key+"="+toString(v))
+					}
+					sort.Strings(keys)
+					p := &sinkPoint{metric: m.Name(), attrs: raw, value: value, sum: sum}
+					s.latest[m.Name()+"{"+strings.Join(keys, ",")+"}"] = p
+					return p
+				}
+				switch m.Type() {
+				case pmetric.MetricTypeSum:
+					for p := 0; p < m.Sum().DataPoints().Len(); p++ {
+						dp := m.Sum().DataPoints().At(p)
+						put(dp.Attributes(), float64(dp.IntValue()), 0)
+					}
+				case pmetric.MetricTypeHistogram:
+					for p := 0; p < m.Histogram().DataPoints().Len(); p++ {
+						dp := m.Histogram().DataPoints().At(p)
+						p := put(dp.Attributes(), float64(dp.Count()), dp.Sum())
+						p.bounds, p.buckets = dp.ExplicitBounds().AsRaw(), dp.BucketCounts().AsRaw()
+					}
+				}
+			}
+		}
+	}
+	return pmetricotlp.NewExportResponse(), nil
+}
+
+// toString writes an attribute value for a series key; strings, nearly all of them, without encoding/json,
+// which costs most of a large request's handling under the race detector.
+func toString(v any) string {
+	if s, ok := v.(string); ok {
+		return `"` + s + `"`
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// total adds the latest values (and histogram sums) of a metric's series whose attributes include match, and says
+// how many series there were.
+func (s *cumulativeSink) total(metric string, match map[string]any) (value, sum float64, series int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.latest {
+		if p.metric != metric {
+			continue
+		}
+		ok := true
+		for k, v := range match {
+			if p.attrs[k] != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			value += p.value
+			sum += p.sum
+			series++
+		}
+	}
+	return value, sum, series
+}
+
+// requestCount is the number of export requests received.
+func (s *cumulativeSink) requestCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// missing lists the values of attribute that no series of metric has.
+func (s *cumulativeSink) missing(metric, attribute string, values []string) (out []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, p := range s.latest {
+		if v, ok := p.attrs[attribute].(string); ok && p.metric == metric {
+			seen[v] = true
+		}
+	}
+	for _, v := range values {
+		if !seen[v] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// vllmgen's summary under head sampling: what the sent spans stand for, per model.
+type adjustedStat struct {
+	Count      float64 `json:"count"`
+	SumSeconds float64 `json:"sum_seconds"`
+}
+
+type adjustedReport struct {
+	Spans            float64      `json:"spans"`
+	PromptTokens     float64      `json:"prompt_tokens"`
+	CompletionTokens float64      `json:"completion_tokens"`
+	E2E              adjustedStat `json:"e2e"`
+	SLO              map[string]struct {
+		Met      float64 `json:"met"`
+		Violated float64 `json:"violated"`
+	} `json:"slo"`
+}
+
+type sampledReport struct {
+	report
+	Adjusted *adjustedReport `json:"adjusted"`
+}
+
+type sampledSummary struct {
+	Total    sampledReport            `json:"total"`
+	Models   map[string]sampledReport `json:"models"`
+	Sampling *struct {
+		AdjustedCount  float64 `json:"adjusted_count"`
+		SentSpans      int64   `json:"sent_spans"`
+		UnsampledSpans int64   `json:"unsampled_spans"`
+	} `json:"sampling"`
+	SLOViolators *struct {
+		Spans     int64    `json:"spans"`
+		SpanIDs   []string `json:"span_ids"`
+		Truncated bool     `json:"truncated"`
+	} `json:"slo_violators"`
+}
+
+// sampledCollector runs the distribution on testdata/sampled.yaml, its metrics to a cumulative sink and its
+// sampled traces to a trace sink.
+func sampledCollector(t *testing.T, ratio string) (*collector, *cumulativeSink, *traceSink) {
+	t.Helper()
+	metrics, traces := startCumulativeSink(t), startTraceSink(t)
+	c := startCollector(t, "sampled", []string{filepath.Join(workshopRoot(t), "e2e", "testdata", "sampled.yaml")}, map[string]string{
+		"E2E_METRICS_SINK_ENDPOINT": metrics.endpoint, "E2E_TRACE_SINK_ENDPOINT": traces.endpoint, "E2E_SAMPLING_RATIO": ratio,
+	})
+	return c, metrics, traces
+}
+
+func sendSampled(t *testing.T, c *collector, count int, extra ...string) sampledSummary {
+	t.Helper()
+	args := append([]string{
+		"--endpoint=" + c.otlpGRPC, "--protocol=grpc", "--shape=v1", "--count=" + strconv.Itoa(count), "--seed=21",
+		"--models=llama-8b,qwen-7b", "--resource=service.instance.id=vllm-0", "--batch=200", "--summary=json",
+	}, sloFlags...)
+	out := run(t, 3*time.Minute, "", vllmgen(t), append(args, extra...)...)
+	var s sampledSummary
+	require.NoError(t, json.Unmarshal(out, &s), "vllmgen summary: %s", out)
+	require.Zero(t, s.Total.FailedSpans)
+	return s
+}
+
+// waitTotal waits until the metric's total over the matching series reaches want (within slack) or the timeout.
+func waitTotal(t *testing.T, sink *cumulativeSink, metric string, match map[string]any, want, slack float64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got, _, _ := sink.total(metric, match)
+		if got >= want-slack || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestHeadSampledMetrics sends 20,000 requests head-sampled at 10% at the source, once with OTEP 235 thresholds in
+// the tracestate and once without (as vLLM's Python SDK sends them, the ratio then given to the connector): every
+// metric must equal what the sent spans stand for, as vllmgen computes it from the same spans.
+func TestHeadSampledMetrics(t *testing.T) {
+	for _, tt := range []struct {
+		name, mode, collectorRatio string
+	}{
+		{"thresholds in the tracestate", "threshold", "1"},
+		{"no threshold, ratio configured", "none", "0.1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, sink, _ := sampledCollector(t, tt.collectorRatio)
+			s := sendSampled(t, c, 20000, "--sample-ratio=0.1", "--sample-tracestate="+tt.mode)
+			require.NotNil(t, s.Sampling)
+			assert.InDelta(t, 0.10, float64(s.Sampling.SentSpans)/20000, 0.015, "10%% of the requests sent as spans")
+			require.NotNil(t, s.Total.Adjusted)
+			waitTotal(t, sink, "vllm.requests", nil, s.Total.Adjusted.Spans, 4)
+
+			for model, r := range s.Models {
+				require.NotNil(t, r.Adjusted, model)
+				a := r.Adjusted
+				m := map[string]any{"gen_ai.request.model": model}
+				// The connector rounds each series' exact weight once when it writes it: a model's total is within
+				// half a request of its exact adjusted count per series it has (one per operation).
+				check := func(what string, got float64, series int, want float64) {
+					t.Helper()
+					assert.LessOrEqual(t, math.Abs(got-want), 0.5*float64(series)+1e-9,
+						"%s of %s: got %v, the sent spans stand for %v (%d series)", what, model, got, want, series)
+				}
+				got, _, n := sink.total("vllm.requests", m)
+				check("requests", got, n, a.Spans)
+				got, _, n = sink.total("vllm.tokens", map[string]any{"gen_ai.request.model": model, "gen_ai.token.type": "input"})
+				check("input tokens", got, n, a.PromptTokens)
+				got, _, n = sink.total("vllm.tokens", map[string]any{"gen_ai.request.model": model, "gen_ai.token.type": "output"})
+				check("output tokens", got, n, a.CompletionTokens)
+				count, sum, n := sink.total("gen_ai.server.request.duration", m)
+				check("E2E count", count, n, a.E2E.Count)
+				assert.InDelta(t, a.E2E.SumSeconds, sum, 1e-6*a.E2E.SumSeconds, "E2E sum of %s = Σ value × adjusted count", model)
+				for _, met := range []bool{true, false} {
+					got, _, n := sink.total("vllm.slo.requests", map[string]any{"gen_ai.request.model": model, "vllm.slo.objective": "all", "vllm.slo.met": met})
+					want := a.SLO["all"].Met
+					if !met {
+						want = a.SLO["all"].Violated
+					}
+					check("goodput (all met="+strconv.FormatBool(met)+")", got, n, want)
+				}
+			}
+		})
+	}
+}
+
+// TestSLOAwareSampling sends 20,000 unsampled requests through the documented pipeline: the metrics equal the
+// unsampled totals exactly, the trace sink receives every SLO violator and 10% ± 1.5% of the rest, and a vllm
+// connector over the sampled stream alone estimates the request total within 5%.
+func TestSLOAwareSampling(t *testing.T) {
+	c, sink, traces := sampledCollector(t, "1")
+	s := sendSampled(t, c, 20000)
+	total := int(s.Total.Spans) // 20,000 requests, n > 1 ones as several spans
+	require.GreaterOrEqual(t, total, 20000)
+	require.NotNil(t, s.SLOViolators)
+	require.False(t, s.SLOViolators.Truncated)
+	require.Len(t, s.SLOViolators.SpanIDs, int(s.SLOViolators.Spans))
+	require.Positive(t, s.SLOViolators.Spans)
+
+	// the metrics see every span: exact
+	waitTotal(t, sink, "vllm.requests", nil, float64(total), 0)
+	for model, r := range s.Models {
+		m := map[string]any{"gen_ai.request.model": model}
+		got, _, _ := sink.total("vllm.requests", m)
+		assert.Equal(t, float64(r.Spans), got, "requests of %s", model)
+		got, _, _ = sink.total("vllm.tokens", map[string]any{"gen_ai.request.model": model, "gen_ai.token.type": "output"})
+		assert.Equal(t, float64(r.CompletionTokens), got, "output tokens of %s", model)
+		for objective, o := range r.SLO {
+			met, _, _ := sink.total("vllm.slo.requests", map[string]any{"gen_ai.request.model": model, "vllm.slo.objective": objective, "vllm.slo.met": true})
+			violated, _, _ := sink.total("vllm.slo.requests", map[string]any{"gen_ai.request.model": model, "vllm.slo.objective": objective, "vllm.slo.met": false})
+			assert.Equal(t, [2]float64{float64(o.Met), float64(o.Violated)}, [2]float64{met, violated}, "%s %s met/violated", model, objective)
+		}
+	}
+
+	// the trace branch: every violator, 10% of the others
+	violators := map[string]bool{}
+	for _, id := range s.SLOViolators.SpanIDs {
+		violators[id] = true
+	}
+	others := total - len(violators)
+	expect := len(violators) + others/10
+	require.Eventually(t, func() bool { return traces.spanCount() >= expect*9/10 }, 60*time.Second, 200*time.Millisecond)
+	time.Sleep(2 * time.Second) // the last batch
+	keptViolators, keptOthers := 0, 0
+	var estimate float64
+	all := traces.all()
+	for _, td := range all {
+		vllmrequesttest.ForEachSpan(td, func(sp ptrace.Span) {
+			ts, err := sampling.NewW3CTraceState(sp.TraceState().AsRaw())
+			require.NoError(t, err)
+			estimate += ts.OTelValue().AdjustedCount()
+			if violators[sp.SpanID().String()] {
+				keptViolators++
+				assert.Equal(t, 1.0, ts.OTelValue().AdjustedCount(), "a violator kept at 100%% says so: %q", sp.TraceState().AsRaw())
+			} else {
+				keptOthers++
+			}
+		})
+	}
+	assert.Equal(t, len(violators), keptViolators, "every SLO violator reaches the trace backend")
+	assert.InDelta(t, 0.10, float64(keptOthers)/float64(others), 0.015, "the rest is sampled at 10%%")
+	assert.InDelta(t, float64(total), estimate, 0.05*float64(total), "the sampled stream's adjusted counts estimate the total")
+
+	// a second connector that sees only the sampled stream estimates the total from the thresholds
+	f := vllmconnector.NewFactory()
+	downstream := new(consumertest.MetricsSink)
+	conn, err := f.CreateTracesToMetrics(context.Background(), connectortest.NewNopSettings(f.Type()), f.CreateDefaultConfig(), downstream)
+	require.NoError(t, err)
+	require.NoError(t, conn.Start(context.Background(), componenttest.NewNopHost()))
+	for _, td := range all {
+		require.NoError(t, conn.ConsumeTraces(context.Background(), td))
+	}
+	require.NoError(t, conn.Shutdown(context.Background()))
+	requests := vllmrequesttest.SumTotal(downstream.AllMetrics(), "vllm.requests")
+	assert.InDelta(t, float64(total), float64(requests), 0.05*float64(total), "downstream estimate of the request total")
+}
+
+// histogram merges the latest points of a metric's series whose attributes include match: their count, sum and
+// cumulative count at each bound every series has (an inserted SLO threshold is left out).
+func (s *cumulativeSink) histogram(metric string, match map[string]any) vllmrequesttest.Histogram {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var h vllmrequesttest.Histogram
+	var perSeries []map[float64]uint64
+	for _, p := range s.latest {
+		if p.metric != metric || p.bounds == nil && p.buckets == nil {
+			continue
+		}
+		ok := true
+		for k, v := range match {
+			if p.attrs[k] != v {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		h.Count += uint64(p.value)
+		h.Sum += p.sum
+		perSeries = append(perSeries, vllmrequesttest.Cumulative(p.bounds, p.buckets))
+	}
+	h.Cumulative = vllmrequesttest.MergeShared(perSeries)
+	return h
+}
