@@ -173,7 +173,7 @@ $(DIST_BIN): $(OCB) builder-config.yaml go.mod go.sum $(DIST_SOURCES) $(VERSION_
 ## exporters with OTELCOL_VLLM_JAEGER_ENDPOINT / OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT (docs/distribution.md)
 run: dist
 	@echo "otelcol-vllm on its embedded default:"
-	@echo "  status page  http://$${OTELCOL_VLLM_STATUS_ENDPOINT:-127.0.0.1:8899}/   (terminal: cd workshop && go run ./cmd/vllmtop)"
+	@echo "  status page  http://$${OTELCOL_VLLM_STATUS_ENDPOINT:-127.0.0.1:8899}/   (terminal: go -C workshop run ./cmd/vllmtop)"
 	@echo "  JSON API     http://$${OTELCOL_VLLM_STATUS_ENDPOINT:-127.0.0.1:8899}/api/v1/metrics"
 	@echo "  scrape       http://$${OTELCOL_VLLM_PROMETHEUS_ENDPOINT:-127.0.0.1:8889}/metrics"
 	@echo "  OTLP         $${OTELCOL_VLLM_OTLP_GRPC_ENDPOINT:-localhost:4317} (gRPC), $${OTELCOL_VLLM_OTLP_HTTP_ENDPOINT:-localhost:4318} (HTTP)"
