@@ -392,26 +392,24 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 	out.TTFT = ttft.Seconds()
 	out.E2E = e2e.Seconds()
 	if s.cfg.Spans != nil && out.Sampled {
-		s.cfg.Spans.Add(finishedSpan{
-			rec: workload.Record{
-				TraceID:          traceID,
-				SpanID:           p.spanID,
-				RequestID:        p.id,
-				N:                1,
-				Temperature:      valueOr(req.Temperature, 1.0),
-				TopP:             valueOr(req.TopP, 1.0),
-				MaxTokens:        maxTokens,
-				PromptTokens:     prompt,
-				CompletionTokens: output,
-				QueueUS:          scheduled.Sub(arrival).Microseconds(),
-				PrefillUS:        firstToken.Sub(scheduled).Microseconds(),
-				DecodeUS:         lastToken.Sub(firstToken).Microseconds(),
-				TTFTUS:           ttft.Microseconds(),
-				E2EUS:            e2e.Microseconds(),
-				SpanDurationUS:   time.Since(arrival).Microseconds(),
-				ReleasedUnixNano: arrival.UnixNano(),
-			},
-			parent: parent.spanID,
+		s.cfg.Spans.Add(workload.Record{
+			TraceID:          traceID,
+			ParentSpanID:     parent.spanID,
+			SpanID:           p.spanID,
+			RequestID:        p.id,
+			N:                1,
+			Temperature:      valueOr(req.Temperature, 1.0),
+			TopP:             valueOr(req.TopP, 1.0),
+			MaxTokens:        maxTokens,
+			PromptTokens:     prompt,
+			CompletionTokens: output,
+			QueueUS:          scheduled.Sub(arrival).Microseconds(),
+			PrefillUS:        firstToken.Sub(scheduled).Microseconds(),
+			DecodeUS:         lastToken.Sub(firstToken).Microseconds(),
+			TTFTUS:           ttft.Microseconds(),
+			E2EUS:            e2e.Microseconds(),
+			SpanDurationUS:   time.Since(arrival).Microseconds(),
+			ReleasedUnixNano: arrival.UnixNano(),
 		})
 	}
 	s.finish(out)
