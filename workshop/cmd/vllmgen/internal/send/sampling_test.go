@@ -1,4 +1,4 @@
-package app
+package send
 
 import (
 	"bytes"
