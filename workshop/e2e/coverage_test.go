@@ -60,7 +60,7 @@ type vllmgenServer struct {
 func startVLLMGen(t *testing.T, job, otlp, metrics string, seed int, extra ...string) *vllmgenServer {
 	t.Helper()
 	args := append([]string{
-		"--endpoint=" + otlp, "--service-name=" + job, "--resource=service.instance.id=" + job + "-0",
+		"--otlp-endpoint=" + otlp, "--service-name=" + job, "--resource=service.instance.id=" + job + "-0",
 		"--models=llama-8b,qwen-7b", fmt.Sprintf("--seed=%d", seed), "--rate=" + coverageRate,
 		"--duration=" + coverageSend.String(), "--batch=10", "--summary=json",
 		"--metrics-listen=" + metrics, "--metrics-linger=0",

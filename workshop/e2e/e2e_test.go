@@ -48,7 +48,7 @@ type genRun struct {
 
 var workloadRuns = []genRun{
 	{seed: 11, count: 150, protocol: "grpc", shape: "v1", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0"},
-	{seed: 12, count: 90, protocol: "http", shape: "v1-legacy-scope", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0"},
+	{seed: 12, count: 90, protocol: "http/protobuf", shape: "v1-legacy-scope", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0"},
 	// V0 spans: the model comes from the span, prefill/decode/inference are derived from TTFT, queue and E2E
 	{seed: 13, count: 60, protocol: "grpc", shape: "v0-detailed", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0"},
 }
@@ -167,11 +167,11 @@ func (s *summary) add(o summary) {
 func sendRun(t *testing.T, r genRun, grpcEndpoint, httpEndpoint string) summary {
 	t.Helper()
 	endpoint := grpcEndpoint
-	if r.protocol == "http" {
+	if r.protocol == "http/protobuf" {
 		endpoint = "http://" + httpEndpoint + "/v1/traces"
 	}
 	args := append([]string{
-		"--endpoint=" + endpoint, "--protocol=" + r.protocol, "--shape=" + r.shape,
+		"--otlp-endpoint=" + endpoint, "--otlp-protocol=" + r.protocol, "--shape=" + r.shape,
 		"--count=" + strconv.Itoa(r.count), "--seed=" + strconv.Itoa(r.seed), "--models=" + r.models,
 		"--resource=" + r.resource, "--batch=50", "--summary=json",
 	}, sloFlags...)

@@ -388,7 +388,7 @@ func TestGPUMetricsInPrometheus(t *testing.T) {
 	// has a rate.
 	podResource := fmt.Sprintf("service.instance.id=%s,k8s.pod.name=%s,k8s.namespace.name=%s", gpuPod, gpuPod, gpuPodNamespace)
 	sendRequests := func(seed int) {
-		run(t, 2*time.Minute, "", vllmgen(t), "--endpoint="+c.otlpGRPC, "--protocol=grpc", "--shape=v1",
+		run(t, 2*time.Minute, "", vllmgen(t), "--otlp-endpoint="+c.otlpGRPC, "--otlp-protocol=grpc", "--shape=v1",
 			"--count=40", "--seed="+strconv.Itoa(seed), "--models=llama-8b", "--resource="+podResource, "--batch=20")
 	}
 	sendRequests(21)

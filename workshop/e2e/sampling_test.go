@@ -213,7 +213,7 @@ func sampledCollector(t *testing.T, ratio string) (*collector, *cumulativeSink, 
 func sendSampled(t *testing.T, c *collector, count int, extra ...string) sampledSummary {
 	t.Helper()
 	args := append([]string{
-		"--endpoint=" + c.otlpGRPC, "--protocol=grpc", "--shape=v1", "--count=" + strconv.Itoa(count), "--seed=21",
+		"--otlp-endpoint=" + c.otlpGRPC, "--otlp-protocol=grpc", "--shape=v1", "--count=" + strconv.Itoa(count), "--seed=21",
 		"--models=llama-8b,qwen-7b", "--resource=service.instance.id=vllm-0", "--batch=200", "--summary=json",
 	}, sloFlags...)
 	out := run(t, 3*time.Minute, "", vllmgen(t), append(args, extra...)...)

@@ -290,7 +290,7 @@ type genSummary struct {
 // sendLoad runs vllmgen at rate spans/s (n-prob 0: one span per request) for d.
 func sendLoad(o options, otlp string, rate int, d time.Duration) (genSummary, error) {
 	cmd := exec.Command("taskset", "-c", o.loadCPUs, o.vllmgen,
-		"--endpoint="+otlp, "--protocol=grpc", "--shape=v1", "--n-prob=0",
+		"--otlp-endpoint="+otlp, "--otlp-protocol=grpc", "--shape=v1", "--n-prob=0",
 		"--rate="+strconv.Itoa(rate), "--duration="+d.String(), "--seed=1",
 		"--models=llama-8b,qwen-7b,mistral-7b", "--workers="+strconv.Itoa(o.workers), "--batch="+strconv.Itoa(o.batch),
 		"--summary=json")

@@ -21,53 +21,48 @@ func V1Batch(n, models int) ptrace.Traces {
 	td := ptrace.NewTraces()
 	for m := 0; m < models; m++ {
 		rs := td.ResourceSpans().AppendEmpty()
-		res := rs.Resource().Attributes()
-		res.PutStr("service.name", "vllm-server")
-		res.PutStr("telemetry.sdk.language", "python")
-		res.PutStr("telemetry.sdk.name", "opentelemetry")
-		res.PutStr("telemetry.sdk.version", "1.38.0")
-		res.PutStr("vllm.instrumenting_module_name", "vllm.llm_engine")
-		res.PutStr("vllm.process_id", "4711")
-		res.PutStr("gen_ai.request.model", fmt.Sprintf("model-%d", m))
+		WriteResource(rs.Resource().Attributes(), Resource{
+			ServiceName: "vllm-server", SDKVersion: "1.38.0", ProcessID: "4711", Model: fmt.Sprintf("model-%d", m),
+		}, DialectV1)
 		ss := rs.ScopeSpans().AppendEmpty()
-		ss.Scope().SetName("vllm.tracing.otel")
+		ss.Scope().SetName(DialectV1.ScopeName())
 		for i := m; i < n; i += models {
-			appendV1Span(ss.Spans().AppendEmpty(), i)
+			r := v1Request(i)
+			WriteSpan(ss.Spans().AppendEmpty(), &r, DialectV1)
 		}
 	}
 	return td
 }
 
-func appendV1Span(s ptrace.Span, i int) {
-	s.SetName("llm_request")
-	s.SetKind(ptrace.SpanKindServer)
-	// the last 56 bits are the trace's randomness (OTEP 235): high enough for a consistent 12.5% threshold (th:e)
-	s.SetTraceID(pcommon.TraceID{0x4b, 0xf9, byte(i), byte(i >> 8), byte(i >> 16), 1, 9: 0xf7, byte(i), byte(i >> 8), byte(i >> 16)})
-	s.SetSpanID(pcommon.SpanID{0x7a, byte(i), byte(i >> 8), byte(i >> 16), 1})
+// v1Request is V1Batch's i-th request.
+func v1Request(i int) Request {
 	f := float64(i%100) / 100
 	queue, prefill, decode := 0.01+f/10, 0.04+f/5, 0.5+3*f
 	start := pcommon.Timestamp(1785000000000000000 + uint64(i)*1000000)
-	s.SetStartTimestamp(start)
-	s.SetEndTimestamp(start + pcommon.Timestamp((queue+prefill+decode+0.005)*1e9))
-	a := s.Attributes()
-	a.EnsureCapacity(13)
-	a.PutDouble("gen_ai.latency.time_to_first_token", queue+prefill+0.002)
-	a.PutDouble("gen_ai.latency.e2e", queue+prefill+decode+0.004)
-	a.PutDouble("gen_ai.latency.time_in_queue", queue)
-	a.PutInt("gen_ai.usage.prompt_tokens", int64(100+i%2000))
-	a.PutInt("gen_ai.usage.completion_tokens", int64(1+i%512))
-	a.PutDouble("gen_ai.latency.time_in_model_prefill", prefill)
-	a.PutDouble("gen_ai.latency.time_in_model_decode", decode)
-	a.PutDouble("gen_ai.latency.time_in_model_inference", prefill+decode)
+	prefix := "chatcmpl-" // mostly chat, every third a text completion
 	if i%3 == 0 {
-		a.PutStr("gen_ai.request.id", fmt.Sprintf("cmpl-%08x", i))
-	} else {
-		a.PutStr("gen_ai.request.id", fmt.Sprintf("chatcmpl-%08x", i))
+		prefix = "cmpl-"
 	}
-	a.PutDouble("gen_ai.request.top_p", 0.9)
-	a.PutInt("gen_ai.request.max_tokens", 512)
-	a.PutDouble("gen_ai.request.temperature", 0.7)
-	a.PutInt("gen_ai.request.n", 1)
+	return Request{
+		// the last 56 bits are the trace's randomness (OTEP 235): high enough for a consistent 12.5% threshold (th:e)
+		TraceID:          pcommon.TraceID{0x4b, 0xf9, byte(i), byte(i >> 8), byte(i >> 16), 1, 9: 0xf7, byte(i), byte(i >> 8), byte(i >> 16)},
+		SpanID:           pcommon.SpanID{0x7a, byte(i), byte(i >> 8), byte(i >> 16), 1},
+		Start:            start,
+		End:              start + pcommon.Timestamp((queue+prefill+decode+0.005)*1e9),
+		RequestID:        fmt.Sprintf("%s%08x", prefix, i),
+		Temperature:      0.7,
+		TopP:             0.9,
+		MaxTokens:        512,
+		N:                1,
+		PromptTokens:     int64(100 + i%2000),
+		CompletionTokens: int64(1 + i%512),
+		Queue:            queue,
+		TTFT:             queue + prefill + 0.002,
+		E2E:              queue + prefill + decode + 0.004,
+		Prefill:          prefill,
+		Decode:           decode,
+		Inference:        prefill + decode,
+	}
 }
 
 // ForEachSpan calls fn for every span of td.

@@ -1,4 +1,5 @@
-// Package otlpsend delivers vllmgen's trace data over OTLP/gRPC or OTLP/HTTP (protobuf).
+// Package otlpsend is vllmgen's one OTLP sender, used by both subcommands: it parses the protocol and endpoint
+// spellings every vllmgen flag accepts and delivers trace data over OTLP/gRPC or OTLP/HTTP (protobuf).
 package otlpsend // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
 
 import (
@@ -18,12 +19,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// Protocol is the OTLP transport.
+// Protocol is the OTLP transport, spelled as OpenTelemetry's OTEL_EXPORTER_OTLP_PROTOCOL spells it.
 type Protocol string
 
 const (
 	ProtocolGRPC Protocol = "grpc"
-	ProtocolHTTP Protocol = "http"
+	// ProtocolHTTP is OTLP/HTTP with protobuf bodies; "http" is accepted for it.
+	ProtocolHTTP Protocol = "http/protobuf"
 )
 
 // Default endpoints of a local collector's OTLP receiver.
@@ -32,16 +34,18 @@ const (
 	DefaultHTTPEndpoint = "http://127.0.0.1:4318/v1/traces"
 )
 
-// ParseProtocol converts a --protocol value.
+// ParseProtocol converts a protocol flag value: grpc, http/protobuf, or http for http/protobuf.
 func ParseProtocol(s string) (Protocol, error) {
-	switch p := Protocol(s); p {
-	case ProtocolGRPC, ProtocolHTTP:
-		return p, nil
+	switch s {
+	case string(ProtocolGRPC):
+		return ProtocolGRPC, nil
+	case string(ProtocolHTTP), "http":
+		return ProtocolHTTP, nil
 	}
-	return "", fmt.Errorf("unknown protocol %q (want grpc or http)", s)
+	return "", fmt.Errorf("unknown protocol %q (want grpc or http/protobuf)", s)
 }
 
-// DefaultEndpoint is the endpoint used when --endpoint is not given.
+// DefaultEndpoint is the endpoint used when none is given.
 func (p Protocol) DefaultEndpoint() string {
 	if p == ProtocolHTTP {
 		return DefaultHTTPEndpoint
@@ -49,9 +53,14 @@ func (p Protocol) DefaultEndpoint() string {
 	return DefaultGRPCEndpoint
 }
 
-// NormalizeEndpoint turns a user-given endpoint into what the exporter dials: host:port for gRPC (a
-// http:// or grpc:// scheme is accepted and dropped; the connection is plaintext), a full URL for HTTP
-// (http:// is assumed without a scheme, /v1/traces without a path).
+// NormalizeEndpoint turns a user-given endpoint into what the exporter dials.
+//
+// gRPC: host:port, or the gRPC target dns:///host:port (the default resolver; both become host:port). The
+// connection is plaintext; an http:// or grpc:// prefix, as OTEL_EXPORTER_OTLP_ENDPOINT writes it, is accepted
+// and dropped.
+//
+// HTTP: an http:// or https:// URL; the path /v1/traces is added when the URL has none, and http:// is assumed
+// for a bare host:port.
 func (p Protocol) NormalizeEndpoint(endpoint string) (string, error) {
 	if endpoint == "" {
 		return p.DefaultEndpoint(), nil
@@ -60,13 +69,23 @@ func (p Protocol) NormalizeEndpoint(endpoint string) (string, error) {
 		hostPort := endpoint
 		if scheme, rest, ok := strings.Cut(endpoint, "://"); ok {
 			switch scheme {
-			case "http", "grpc", "dns":
+			case "dns":
+				// dns:[//authority]/host:port; only the system resolver (empty authority) is supported.
+				authority, target, ok := strings.Cut(rest, "/")
+				if !ok || authority != "" {
+					return "", fmt.Errorf("gRPC endpoint %q: want dns:///host:port (no DNS server authority)", endpoint)
+				}
+				hostPort = target
+			case "http", "grpc":
 				hostPort = strings.TrimSuffix(rest, "/")
 			default:
 				return "", fmt.Errorf("gRPC endpoint %q: scheme %q is not supported (plaintext gRPC only)", endpoint, scheme)
 			}
 		}
-		if _, _, err := net.SplitHostPort(hostPort); err != nil {
+		if host, _, err := net.SplitHostPort(hostPort); err != nil || strings.Contains(host, "/") {
+			if err == nil {
+				err = fmt.Errorf("bad host %q", host)
+			}
 			return "", fmt.Errorf("gRPC endpoint %q: want host:port: %w", endpoint, err)
 		}
 		return hostPort, nil

@@ -27,6 +27,10 @@ func TestNormalizeEndpoint(t *testing.T) {
 		{ProtocolGRPC, "grpc://10.0.0.1:4317/", "10.0.0.1:4317", ""},
 		{ProtocolGRPC, "https://collector:4317", "", "plaintext gRPC only"},
 		{ProtocolGRPC, "collector", "", "want host:port"},
+		{ProtocolGRPC, "dns:///collector:4317", "collector:4317", ""},
+		{ProtocolGRPC, "dns://8.8.8.8/collector:4317", "", "no DNS server authority"},
+		{ProtocolGRPC, "dns:///collector", "", "want host:port"},
+		{ProtocolGRPC, "dns:/collector:4317", "", "want host:port"},
 		{ProtocolHTTP, "", "http://127.0.0.1:4318/v1/traces", ""},
 		{ProtocolHTTP, "collector:4318", "http://collector:4318/v1/traces", ""},
 		{ProtocolHTTP, "http://collector:4318/", "http://collector:4318/v1/traces", ""},
@@ -48,10 +52,12 @@ func TestNormalizeEndpoint(t *testing.T) {
 }
 
 func TestParseProtocol(t *testing.T) {
-	p, err := ParseProtocol("http")
-	require.NoError(t, err)
-	assert.Equal(t, ProtocolHTTP, p)
-	_, err = ParseProtocol("http/json")
+	for in, want := range map[string]Protocol{"grpc": ProtocolGRPC, "http/protobuf": ProtocolHTTP, "http": ProtocolHTTP} {
+		p, err := ParseProtocol(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, p, in)
+	}
+	_, err := ParseProtocol("http/json")
 	assert.ErrorContains(t, err, `unknown protocol "http/json"`)
 }
 

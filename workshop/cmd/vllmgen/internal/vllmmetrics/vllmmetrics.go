@@ -1,6 +1,6 @@
 // Package vllmmetrics keeps the Prometheus metrics a vLLM server exposes on /metrics, with vLLM's names, label
-// names and bucket bounds, for requests that a simulator serves, and writes them in the text exposition format
-// (version 0.0.4) that vLLM's prometheus_client serves. It is safe for concurrent use.
+// names and bucket bounds, for the requests of vllmgen's emulated engine (package engine), and writes them in the
+// text exposition format (version 0.0.4) that vLLM's prometheus_client serves. It is safe for concurrent use.
 package vllmmetrics // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/vllmmetrics"
 
 import (

@@ -64,6 +64,8 @@ type Record struct {
 	FirstOfRequest bool
 	TraceID        pcommon.TraceID
 	SpanID         pcommon.SpanID
+	// ParentSpanID is the span of the request's incoming traceparent (vllmgen serve); empty for a root span.
+	ParentSpanID pcommon.SpanID
 
 	RequestID string
 	// N is gen_ai.request.n as written on the span: V1 children carry 1, V0 carries the API n.

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 var testModels = []string{"meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct"}
@@ -117,11 +119,11 @@ func TestSpanValuesKeepRelations(t *testing.T) {
 					require.True(t, ok, k)
 					return v.Double()
 				}
-				assert.InDelta(t, get(AttrPrefill)+get(AttrDecode), get(AttrInference), 1e-9)
-				assert.GreaterOrEqual(t, get(AttrTTFT), get(AttrQueue)+get(AttrPrefill)-1e-9)
-				assert.GreaterOrEqual(t, get(AttrE2E), get(AttrTTFT)+get(AttrDecode)-1e-9)
+				assert.InDelta(t, get(vllmrequesttest.AttrPrefill)+get(vllmrequesttest.AttrDecode), get(vllmrequesttest.AttrInference), 1e-9)
+				assert.GreaterOrEqual(t, get(vllmrequesttest.AttrTTFT), get(vllmrequesttest.AttrQueue)+get(vllmrequesttest.AttrPrefill)-1e-9)
+				assert.GreaterOrEqual(t, get(vllmrequesttest.AttrE2E), get(vllmrequesttest.AttrTTFT)+get(vllmrequesttest.AttrDecode)-1e-9)
 				duration := float64(span.EndTimestamp()-span.StartTimestamp()) / 1e9
-				assert.Greater(t, duration, get(AttrE2E))
+				assert.Greater(t, duration, get(vllmrequesttest.AttrE2E))
 			})
 		})
 	}
@@ -130,13 +132,13 @@ func TestSpanValuesKeepRelations(t *testing.T) {
 func forEachSpan(td ptrace.Traces, f func(model string, span ptrace.Span)) {
 	for _, rs := range td.ResourceSpans().All() {
 		model := ""
-		if v, ok := rs.Resource().Attributes().Get(ResourceAttrModel); ok {
+		if v, ok := rs.Resource().Attributes().Get(vllmrequesttest.AttrRequestModel); ok {
 			model = v.Str()
 		}
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, span := range ss.Spans().All() {
 				m := model
-				if v, ok := span.Attributes().Get(AttrResponseModel); ok {
+				if v, ok := span.Attributes().Get(vllmrequesttest.AttrResponseModel); ok {
 					m = v.Str()
 				}
 				f(m, span)
@@ -227,7 +229,7 @@ func TestGreedyOmission(t *testing.T) {
 				recs := generate(t, Config{Shape: shape, Models: testModels, Seed: 2, GreedyProb: greedy}, 50)
 				td := NewSpanBuilder(shape, testModels, ResourceConfig{ServiceName: "s"}, AnchorArrival).Build(recs)
 				forEachSpan(td, func(_ string, span ptrace.Span) {
-					v, ok := span.Attributes().Get(AttrTemperature)
+					v, ok := span.Attributes().Get(vllmrequesttest.AttrTemperature)
 					switch {
 					case greedy == 0:
 						require.True(t, ok)
@@ -238,7 +240,7 @@ func TestGreedyOmission(t *testing.T) {
 					default:
 						assert.False(t, ok, "V1 omits a falsy temperature")
 					}
-					_, hasTopP := span.Attributes().Get(AttrTopP)
+					_, hasTopP := span.Attributes().Get(vllmrequesttest.AttrTopP)
 					assert.True(t, hasTopP)
 				})
 			}

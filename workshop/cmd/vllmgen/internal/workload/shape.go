@@ -1,8 +1,13 @@
-// Package workload is vllmgen's generation model: the span shapes vLLM emits, the latency and token
-// distributions of the traffic profiles, and the exact accounting of what was generated.
+// Package workload is vllmgen's generation model: which vLLM version's span shape to forge (written by
+// vllmrequesttest.WriteSpan, the one definition of it), the latency and token distributions of the traffic
+// profiles, and the exact accounting of what was generated.
 package workload // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
+)
 
 // Shape selects which vLLM version's request span is reproduced.
 type Shape int
@@ -44,20 +49,20 @@ func (s Shape) String() string {
 }
 
 // IsV0 reports whether the shape is a V0 engine span (one span per request, n>1 folded into it).
-func (s Shape) IsV0() bool { return s == ShapeV0 || s == ShapeV0Detailed }
+func (s Shape) IsV0() bool { return s.Dialect().IsV0() }
+
+// Dialect is the span writer's name for the shape.
+func (s Shape) Dialect() vllmrequesttest.Dialect {
+	switch s {
+	case ShapeV1LegacyScope:
+		return vllmrequesttest.DialectV1LegacyScope
+	case ShapeV0:
+		return vllmrequesttest.DialectV0
+	case ShapeV0Detailed:
+		return vllmrequesttest.DialectV0Detailed
+	}
+	return vllmrequesttest.DialectV1
+}
 
 // ScopeName is the instrumentation scope the span is emitted under (no scope version in any release).
-func (s Shape) ScopeName() string {
-	if s == ShapeV1 {
-		return "vllm.tracing.otel"
-	}
-	return "vllm.llm_engine"
-}
-
-// sdkVersion is the opentelemetry-sdk version reported in telemetry.sdk.version, typical of each era.
-func (s Shape) sdkVersion() string {
-	if s == ShapeV1 {
-		return "1.45.2" // what vLLM 0.32's requirements install
-	}
-	return "1.26.0"
-}
+func (s Shape) ScopeName() string { return s.Dialect().ScopeName() }

@@ -111,7 +111,7 @@ func TestShapeMatchesReferenceExamples(t *testing.T) {
 		},
 		{
 			shape: ShapeV0, example: v0, wantScope: "vllm.llm_engine", wantSDKVersion: "1.26.0", wantModelOnSpan: true,
-			dropAttributes: []string{AttrBestOf, AttrForward, AttrExecute},
+			dropAttributes: []string{vllmrequesttest.AttrBestOf, vllmrequesttest.AttrForward, vllmrequesttest.AttrExecute},
 		},
 		{shape: ShapeV0Detailed, example: v0, wantScope: "vllm.llm_engine", wantSDKVersion: "1.26.0", wantModelOnSpan: true},
 	}
@@ -130,7 +130,7 @@ func TestShapeMatchesReferenceExamples(t *testing.T) {
 			assert.True(t, span.ParentSpanID().IsEmpty(), "a request without traceparent is a root span")
 
 			resource := attributeTypes(rs.Resource().Attributes())
-			model, hasModel := rs.Resource().Attributes().Get(ResourceAttrModel)
+			model, hasModel := rs.Resource().Attributes().Get(vllmrequesttest.AttrRequestModel)
 			assert.Equal(t, tt.wantModelOnResource, hasModel)
 			if hasModel {
 				assert.Equal(t, "meta-llama/Llama-3.1-8B-Instruct", model.Str())
@@ -139,11 +139,11 @@ func TestShapeMatchesReferenceExamples(t *testing.T) {
 			for k := range withoutKeys(tt.example.Resource, tt.dropResource...) {
 				wantResource[k] = "string"
 			}
-			assert.Equal(t, wantResource, withoutKeys(resource, ResourceAttrModel))
+			assert.Equal(t, wantResource, withoutKeys(resource, vllmrequesttest.AttrRequestModel))
 			sdk, _ := rs.Resource().Attributes().Get("telemetry.sdk.version")
 			assert.Equal(t, tt.wantSDKVersion, sdk.Str())
 
-			responseModel, ok := span.Attributes().Get(AttrResponseModel)
+			responseModel, ok := span.Attributes().Get(vllmrequesttest.AttrResponseModel)
 			assert.Equal(t, tt.wantModelOnSpan, ok)
 			if ok {
 				assert.Equal(t, "meta-llama/Llama-3.1-8B-Instruct", responseModel.Str())
@@ -178,8 +178,8 @@ func TestShapeMatchesRepositoryFixtures(t *testing.T) {
 			assert.Equal(t, wantSS.Scope().Name(), ss.Scope().Name())
 			assert.Equal(t, wantSpan.Kind(), span.Kind())
 			assert.Equal(t, wantSpan.Name(), span.Name())
-			wantResourceKeys := slices.DeleteFunc(orderedKeys(wantRS.Resource().Attributes()), func(k string) bool { return k == ResourceAttrModel })
-			gotResourceKeys := slices.DeleteFunc(orderedKeys(rs.Resource().Attributes()), func(k string) bool { return k == ResourceAttrModel })
+			wantResourceKeys := slices.DeleteFunc(orderedKeys(wantRS.Resource().Attributes()), func(k string) bool { return k == vllmrequesttest.AttrRequestModel })
+			gotResourceKeys := slices.DeleteFunc(orderedKeys(rs.Resource().Attributes()), func(k string) bool { return k == vllmrequesttest.AttrRequestModel })
 			assert.Equal(t, wantResourceKeys, gotResourceKeys)
 		})
 	}
@@ -212,10 +212,10 @@ func TestShapeMatchesRealVLLM(t *testing.T) {
 			realSS := realRS.ScopeSpans().At(j)
 			for k := 0; k < realSS.Spans().Len(); k++ {
 				real := realSS.Spans().At(k)
-				if real.Name() != SpanName {
+				if real.Name() != vllmrequesttest.SpanName {
 					continue
 				}
-				temperature, _ := real.Attributes().Get(AttrTemperature)
+				temperature, _ := real.Attributes().Get(vllmrequesttest.AttrTemperature)
 				if temperature.Double() == 0 {
 					continue // greedy requests carry no temperature; the generator's is sampled
 				}
@@ -228,7 +228,7 @@ func TestShapeMatchesRealVLLM(t *testing.T) {
 				assert.Equal(t, real.Links().Len(), span.Links().Len())
 				assert.Equal(t, attributeTypes(real.Attributes()), attributeTypes(span.Attributes()))
 				assert.Equal(t, orderedKeys(real.Attributes()), orderedKeys(span.Attributes()), "the order vLLM writes them in")
-				id, _ := real.Attributes().Get(AttrRequestID)
+				id, _ := real.Attributes().Get(vllmrequesttest.AttrRequestID)
 				assert.True(t, vllmChatID.MatchString(id.Str()) || vllmCompletionID.MatchString(id.Str()), "vLLM's id %q has the generator's form", id.Str())
 				assert.Equal(t, withoutKeys(attributeTypes(realRS.Resource().Attributes()), "service.instance.id"), gotResource)
 				realSDK, _ := realRS.Resource().Attributes().Get("telemetry.sdk.version")

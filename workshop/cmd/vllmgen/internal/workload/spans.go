@@ -6,35 +6,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-)
 
-// SpanName is the name of vLLM's request span in every version.
-const SpanName = "llm_request"
-
-// Span attribute keys, as vLLM's SpanAttributes defines them.
-const (
-	AttrResponseModel    = "gen_ai.response.model"
-	AttrRequestID        = "gen_ai.request.id"
-	AttrTemperature      = "gen_ai.request.temperature"
-	AttrTopP             = "gen_ai.request.top_p"
-	AttrMaxTokens        = "gen_ai.request.max_tokens"
-	AttrBestOf           = "gen_ai.request.best_of"
-	AttrN                = "gen_ai.request.n"
-	AttrNumSequences     = "gen_ai.usage.num_sequences"
-	AttrPromptTokens     = "gen_ai.usage.prompt_tokens"
-	AttrCompletionTokens = "gen_ai.usage.completion_tokens"
-	AttrQueue            = "gen_ai.latency.time_in_queue"
-	AttrTTFT             = "gen_ai.latency.time_to_first_token"
-	AttrE2E              = "gen_ai.latency.e2e"
-	AttrPrefill          = "gen_ai.latency.time_in_model_prefill"
-	AttrDecode           = "gen_ai.latency.time_in_model_decode"
-	AttrInference        = "gen_ai.latency.time_in_model_inference"
-	AttrScheduler        = "gen_ai.latency.time_in_scheduler"
-	AttrForward          = "gen_ai.latency.time_in_model_forward"
-	AttrExecute          = "gen_ai.latency.time_in_model_execute"
-
-	// ResourceAttrModel carries the model on V1 resources, as OTEL_RESOURCE_ATTRIBUTES would on a real server.
-	ResourceAttrModel = "gen_ai.request.model"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 // Anchor says which span timestamp the release time becomes.
@@ -102,17 +75,9 @@ func NewSpanBuilder(shape Shape, models []string, res ResourceConfig, anchor Anc
 	for i, model := range models {
 		r := pcommon.NewResource()
 		attrs := r.Attributes()
-		attrs.PutStr("service.name", res.ServiceName)
-		attrs.PutStr("telemetry.sdk.language", "python")
-		attrs.PutStr("telemetry.sdk.name", "opentelemetry")
-		attrs.PutStr("telemetry.sdk.version", shape.sdkVersion())
-		if shape == ShapeV1 {
-			attrs.PutStr("vllm.instrumenting_module_name", "vllm.llm_engine")
-			attrs.PutStr("vllm.process_id", strconv.Itoa(res.ProcessIDBase+i))
-		}
-		if !shape.IsV0() {
-			attrs.PutStr(ResourceAttrModel, model)
-		}
+		vllmrequesttest.WriteResource(attrs, vllmrequesttest.Resource{
+			ServiceName: res.ServiceName, ProcessID: strconv.Itoa(res.ProcessIDBase + i), Model: model,
+		}, shape.Dialect())
 		for _, kv := range res.Extra {
 			attrs.PutStr(kv.Key, kv.Value)
 		}
@@ -154,67 +119,36 @@ func (b *SpanBuilder) AppendTo(td ptrace.Traces, recs []Record) {
 func seconds(us int64) float64 { return float64(us) / 1e6 }
 
 func (b *SpanBuilder) fill(span ptrace.Span, rec *Record) {
-	span.SetTraceID(rec.TraceID)
-	span.SetSpanID(rec.SpanID)
-	if b.traceState != "" {
-		span.TraceState().FromRaw(b.traceState)
-	}
-	span.SetName(SpanName)
-	span.SetKind(ptrace.SpanKindServer)
 	start := rec.ReleasedUnixNano
 	if b.anchor == AnchorFinish {
 		start -= rec.RequestDurationUS * 1000
 	}
-	span.SetStartTimestamp(pcommon.Timestamp(start))
-	span.SetEndTimestamp(pcommon.Timestamp(start + rec.SpanDurationUS*1000))
-
-	attrs := span.Attributes()
-	if b.shape.IsV0() {
-		// V0 (LLMEngine.create_trace_span): every sampling attribute is written, 0.0 temperature included.
-		attrs.EnsureCapacity(16)
-		attrs.PutStr(AttrResponseModel, b.models[rec.Model])
-		attrs.PutStr(AttrRequestID, rec.RequestID)
-		attrs.PutDouble(AttrTemperature, rec.Temperature)
-		attrs.PutDouble(AttrTopP, rec.TopP)
-		attrs.PutInt(AttrMaxTokens, rec.MaxTokens)
-		if b.shape == ShapeV0Detailed {
-			attrs.PutInt(AttrBestOf, rec.BestOf)
-		}
-		attrs.PutInt(AttrN, rec.N)
-		attrs.PutInt(AttrNumSequences, rec.NumSequences)
-		attrs.PutInt(AttrPromptTokens, rec.PromptTokens)
-		attrs.PutInt(AttrCompletionTokens, rec.CompletionTokens)
-		attrs.PutDouble(AttrQueue, seconds(rec.QueueUS))
-		attrs.PutDouble(AttrTTFT, seconds(rec.TTFTUS))
-		attrs.PutDouble(AttrE2E, seconds(rec.E2EUS))
-		attrs.PutDouble(AttrScheduler, seconds(rec.SchedulerUS))
-		if b.shape == ShapeV0Detailed {
-			attrs.PutDouble(AttrForward, seconds(rec.ForwardUS))
-			attrs.PutDouble(AttrExecute, seconds(rec.ExecuteUS))
-		}
-		return
+	r := vllmrequesttest.Request{
+		TraceID:          rec.TraceID,
+		SpanID:           rec.SpanID,
+		ParentSpanID:     rec.ParentSpanID,
+		TraceState:       b.traceState,
+		Start:            pcommon.Timestamp(start),
+		End:              pcommon.Timestamp(start + rec.SpanDurationUS*1000),
+		Model:            b.models[rec.Model],
+		RequestID:        rec.RequestID,
+		Temperature:      rec.Temperature,
+		TopP:             rec.TopP,
+		MaxTokens:        rec.MaxTokens,
+		N:                rec.N,
+		BestOf:           rec.BestOf,
+		NumSequences:     rec.NumSequences,
+		PromptTokens:     rec.PromptTokens,
+		CompletionTokens: rec.CompletionTokens,
+		Queue:            seconds(rec.QueueUS),
+		TTFT:             seconds(rec.TTFTUS),
+		E2E:              seconds(rec.E2EUS),
+		Prefill:          seconds(rec.PrefillUS),
+		Decode:           seconds(rec.DecodeUS),
+		Inference:        seconds(rec.InferenceUS()),
+		Scheduler:        seconds(rec.SchedulerUS),
+		Forward:          seconds(rec.ForwardUS),
+		Execute:          seconds(rec.ExecuteUS),
 	}
-	// V1 (OutputProcessor.do_tracing): the four sampling attributes are written only when truthy.
-	attrs.EnsureCapacity(13)
-	attrs.PutDouble(AttrTTFT, seconds(rec.TTFTUS))
-	attrs.PutDouble(AttrE2E, seconds(rec.E2EUS))
-	attrs.PutDouble(AttrQueue, seconds(rec.QueueUS))
-	attrs.PutInt(AttrPromptTokens, rec.PromptTokens)
-	attrs.PutInt(AttrCompletionTokens, rec.CompletionTokens)
-	attrs.PutDouble(AttrPrefill, seconds(rec.PrefillUS))
-	attrs.PutDouble(AttrDecode, seconds(rec.DecodeUS))
-	attrs.PutDouble(AttrInference, seconds(rec.InferenceUS()))
-	attrs.PutStr(AttrRequestID, rec.RequestID)
-	if rec.TopP != 0 {
-		attrs.PutDouble(AttrTopP, rec.TopP)
-	}
-	if rec.MaxTokens != 0 {
-		attrs.PutInt(AttrMaxTokens, rec.MaxTokens)
-	}
-	if rec.Temperature != 0 {
-		attrs.PutDouble(AttrTemperature, rec.Temperature)
-	}
-	if rec.N != 0 {
-		attrs.PutInt(AttrN, rec.N)
-	}
+	vllmrequesttest.WriteSpan(span, &r, b.shape.Dialect())
 }

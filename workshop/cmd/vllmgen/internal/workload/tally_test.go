@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 // recomputed is an independent accounting made only from what is on the exported spans.
@@ -36,7 +38,7 @@ func (rc *recomputed) add(t *testing.T, span ptrace.Span, slo SLO) {
 		if !ok {
 			return 0, false
 		}
-		if k == AttrPromptTokens || k == AttrCompletionTokens {
+		if k == vllmrequesttest.AttrPromptTokens || k == vllmrequesttest.AttrCompletionTokens {
 			return float64(v.Int()), true
 		}
 		return v.Double(), true
@@ -46,16 +48,16 @@ func (rc *recomputed) add(t *testing.T, span ptrace.Span, slo SLO) {
 		require.True(t, ok, k)
 		return v
 	}
-	id, _ := a.Get(AttrRequestID)
+	id, _ := a.Get(vllmrequesttest.AttrRequestID)
 	rc.requests[id.Str()] = true
 	rc.spans++
-	rc.promptTokens += int64(must(AttrPromptTokens))
-	completion := int64(must(AttrCompletionTokens))
+	rc.promptTokens += int64(must(vllmrequesttest.AttrPromptTokens))
+	completion := int64(must(vllmrequesttest.AttrCompletionTokens))
 	rc.completionTokens += completion
 
-	values := map[string]float64{"ttft": must(AttrTTFT), "e2e": must(AttrE2E), "queue": must(AttrQueue)}
-	if _, v1 := num(AttrPrefill); v1 {
-		values["prefill"], values["decode"], values["inference"] = must(AttrPrefill), must(AttrDecode), must(AttrInference)
+	values := map[string]float64{"ttft": must(vllmrequesttest.AttrTTFT), "e2e": must(vllmrequesttest.AttrE2E), "queue": must(vllmrequesttest.AttrQueue)}
+	if _, v1 := num(vllmrequesttest.AttrPrefill); v1 {
+		values["prefill"], values["decode"], values["inference"] = must(vllmrequesttest.AttrPrefill), must(vllmrequesttest.AttrDecode), must(vllmrequesttest.AttrInference)
 	} else {
 		values["prefill"] = values["ttft"] - values["queue"]
 		values["decode"] = values["e2e"] - values["ttft"]

@@ -1,4 +1,4 @@
-package app // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/app"
+package send // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/send"
 
 import (
 	"encoding/json"
@@ -38,7 +38,7 @@ type Summary struct {
 	FailedExports int64    `json:"failed_exports"`
 	ExportErrors  []string `json:"export_errors,omitempty"`
 
-	// VLLM is what the simulated vLLM server counted on its own /metrics: every finished request (whether its
+	// VLLM is what the emulated vLLM server counted on its own /metrics: every finished request (whether its
 	// span was sent or lost) and every aborted one (no span). Total.Spans / VLLM.Total.Finished is the span
 	// coverage a collector should see.
 	VLLM VLLMSummary `json:"vllm"`

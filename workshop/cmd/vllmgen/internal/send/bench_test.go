@@ -1,4 +1,4 @@
-package app
+package send
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func BenchmarkSend(b *testing.B) {
 				} else {
 					endpoint = testreceiver.StartHTTP(b, sink)
 				}
-				o, err := ParseFlags([]string{"--protocol", string(protocol), "--endpoint", endpoint, "--count", "20000",
+				o, err := ParseFlags([]string{"--otlp-protocol", string(protocol), "--otlp-endpoint", endpoint, "--count", "20000",
 					"--seed", "1", "--batch", "100", "--workers", strconv.Itoa(workers)}, nil)
 				require.NoError(b, err)
 				var spans int64

@@ -1,4 +1,4 @@
-package app // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/app"
+package send // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/send"
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/engine"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/headsample"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
@@ -46,7 +47,7 @@ type Result struct {
 	// Violators are the span ids of the spans handed to an exporter that broke a set SLO objective.
 	Violators *violatorList
 
-	metrics *metricsServer
+	metrics *engine.Server
 }
 
 // MetricsAddr is the address /metrics is served on, or "" when it is not.
@@ -54,13 +55,13 @@ func (r *Result) MetricsAddr() string {
 	if r.metrics == nil {
 		return ""
 	}
-	return r.metrics.addr
+	return r.metrics.Addr()
 }
 
 // LingerMetrics keeps /metrics up for --metrics-linger (or until ctx ends), then stops serving it.
 func (r *Result) LingerMetrics(ctx context.Context) {
 	if r.metrics != nil {
-		r.metrics.linger(ctx, r.Options.VLLM.MetricsLinger)
+		r.metrics.Linger(ctx, r.Options.VLLM.MetricsLinger)
 		r.metrics = nil
 	}
 }
@@ -68,10 +69,13 @@ func (r *Result) LingerMetrics(ctx context.Context) {
 // Close stops serving /metrics at once.
 func (r *Result) Close() {
 	if r.metrics != nil {
-		r.metrics.shutdown()
+		_ = r.metrics.Shutdown(metricsShutdownTimeout)
 		r.metrics = nil
 	}
 }
+
+// metricsShutdownTimeout bounds how long a scrape in flight may finish when /metrics stops.
+const metricsShutdownTimeout = 5 * time.Second
 
 // Failed reports whether any span was not delivered.
 func (r *Result) Failed() bool { return r.FailedExports > 0 || r.Tally.Total.FailedSpans > 0 }
@@ -97,10 +101,11 @@ func run(ctx context.Context, o Options, clock clockwork.Clock) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	var metrics *metricsServer
+	var metrics *engine.Server
 	if o.VLLM.MetricsListen != "" {
-		if metrics, err = serveMetrics(o.VLLM.MetricsListen, side.registry); err != nil {
-			return nil, err
+		// bound now, so that a busy port fails the run before anything is sent
+		if metrics, err = engine.Listen(o.VLLM.MetricsListen, engine.MetricsOnly(side.engine)); err != nil {
+			return nil, fmt.Errorf("--metrics-listen: %w", err)
 		}
 	}
 	exporters := make([]otlpsend.Exporter, o.Workers)
@@ -109,7 +114,7 @@ func run(ctx context.Context, o Options, clock clockwork.Clock) (*Result, error)
 			if exporters[i], err = otlpsend.New(o.Protocol, o.Endpoint); err != nil {
 				closeAll(exporters)
 				if metrics != nil {
-					metrics.shutdown()
+					_ = metrics.Shutdown(metricsShutdownTimeout)
 				}
 				return nil, err
 			}

@@ -1,4 +1,4 @@
-package app
+package send
 
 import (
 	"bytes"
@@ -27,13 +27,13 @@ func mustParse(t *testing.T, args ...string) Options {
 	return o
 }
 
-// startReceiver returns the --protocol/--endpoint flags that reach a fresh loopback receiver.
+// startReceiver returns the --otlp-protocol/--otlp-endpoint flags that reach a fresh loopback receiver.
 func startReceiver(t *testing.T, protocol otlpsend.Protocol, sink *testreceiver.Sink) []string {
 	if protocol == otlpsend.ProtocolGRPC {
-		return []string{"--protocol", "grpc", "--endpoint", testreceiver.StartGRPC(t, sink)}
+		return []string{"--otlp-protocol", "grpc", "--otlp-endpoint", testreceiver.StartGRPC(t, sink)}
 	}
 	sink.HTTPPath = "/v1/traces"
-	return []string{"--protocol", "http", "--endpoint", testreceiver.StartHTTP(t, sink)}
+	return []string{"--otlp-protocol", "http", "--otlp-endpoint", testreceiver.StartHTTP(t, sink)}
 }
 
 // expectedSpans regenerates what a run with o must have sent, keyed by span id.

@@ -1,4 +1,4 @@
-package emulator // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/emulator"
+package serve // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/serve"
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
@@ -21,18 +19,13 @@ const (
 	exportTimeout      = 30 * time.Second
 )
 
-type finishedSpan struct {
-	rec    workload.Record
-	parent pcommon.SpanID
-}
-
 // SpanExporter batches finished requests' llm_request spans and sends them like vLLM's BatchSpanProcessor:
 // every ExportDelay or when a batch is full, dropping (and counting) spans when its queue is full.
 type SpanExporter struct {
 	exporter otlpsend.Exporter
 	builder  *workload.SpanBuilder
 	delay    time.Duration
-	queue    chan finishedSpan
+	queue    chan workload.Record
 	done     chan struct{}
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -62,7 +55,7 @@ func NewSpanExporter(exp otlpsend.Exporter, cfg SpanExporterConfig) *SpanExporte
 		builder: workload.NewSpanBuilder(workload.ShapeV1, []string{cfg.Model},
 			workload.ResourceConfig{ServiceName: cfg.ServiceName, ProcessIDBase: os.Getpid()}, workload.AnchorArrival),
 		delay: cfg.ExportDelay,
-		queue: make(chan finishedSpan, cfg.MaxQueue),
+		queue: make(chan workload.Record, cfg.MaxQueue),
 		done:  make(chan struct{}),
 		stop:  make(chan struct{}),
 	}
@@ -71,7 +64,7 @@ func NewSpanExporter(exp otlpsend.Exporter, cfg SpanExporterConfig) *SpanExporte
 }
 
 // Add queues one span; a full queue drops it, as the SDK does.
-func (e *SpanExporter) Add(s finishedSpan) {
+func (e *SpanExporter) Add(s workload.Record) {
 	select {
 	case e.queue <- s:
 	default:
@@ -83,7 +76,7 @@ func (e *SpanExporter) loop() {
 	defer close(e.done)
 	ticker := time.NewTicker(e.delay)
 	defer ticker.Stop()
-	batch := make([]finishedSpan, 0, maxExportBatch)
+	batch := make([]workload.Record, 0, maxExportBatch)
 	for {
 		select {
 		case s := <-e.queue:
@@ -113,22 +106,11 @@ func (e *SpanExporter) loop() {
 	}
 }
 
-func (e *SpanExporter) send(batch []finishedSpan) {
+func (e *SpanExporter) send(batch []workload.Record) {
 	if len(batch) == 0 {
 		return
 	}
-	recs := make([]workload.Record, len(batch))
-	for i := range batch {
-		recs[i] = batch[i].rec
-	}
-	td := e.builder.Build(recs)
-	// The builder writes spans in the order of recs, under one resource and scope.
-	spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
-	for i := range batch {
-		if !batch[i].parent.IsEmpty() {
-			spans.At(i).SetParentSpanID(batch[i].parent)
-		}
-	}
+	td := e.builder.Build(batch) // vllmrequesttest.WriteSpan writes each span, parent included
 	ctx, cancel := context.WithTimeout(context.Background(), exportTimeout)
 	defer cancel()
 	rejected, err := e.exporter.Export(ctx, td)

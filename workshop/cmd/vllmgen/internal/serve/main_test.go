@@ -1,4 +1,4 @@
-package emulator
+package serve
 
 import (
 	"context"
@@ -76,7 +76,7 @@ func TestMainServesUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr syncBuffer
 	done := make(chan int)
-	go func() { done <- Main(ctx, []string{"--port", "0", "--fixed-tpot", "1ms"}, &stderr) }()
+	go func() { done <- Main(ctx, []string{"--port", "0", "--fixed-tpot", "1ms"}, io.Discard, &stderr) }()
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "on http://127.0.0.1:") }, 10*time.Second, 5*time.Millisecond)
 	assert.Contains(t, stderr.String(), "fixed: prefill 0s, 1ms per token")
 	_, rest, _ := strings.Cut(stderr.String(), "on http://")
@@ -96,5 +96,5 @@ func TestMainServesUntilCancelled(t *testing.T) {
 	cancel()
 	assert.Equal(t, 0, <-done)
 	assert.Contains(t, stderr.String(), "vllmgen serve: requests finished 1, aborted 0\n")
-	assert.Equal(t, 2, Main(context.Background(), []string{"--bogus"}, io.Discard))
+	assert.Equal(t, 2, Main(context.Background(), []string{"--bogus"}, io.Discard, io.Discard))
 }

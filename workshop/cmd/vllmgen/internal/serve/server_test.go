@@ -1,4 +1,4 @@
-package emulator
+package serve
 
 import (
 	"bufio"
@@ -472,9 +472,9 @@ func TestSameSeedSameDraws(t *testing.T) {
 }
 
 func TestFullQueueDropsAndCounts(t *testing.T) {
-	e := &SpanExporter{queue: make(chan finishedSpan, 2)} // no export loop: the queue only fills
+	e := &SpanExporter{queue: make(chan workload.Record, 2)} // no export loop: the queue only fills
 	for range 5 {
-		e.Add(finishedSpan{})
+		e.Add(workload.Record{})
 	}
 	_, dropped, _ := e.Counts()
 	assert.Equal(t, int64(3), dropped)

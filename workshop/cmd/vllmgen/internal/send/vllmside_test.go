@@ -1,4 +1,4 @@
-package app
+package send
 
 import (
 	"bytes"
@@ -166,9 +166,9 @@ func TestAdmitCutsAnAbortedRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := side.registry.Total()
+			before := side.engine.Metrics().Total()
 			side.observeAborted("m", &rec, tt.cutUS)
-			after := side.registry.Total()
+			after := side.engine.Metrics().Total()
 			assert.EqualValues(t, 1, after.Aborted-before.Aborted)
 			assert.Equal(t, tt.prompt, after.PromptTokens-before.PromptTokens)
 			assert.Equal(t, tt.generation, after.GenerationTokens-before.GenerationTokens)
@@ -180,33 +180,6 @@ func TestAdmitCutsAnAbortedRequest(t *testing.T) {
 			assert.Equal(t, before.E2ECount, after.E2ECount)
 		})
 	}
-}
-
-func TestOccupancy(t *testing.T) {
-	const ms = int64(time.Millisecond)
-	o := newOccupancy(100*time.Millisecond, time.Second) // ring of 10 ticks
-	base := int64(1_000_000) * ms
-	o.add(base, base+200*ms, base+500*ms, 100)         // waits 0–200 ms, runs 200–500 ms
-	o.add(base+100*ms, base+100*ms, base+5_000*ms, 10) // runs from 100 ms; its end lies beyond the horizon
-	tests := []struct {
-		at                       int64
-		waiting, running, tokens int64
-	}{
-		{at: 0, waiting: 1},
-		{at: 150 * ms, waiting: 1, running: 1, tokens: 10},
-		{at: 250 * ms, running: 2, tokens: 110},
-		{at: 600 * ms, running: 1, tokens: 10},
-		{at: 1_150 * ms, running: 0, tokens: 0}, // ended at the horizon (cursor + 1 s) instead of at 5 s
-		{at: 9_000 * ms, running: 0, tokens: 0},
-	}
-	for _, tt := range tests {
-		o.advance(base + tt.at)
-		assert.Equal(t, [numSlots]int64{tt.waiting, tt.running, tt.tokens}, o.current, "at %d ms", tt.at/ms)
-	}
-	// a request that started and ended before the cursor changes nothing in the end
-	o.add(base, base+ms, base+2*ms, 7)
-	o.advance(base + 9_100*ms)
-	assert.Equal(t, [numSlots]int64{}, o.current)
 }
 
 func TestGaugesFollowTheTimeline(t *testing.T) {
@@ -221,7 +194,7 @@ func TestGaugesFollowTheTimeline(t *testing.T) {
 
 	gauges := func() (waiting, running, kv float64) {
 		var b bytes.Buffer
-		require.NoError(t, side.registry.WriteText(&b))
+		require.NoError(t, side.engine.Metrics().WriteText(&b))
 		p := expfmt.NewTextParser(model.LegacyValidation)
 		families, err := p.TextToMetricFamilies(&b)
 		require.NoError(t, err)

@@ -1,4 +1,4 @@
-package app
+package send
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/testreceiver"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
+
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 )
 
 // consumed is what a consumer that weighs each received span by its adjusted count computes, span by span,
@@ -37,7 +39,7 @@ func consume(t *testing.T, sink *testreceiver.Sink, weightOf func(traceState str
 	t.Helper()
 	out := map[string]*consumed{}
 	for _, rs := range sink.Traces().ResourceSpans().All() {
-		model, ok := rs.Resource().Attributes().Get(workload.ResourceAttrModel)
+		model, ok := rs.Resource().Attributes().Get(vllmrequesttest.AttrRequestModel)
 		require.True(t, ok)
 		c := out[model.Str()]
 		if c == nil {
@@ -47,10 +49,10 @@ func consume(t *testing.T, sink *testreceiver.Sink, weightOf func(traceState str
 		for _, span := range rs.ScopeSpans().At(0).Spans().All() {
 			w := weightOf(span.TraceState().AsRaw(), span.TraceID())
 			a := span.Attributes()
-			prompt, _ := a.Get(workload.AttrPromptTokens)
-			completion, _ := a.Get(workload.AttrCompletionTokens)
-			ttft, _ := a.Get(workload.AttrTTFT)
-			decode, _ := a.Get(workload.AttrDecode)
+			prompt, _ := a.Get(vllmrequesttest.AttrPromptTokens)
+			completion, _ := a.Get(vllmrequesttest.AttrCompletionTokens)
+			ttft, _ := a.Get(vllmrequesttest.AttrTTFT)
+			decode, _ := a.Get(vllmrequesttest.AttrDecode)
 			c.spans++
 			c.weight += w
 			c.prompt += w * float64(prompt.Int())

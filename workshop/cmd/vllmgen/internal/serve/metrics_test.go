@@ -1,4 +1,4 @@
-package emulator
+package serve
 
 import (
 	"bufio"
@@ -22,6 +22,8 @@ import (
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/testreceiver"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/vllmmetrics"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/engine"
 )
 
 // Prompt lengths (in words) that make metricsTiming hang a request, so that a test can cut it at a known point.
@@ -252,7 +254,7 @@ func TestMetricsCountWhatWasServed(t *testing.T) {
 					}, metricsPollTimeout, metricsPollInterval, "the request reaches its cut point")
 				}
 			}
-			assert.Equal(t, gauges{waiting: wantWaiting, running: wantRunning, kvCacheUsage: float64(tt.wantHangingKVTokens) / KVCacheTokens},
+			assert.Equal(t, gauges{waiting: wantWaiting, running: wantRunning, kvCacheUsage: float64(tt.wantHangingKVTokens) / engine.KVCacheTokens},
 				gaugesOf(t, scrape(t, hs.URL)), "while the cut requests hang")
 			// Queued requests leave first, and are seen to leave, so that no slot frees up for them meanwhile.
 			queued := wantWaiting
@@ -426,7 +428,7 @@ func TestClientGoneAtTheEnd(t *testing.T) {
 			w := &failingWriter{header: http.Header{}, failFrom: tt.failFrom}
 			srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, tt.path, strings.NewReader(tt.body)))
 
-			c, err := srv.Metrics().Counts(testModel)
+			c, err := srv.Engine().Metrics().Counts(testModel)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, c)
 			outs := got.list()

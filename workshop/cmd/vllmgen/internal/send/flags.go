@@ -1,5 +1,7 @@
-// Package app is vllmgen's command line: flag parsing, the paced sender and the summary.
-package app // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/app"
+// Package send is `vllmgen` (or `vllmgen send`): it generates vLLM requests (package workload), plays them on
+// the emulated vLLM engine (package engine: /metrics, aborts, lost and unsampled spans), sends the spans that
+// leave the server over OTLP (package otlpsend) at a paced rate, and prints the expected values of what it sent.
+package send // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/send"
 
 import (
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/cli"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/headsample"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
@@ -66,8 +69,8 @@ func (s SamplingOptions) sampler() (*headsample.Sampler, error) {
 	return headsample.New(s.Ratio, s.TraceState)
 }
 
-// VLLMOptions is what vllmgen simulates of vLLM's own side: its /metrics endpoint, requests whose span is lost,
-// and requests the client aborts.
+// VLLMOptions is what vllmgen plays of the vLLM server itself, beyond its spans: its /metrics endpoint, requests
+// whose span is lost, and requests the client aborts.
 type VLLMOptions struct {
 	// MetricsListen is the address /metrics is served on; empty serves nothing.
 	MetricsListen string
@@ -95,15 +98,9 @@ func defaultWorkers() int { return min(4, max(1, runtime.NumCPU())) }
 // ParseFlags parses args (without the program name). Usage and flag errors go to stderr; -h returns
 // flag.ErrHelp.
 func ParseFlags(args []string, stderr io.Writer) (Options, error) {
-	fs := flag.NewFlagSet("vllmgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vllmgen [flags]\n\nSends vLLM llm_request spans over OTLP, shaped exactly as vLLM emits them, and prints the\nexpected TTFT/TPOT/E2E/queue/prefill/decode sums and SLO outcomes of what it sent.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs := cli.NewFlagSet("vllmgen", "Usage: vllmgen [send] [flags]\n       vllmgen serve [flags]   (a vLLM emulator; see vllmgen serve -h)\n\nSends vLLM llm_request spans over OTLP, shaped exactly as vLLM emits them, and prints the\nexpected TTFT/TPOT/E2E/queue/prefill/decode sums and SLO outcomes of what it sent.", stderr)
 	var (
-		endpoint   = fs.String("endpoint", "", "OTLP endpoint (default 127.0.0.1:4317 for grpc, http://127.0.0.1:4318/v1/traces for http)")
-		protocol   = fs.String("protocol", "grpc", "grpc | http (OTLP/HTTP protobuf POST)")
+		otlp       = cli.OTLPFlags(fs, "otlp-endpoint", "default 127.0.0.1:4317 for grpc, http://127.0.0.1:4318/v1/traces for http/protobuf", string(otlpsend.ProtocolGRPC))
 		shape      = fs.String("shape", "v1", "span shape: v1 (scope vllm.tracing.otel) | v1-legacy-scope (scope vllm.llm_engine) | v0 | v0-detailed")
 		count      = fs.Int64("count", 0, fmt.Sprintf("number of requests (API calls) to send (default %d when --duration is not given)", defaultCount))
 		duration   = fs.Duration("duration", 0, "send for this long (e.g. 30s); with --count, whichever ends first")
@@ -125,18 +122,15 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		sloQueue   = fs.Duration("slo-queue", 0, "queue time objective")
 		summary    = fs.String("summary", "text", "summary format: text | json (json goes to stdout)")
 		dryRun     = fs.Bool("dry-run", false, "generate and summarise, send nothing (no pacing)")
-		metrics    = fs.String("metrics-listen", "", "serve vLLM's own Prometheus /metrics for the simulated requests on this address (e.g. 127.0.0.1:8000)")
+		metrics    = fs.String("metrics-listen", "", "serve vLLM's own Prometheus /metrics for the requests sent on this address (e.g. 127.0.0.1:8000)")
 		linger     = fs.Duration("metrics-linger", 30*time.Second, "keep serving /metrics this long after the send ends, so a scraper reads the final values (0 = until SIGINT/SIGTERM)")
 		spanLoss   = fs.Float64("span-loss", 0, "fraction of finished requests whose span is not sent (as a full SDK export queue drops them); /metrics still counts them")
 		abortFrac  = fs.Float64("abort-fraction", 0, "fraction of requests the client aborts: counted in /metrics as vLLM counts them, sent as no span")
 		sampleRat  = fs.Float64("sample-ratio", 1, "head sampling: send a finished request's span with this probability (0 < R ≤ 1), decided from its trace id as an OTEP 235 sampler does; /metrics still counts every request. Not given: no sampling, no tracestate")
 		sampleTS   = fs.String("sample-tracestate", "threshold", "with --sample-ratio: threshold (sent spans carry tracestate ot=th:<threshold>, as an OTEP 235 sampler writes it) | none (no tracestate, as the Python SDK's TraceIdRatioBased sampler sends them)")
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return Options{}, err
-	}
-	if fs.NArg() > 0 {
-		return Options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 
 	var errs []error
@@ -147,12 +141,8 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	}
 	var o Options
 	var err error
-	o.Protocol, err = otlpsend.ParseProtocol(*protocol)
+	o.Protocol, o.Endpoint, err = otlp.Parse()
 	check(err)
-	if err == nil {
-		o.Endpoint, err = o.Protocol.NormalizeEndpoint(*endpoint)
-		check(err)
-	}
 	o.Shape, err = workload.ParseShape(*shape)
 	check(err)
 	o.Profile, err = workload.ParseProfile(*profile)

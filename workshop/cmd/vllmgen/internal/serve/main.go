@@ -1,17 +1,17 @@
-package emulator // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/emulator"
+package serve // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/serve"
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"time"
 
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/cli"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/engine"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
 )
@@ -37,14 +37,11 @@ func envOr(key, def string) string {
 	return def
 }
 
-// ParseFlags parses the arguments after `serve`. Flag names follow `vllm serve` where vLLM has one.
+// ParseFlags parses the arguments after `serve`. Flag names follow `vllm serve` where vLLM has one: the OTLP
+// endpoint is vLLM's own --otlp-traces-endpoint, not the --otlp-endpoint of the project's other tools, so that a
+// `vllm serve` command line works unchanged against the emulator.
 func ParseFlags(args []string, stderr io.Writer) (Options, error) {
-	fs := flag.NewFlagSet("vllmgen serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vllmgen serve [flags]\n\nServes an OpenAI-compatible streaming endpoint (/v1/completions, /v1/chat/completions) that\nbehaves like vLLM, exports vLLM's llm_request span per finished request, and serves vLLM's\nPrometheus metrics on GET /metrics.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs := cli.NewFlagSet("vllmgen serve", "Usage: vllmgen serve [flags]\n\nServes an OpenAI-compatible streaming endpoint (/v1/completions, /v1/chat/completions) that\nbehaves like vLLM, exports vLLM's llm_request span per finished request, and serves vLLM's\nPrometheus metrics on GET /metrics.", stderr)
 	var (
 		host        = fs.String("host", "127.0.0.1", "listen address")
 		port        = fs.Int("port", 8000, "listen port (0 = any free port, printed on stderr)")
@@ -55,8 +52,7 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		maxTokens   = fs.Int64("default-max-tokens", DefaultMaxTokens, "output tokens when a request sets no max_tokens")
 		stragEvery  = fs.Int("straggler-every", 0, "every Nth request waits --straggler-delay longer in the queue (0 = none)")
 		stragDelay  = fs.Duration("straggler-delay", 2*time.Second, "extra queue time of a straggler")
-		endpoint    = fs.String("otlp-traces-endpoint", "", "OTLP endpoint for llm_request spans (grpc host:port, or http URL with --otlp-protocol http); empty = no tracing")
-		protocol    = fs.String("otlp-protocol", envOr("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"), "grpc | http (default from OTEL_EXPORTER_OTLP_TRACES_PROTOCOL; http/protobuf is accepted)")
+		otlp        = cli.OTLPFlags(fs, "otlp-traces-endpoint", "empty = no tracing; --otlp-protocol defaults to OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", envOr("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"))
 		delay       = fs.Duration("otlp-export-delay", bspDelay(), "batch delay of span exports (default OTEL_BSP_SCHEDULE_DELAY, else 5s as vLLM's SDK)")
 		service     = fs.String("service-name", envOr("OTEL_SERVICE_NAME", "unknown_service"), "resource service.name (default OTEL_SERVICE_NAME, else the SDK's unknown_service)")
 		fixPrefill  = fs.Duration("fixed-prefill", 0, "every request's prefill takes exactly this long, with no queue time (replaces --profile; for benchmarks)")
@@ -64,11 +60,8 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		requestLog  = fs.String("request-log", "", "write one JSON line per request (plan and measured values) to this file")
 		shutdownFor = fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM/Ctrl-C, how long in-flight requests may finish")
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return Options{}, err
-	}
-	if fs.NArg() > 0 {
-		return Options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	prof, err := workload.ParseProfile(*profile)
 	if err != nil {
@@ -92,12 +85,9 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	if *delay <= 0 {
 		return Options{}, fmt.Errorf("--otlp-export-delay: must be positive, got %s", *delay)
 	}
-	if *protocol == "http/protobuf" {
-		*protocol = "http"
-	}
-	proto, err := otlpsend.ParseProtocol(*protocol)
+	proto, endpoint, err := otlp.Parse()
 	if err != nil {
-		return Options{}, fmt.Errorf("--otlp-protocol: %w", err)
+		return Options{}, err
 	}
 	opts := Options{
 		Listen:   net.JoinHostPort(*host, strconv.Itoa(*port)),
@@ -119,10 +109,8 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	if opts.Config.Seed == 0 {
 		opts.Config.Seed = uint64(time.Now().UnixNano())
 	}
-	if *endpoint != "" {
-		if opts.Endpoint, err = proto.NormalizeEndpoint(*endpoint); err != nil {
-			return Options{}, fmt.Errorf("--otlp-traces-endpoint: %w", err)
-		}
+	if otlp.Given() {
+		opts.Endpoint = endpoint
 	}
 	return opts, nil
 }
@@ -134,21 +122,17 @@ func bspDelay() time.Duration {
 	return DefaultExportDelay
 }
 
-// Main runs `vllmgen serve` until ctx ends and returns the exit code.
-func Main(ctx context.Context, args []string, stderr io.Writer) int {
+// Main runs `vllmgen serve` with the arguments after `serve` until ctx ends and returns the exit code.
+func Main(ctx context.Context, args []string, _, stderr io.Writer) int {
 	opts, err := ParseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "vllmgen serve: %v\n", err)
-		return 2
+		return cli.UsageExit("vllmgen serve", err, stderr)
 	}
 	if err := Serve(ctx, opts, stderr); err != nil {
 		fmt.Fprintf(stderr, "vllmgen serve: %v\n", err)
-		return 1
+		return cli.ExitFailed
 	}
-	return 0
+	return cli.ExitOK
 }
 
 // Serve listens, serves until ctx ends, then lets in-flight requests finish (bounded) and flushes spans.
@@ -173,26 +157,19 @@ func Serve(ctx context.Context, opts Options, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	lis, err := net.Listen("tcp", opts.Listen)
+	server, err := engine.Listen(opts.Listen, srv)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "vllmgen serve: model %s on http://%s (%s, max-num-seqs %d, seed %d, tracing %s)\n",
-		cfg.Model, lis.Addr(), opts.Timing, cfg.MaxNumSeqs, cfg.Seed, orNone(opts.Endpoint))
-	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(lis) }()
+		cfg.Model, server.Addr(), opts.Timing, cfg.MaxNumSeqs, cfg.Seed, orNone(opts.Endpoint))
 	select {
-	case err = <-serveErr:
+	case <-server.Done():
+		err = server.Err()
 	case <-ctx.Done():
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), opts.ShutdownWait)
-		err = httpSrv.Shutdown(shutdownCtx)
-		cancel()
+		err = server.Shutdown(opts.ShutdownWait)
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	total := srv.Metrics().Total()
+	total := srv.Engine().Metrics().Total()
 	fmt.Fprintf(stderr, "vllmgen serve: requests finished %d, aborted %d\n", total.Finished, total.Aborted)
 	if cfg.Spans != nil {
 		_ = cfg.Spans.Close()

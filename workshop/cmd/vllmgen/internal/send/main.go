@@ -1,29 +1,26 @@
-package app // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/app"
+package send // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/send"
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/cli"
 )
 
-// Exit codes.
+// Exit codes, as every subcommand's.
 const (
-	ExitOK     = 0
-	ExitFailed = 1 // some export failed (the summary is printed first)
-	ExitUsage  = 2
+	ExitOK     = cli.ExitOK
+	ExitFailed = cli.ExitFailed // some span was not delivered (the summary is printed first)
+	ExitUsage  = cli.ExitUsage
 )
 
-// Main runs vllmgen with args (without the program name) and returns the process exit code.
+// Main runs `vllmgen` send with args (the flags, without the program and subcommand names) and returns the
+// process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, err := ParseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return ExitOK
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "vllmgen: %v\n", err)
-		return ExitUsage
+		return cli.UsageExit("vllmgen", err, stderr)
 	}
 	res, err := Run(ctx, opts)
 	if err != nil {

@@ -1,4 +1,4 @@
-package emulator // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/emulator"
+package serve // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/serve"
 
 import (
 	"net/http"

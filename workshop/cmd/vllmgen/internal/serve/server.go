@@ -1,10 +1,10 @@
-// Package emulator is `vllmgen serve`: an OpenAI-compatible streaming server that behaves like vLLM for
-// demos and tests. Each request's timing (queue, prefill, per-token decode) is drawn from a vllmgen profile
-// and slept for real, a concurrency limit queues requests like vLLM's --max-num-seqs, the stream ends with
-// vLLM's usage chunk, and the finished request is exported as vLLM's llm_request span, measured from the
-// emulator's own clock and parented on the incoming traceparent. GET /metrics serves vLLM's Prometheus metrics
-// for the requests it served, counted as vLLM counts them.
-package emulator // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/emulator"
+// Package serve is `vllmgen serve`: an OpenAI-compatible streaming server that behaves like vLLM, for demos and
+// tests. Each request's timing (queue, prefill, per-token decode) is drawn from a vllmgen profile and slept for
+// real, a concurrency limit queues requests like vLLM's --max-num-seqs, the stream ends with vLLM's usage chunk,
+// and the finished request is exported as vLLM's llm_request span (vllmrequesttest.WriteSpan's V1 dialect),
+// measured from the server's own clock and parented on the incoming traceparent. The requests move through the
+// emulated engine (package engine) as they are served; GET /metrics serves its registry, counted as vLLM counts.
+package serve // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/serve"
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/engine"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/vllmmetrics"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
 )
@@ -99,11 +100,10 @@ type Outcome struct {
 
 // Server is the HTTP handler.
 type Server struct {
-	cfg     Config
-	slots   chan struct{}
-	mux     *http.ServeMux
-	metrics *vllmmetrics.Registry
-	load    engineLoad
+	cfg    Config
+	slots  chan struct{}
+	mux    *http.ServeMux
+	engine *engine.Engine
 
 	mu       sync.Mutex
 	rng      *rand.Rand
@@ -131,26 +131,28 @@ func New(cfg Config) (*Server, error) {
 			return profile.DrawServing(r, prompt, maxTokens)
 		}
 	}
-	metrics, err := vllmmetrics.New([]string{cfg.Model}, "0")
+	eng, err := engine.New([]string{cfg.Model}, time.Now)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		metrics: metrics,
-		cfg:     cfg,
-		slots:   make(chan struct{}, cfg.MaxNumSeqs),
-		rng:     rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
-		mux:     http.NewServeMux(),
+		engine: eng,
+		cfg:    cfg,
+		slots:  make(chan struct{}, cfg.MaxNumSeqs),
+		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
+		mux:    http.NewServeMux(),
 	}
 	s.mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, false) })
 	s.mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, true) })
 	s.mux.HandleFunc("GET /v1/models", s.models)
 	s.mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	// vLLM serves its Prometheus metrics on the API port.
-	s.mux.Handle("GET /metrics", metrics.Handler())
-	metrics.BeforeRead(s.updateGauges)
+	s.mux.Handle("GET "+engine.MetricsPath, eng.Handler())
 	return s, nil
 }
+
+// Engine is the emulated engine: its /metrics registry counts the requests served.
+func (s *Server) Engine() *engine.Engine { return s.engine }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
@@ -313,9 +315,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 
 	ctx := r.Context()
 	// The request is in the engine from here: it waits for a slot and its queue time, then runs until its last
-	// token. Its KV cache share is its prompt and output, as in simulate mode.
-	inEngine := s.load.arrive(prompt + output)
-	defer inEngine.leave()
+	// token. Its KV cache share is its prompt and output, as for the requests `vllmgen` sends.
+	inEngine := s.engine.Arrive(0, prompt+output)
+	defer inEngine.Leave()
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -326,7 +328,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 	release := func() {
 		if !released {
 			released = true
-			inEngine.leave()
+			inEngine.Leave()
 			<-s.slots
 		}
 	}
@@ -342,7 +344,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 		return
 	}
 	scheduled := time.Now()
-	inEngine.schedule()
+	inEngine.Schedule()
 	if !sleepUntil(ctx, scheduled.Add(p.timing.Prefill)) {
 		s.abort(out, inEngine, "client disconnected during prefill", 0, 0)
 		return
@@ -392,26 +394,24 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 	out.TTFT = ttft.Seconds()
 	out.E2E = e2e.Seconds()
 	if s.cfg.Spans != nil && out.Sampled {
-		s.cfg.Spans.Add(finishedSpan{
-			rec: workload.Record{
-				TraceID:          traceID,
-				SpanID:           p.spanID,
-				RequestID:        p.id,
-				N:                1,
-				Temperature:      valueOr(req.Temperature, 1.0),
-				TopP:             valueOr(req.TopP, 1.0),
-				MaxTokens:        maxTokens,
-				PromptTokens:     prompt,
-				CompletionTokens: output,
-				QueueUS:          scheduled.Sub(arrival).Microseconds(),
-				PrefillUS:        firstToken.Sub(scheduled).Microseconds(),
-				DecodeUS:         lastToken.Sub(firstToken).Microseconds(),
-				TTFTUS:           ttft.Microseconds(),
-				E2EUS:            e2e.Microseconds(),
-				SpanDurationUS:   time.Since(arrival).Microseconds(),
-				ReleasedUnixNano: arrival.UnixNano(),
-			},
-			parent: parent.spanID,
+		s.cfg.Spans.Add(workload.Record{
+			TraceID:          traceID,
+			ParentSpanID:     parent.spanID,
+			SpanID:           p.spanID,
+			RequestID:        p.id,
+			N:                1,
+			Temperature:      valueOr(req.Temperature, 1.0),
+			TopP:             valueOr(req.TopP, 1.0),
+			MaxTokens:        maxTokens,
+			PromptTokens:     prompt,
+			CompletionTokens: output,
+			QueueUS:          scheduled.Sub(arrival).Microseconds(),
+			PrefillUS:        firstToken.Sub(scheduled).Microseconds(),
+			DecodeUS:         lastToken.Sub(firstToken).Microseconds(),
+			TTFTUS:           ttft.Microseconds(),
+			E2EUS:            e2e.Microseconds(),
+			SpanDurationUS:   time.Since(arrival).Microseconds(),
+			ReleasedUnixNano: arrival.UnixNano(),
 		})
 	}
 	s.finish(out)
@@ -422,6 +422,32 @@ func valueOr(p *float64, def float64) float64 {
 		return def
 	}
 	return *p
+}
+
+// observeFinished counts a request that ran to its end, at the moment vLLM's output processor sees its last
+// token (before the last chunk goes out, so a client that leaves after that does not undo it).
+func (s *Server) observeFinished(reason string, ttft, e2e time.Duration, prompt, generated int64) {
+	// Cannot fail: the model is the served one, the reason one of vLLM's, the counts non-negative.
+	_ = s.engine.Finished(vllmmetrics.FinishedRequest{
+		Model: s.cfg.Model, FinishedReason: reason, TTFT: ttft, E2E: e2e,
+		PromptTokens: prompt, GenerationTokens: generated,
+	})
+}
+
+// abort ends a request whose client went away after `generated` output tokens had been processed: as vLLM, no
+// span and no request_success, but its tokens and (once the first token came) its TTFT count.
+func (s *Server) abort(out Outcome, r *engine.Request, why string, ttft time.Duration, generated int64) {
+	r.Leave() // before anyone hears of the outcome, so that the gauges already agree
+	out.Error = why
+	out.FinishReason = vllmmetrics.FinishAbort
+	out.CompletionTokens = generated
+	a := vllmmetrics.AbortedRequest{Model: s.cfg.Model, FirstToken: generated > 0}
+	if a.FirstToken {
+		a.TTFT, a.PromptTokens, a.GenerationTokens = ttft, out.PromptTokens, generated
+		out.TTFT = ttft.Seconds()
+	}
+	_ = s.engine.Aborted(a) // cannot fail, as in observeFinished
+	s.finish(out)
 }
 
 func (s *Server) finish(out Outcome) {

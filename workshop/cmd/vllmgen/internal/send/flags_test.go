@@ -1,4 +1,4 @@
-package app
+package send
 
 import (
 	"errors"
@@ -49,15 +49,32 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{
 			name: "http default endpoint",
-			args: []string{"--protocol", "http"},
+			args: []string{"--otlp-protocol", "http"},
 			check: func(t *testing.T, o Options) {
+				assert.Equal(t, otlpsend.ProtocolHTTP, o.Protocol)
 				assert.Equal(t, "http://127.0.0.1:4318/v1/traces", o.Endpoint)
+			},
+		},
+		{
+			name: "http/protobuf with a URL without path",
+			args: []string{"--otlp-protocol", "http/protobuf", "--otlp-endpoint", "https://otelcol.example:4318"},
+			check: func(t *testing.T, o Options) {
+				assert.Equal(t, otlpsend.ProtocolHTTP, o.Protocol)
+				assert.Equal(t, "https://otelcol.example:4318/v1/traces", o.Endpoint)
+			},
+		},
+		{
+			name: "grpc dns target",
+			args: []string{"--otlp-endpoint", "dns:///otelcol:4317"},
+			check: func(t *testing.T, o Options) {
+				assert.Equal(t, otlpsend.ProtocolGRPC, o.Protocol)
+				assert.Equal(t, "otelcol:4317", o.Endpoint)
 			},
 		},
 		{
 			name: "everything set",
 			args: []string{
-				"--endpoint", "collector:4317", "--shape", "v0-detailed", "--count", "5", "--duration", "30s",
+				"--otlp-endpoint", "collector:4317", "--shape", "v0-detailed", "--count", "5", "--duration", "30s",
 				"--rate", "250.5", "--models", "a, b ,,c", "--service-name", "svc", "--resource", "service.instance.id=gen-a, k=v=w",
 				"--seed", "42", "--profile", "mixed", "--n-prob", "0.5", "--greedy-prob", "1", "--batch", "7", "--workers", "3",
 				"--slo-ttft", "200ms", "--slo-tpot", "50ms", "--slo-e2e", "5s", "--slo-queue", "1s", "--summary", "json",
@@ -134,8 +151,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "span loss", args: []string{"--span-loss", "1.5"}, wantErr: "--span-loss must be within [0, 1]"},
 		{name: "abort fraction", args: []string{"--abort-fraction", "NaN"}, wantErr: "--abort-fraction must be within [0, 1]"},
 		{name: "unknown shape", args: []string{"--shape", "v2"}, wantErr: `unknown shape "v2"`},
-		{name: "unknown protocol", args: []string{"--protocol", "http/json"}, wantErr: `unknown protocol`},
-		{name: "bad endpoint", args: []string{"--endpoint", "nohostport"}, wantErr: "want host:port"},
+		{name: "unknown protocol", args: []string{"--otlp-protocol", "http/json"}, wantErr: `unknown protocol`},
+		{name: "bad endpoint", args: []string{"--otlp-endpoint", "nohostport"}, wantErr: "--otlp-endpoint: gRPC endpoint \"nohostport\": want host:port"},
+		{name: "old endpoint flag", args: []string{"--endpoint", "collector:4317"}, wantErr: "flag provided but not defined: -endpoint"},
 		{name: "unknown profile", args: []string{"--profile", "bursty"}, wantErr: `unknown profile "bursty"`},
 		{name: "negative count", args: []string{"--count", "-1"}, wantErr: "--count must not be negative"},
 		{name: "negative duration", args: []string{"--duration", "-1s"}, wantErr: "--duration must not be negative"},
