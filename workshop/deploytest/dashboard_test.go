@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 const datasourceVar = "${datasource}"
@@ -293,7 +295,7 @@ func TestDashboardContent(t *testing.T) {
 // TestDashboardQueriesParse has promtool parse every dashboard query, variables substituted, as a recording
 // rule of a temporary rule file.
 func TestDashboardQueriesParse(t *testing.T) {
-	promtool := toolFromEnv(t, "PROMTOOL")
+	promtool := testkit.Tool(t, testkit.Promtool)
 	d := loadDashboard(t)
 	defined := map[string]bool{}
 	for _, v := range d.Templating.List {

@@ -29,17 +29,6 @@ const (
 
 var ruleFiles = []string{recordingRulesFile, alertsFile}
 
-// toolFromEnv returns the path in the environment variable, or skips the test: `make test` always sets
-// PROMTOOL and OTELCOL_VLLM_BIN, a plain `go test` may not.
-func toolFromEnv(t *testing.T, name string) string {
-	t.Helper()
-	path := os.Getenv(name)
-	if path == "" {
-		t.Skipf("%s is not set; `make test` sets it", name)
-	}
-	return path
-}
-
 // runTool runs a command in dir and fails the test with its output when it fails.
 func runTool(t *testing.T, dir string, env []string, name string, args ...string) string {
 	t.Helper()

@@ -26,6 +26,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 // Paths, relative to this package's directory, and the release the tests render.
@@ -227,7 +229,7 @@ func wantMemoryLimiterMiB(t *testing.T, limit string, percent int64) int {
 
 func helmBin(t *testing.T) string {
 	t.Helper()
-	return toolFromEnv(t, "HELM")
+	return testkit.Tool(t, testkit.Helm)
 }
 
 func TestHelmLint(t *testing.T) {
@@ -692,7 +694,7 @@ func TestHelmChartVariants(t *testing.T) {
 // the tests check: the defaults, every value set, and each variant.
 func TestHelmCollectorConfigValidates(t *testing.T) {
 	helm := helmBin(t)
-	bin := toolFromEnv(t, "OTELCOL_VLLM_BIN")
+	bin := testkit.Tool(t, testkit.CollectorBin)
 	cases := append([]helmVariant{{name: "defaults"}, {name: "all values", args: []string{"--values", helmAllValuesFile}}}, helmVariants...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

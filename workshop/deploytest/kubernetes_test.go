@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 type objectMeta struct {
@@ -664,7 +666,7 @@ func checkCollectorConfig(t *testing.T, k kubernetesKit) {
 // TestKubernetesCollectorConfigValidates runs `otelcol-vllm validate` on the config of the ConfigMap, with
 // the DaemonSet's environment (field references replaced by sample values).
 func TestKubernetesCollectorConfigValidates(t *testing.T) {
-	validateCollectorConfig(t, toolFromEnv(t, "OTELCOL_VLLM_BIN"), loadKubernetesKit(t))
+	validateCollectorConfig(t, testkit.Tool(t, testkit.CollectorBin), loadKubernetesKit(t))
 }
 
 // validateCollectorConfig runs `otelcol-vllm validate` on the kit's collector config with the DaemonSet's

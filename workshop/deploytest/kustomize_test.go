@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 // readmeOverlayMarker is the first line of the overlay example in deploy/README.md.
@@ -18,7 +20,7 @@ func kustomizeBuild(t *testing.T, kustomize, dir string) string {
 // TestKustomizeBuild: `kustomize build deploy/kubernetes` renders objects that decode strictly as their
 // Kubernetes types and pass the manifest checks.
 func TestKustomizeBuild(t *testing.T) {
-	kustomize := toolFromEnv(t, "KUSTOMIZE")
+	kustomize := testkit.Tool(t, testkit.Kustomize)
 	r := decodeRendered(t, kustomizeBuild(t, kustomize, kubernetesDir), "otelcol-vllm")
 	wantKinds(t, r, "ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace", "Service", "ServiceAccount")
 	checkDaemonSet(t, r.kit)
@@ -29,7 +31,7 @@ func TestKustomizeBuild(t *testing.T) {
 // TestKustomizeReadmeOverlay: the overlay in deploy/README.md, pasted into overlays/production beside a
 // deploy directory, builds the base plus the PrometheusRule component, labelled and in the base's namespace.
 func TestKustomizeReadmeOverlay(t *testing.T) {
-	kustomize := toolFromEnv(t, "KUSTOMIZE")
+	kustomize := testkit.Tool(t, testkit.Kustomize)
 	root := t.TempDir()
 	deployDir, err := filepath.Abs(".")
 	if err != nil {

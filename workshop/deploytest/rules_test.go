@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 const runbookPrefix = "https://github.com/otelcol-vllm/otelcol-vllm/blob/main/deploy/README.md#"
@@ -19,7 +21,7 @@ const runbookPrefix = "https://github.com/otelcol-vllm/otelcol-vllm/blob/main/de
 var recordName = regexp.MustCompile(`^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z0-9_]+$`)
 
 func TestPromtoolCheckRules(t *testing.T) {
-	promtool := toolFromEnv(t, "PROMTOOL")
+	promtool := testkit.Tool(t, testkit.Promtool)
 	out := runTool(t, ".", nil, promtool, append([]string{"check", "rules"}, ruleFiles...)...)
 	for _, path := range ruleFiles {
 		if !strings.Contains(out, "Checking "+path) {
@@ -29,7 +31,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 }
 
 func TestPromtoolUnitTests(t *testing.T) {
-	promtool := toolFromEnv(t, "PROMTOOL")
+	promtool := testkit.Tool(t, testkit.Promtool)
 	for _, path := range glob(t, promtoolTestsGlob) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			out := runTool(t, ".", nil, promtool, "test", "rules", path)

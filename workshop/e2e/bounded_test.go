@@ -16,6 +16,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 // sendSpans exports td to the collector's OTLP/gRPC receiver.
@@ -91,9 +94,9 @@ service:
 // processor after the connector (send_batch_max_size: 2000 points) merged its 1 MiB requests into about 17 MiB,
 // and every point was refused.
 func TestShippedExampleDeliversLargestSeries(t *testing.T) {
-	sink := startCumulativeSink(t)
+	sink := &otlpsink.Sink{}
 	c := exampleOnLoopback(t, "largest-series", "add-to-existing-pipeline.yaml",
-		map[string]string{"OTLP_BACKEND_ENDPOINT": sink.endpoint},
+		map[string]string{"OTLP_BACKEND_ENDPOINT": otlpsink.StartGRPC(t, sink)},
 		"yaml:connectors::vllm::metrics_flush_interval: 2s",
 		"yaml:connectors::vllm::max_attribute_length: 4096",
 		"yaml:connectors::vllm::dimensions: [{name: tenant}, {name: team}]",
@@ -111,7 +114,7 @@ func TestShippedExampleDeliversLargestSeries(t *testing.T) {
 	var requests float64
 	var got int
 	for time.Now().Before(deadline) {
-		if requests, _, got = sink.total("vllm.requests", nil); got == series {
+		if requests, _, got = sink.Total("vllm.requests", nil); got == series {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -152,15 +155,15 @@ const (
 // RSS past 4 GB in 75 s. Memory and disk must stay under the stated bound, and what was queued must arrive once
 // the backends are back.
 func TestRemoteWriteOutageIsBounded(t *testing.T) {
-	requireEnv(t, envPrometheus)
+	testkit.Tool(t, testkit.Prometheus)
 	storage := t.TempDir()
-	promPort, otlpPort := freePort(t), freePort(t)
+	promPort, otlpPort := testkit.FreePort(t), testkit.FreePort(t)
 	c := exampleOnLoopback(t, "outage", "forward-metrics.yaml", map[string]string{
 		"OTELCOL_VLLM_STORAGE_DIR":    storage,
 		"OTELCOL_VLLM_INSTANCE_ID":    "collector-outage",
-		"OTELCOL_VLLM_SPOOL_ENDPOINT": loopback(freePort(t)),
-		"PROMETHEUS_REMOTE_WRITE_URL": "http://" + loopback(promPort) + "/api/v1/write",
-		"OTLP_METRICS_ENDPOINT":       "http://" + loopback(otlpPort),
+		"OTELCOL_VLLM_SPOOL_ENDPOINT": testkit.FreeLoopback(t),
+		"PROMETHEUS_REMOTE_WRITE_URL": "http://" + testkit.Loopback(promPort) + "/api/v1/write",
+		"OTLP_METRICS_ENDPOINT":       "http://" + testkit.Loopback(otlpPort),
 	},
 		"yaml:extensions::pprof::endpoint: 127.0.0.1:0",
 		"yaml:extensions::zpages::endpoint: 127.0.0.1:0",
@@ -174,7 +177,7 @@ func TestRemoteWriteOutageIsBounded(t *testing.T) {
 	// until the queues are full and refuse flushes (then a few more flushes), or memory or disk passed the bound
 	full := false
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		if peakRSS(t, c.proc.cmd.Process.Pid) > outageRSSBound || dirSize(t, storage) > outageDiskBound {
+		if c.proc.Memory(t).PeakRSS > outageRSSBound || dirSize(t, storage) > outageDiskBound {
 			break
 		}
 		if c.telemetryValue(t, "otelcol_exporter_enqueue_failed_metric_points") > 0 {
@@ -183,8 +186,9 @@ func TestRemoteWriteOutageIsBounded(t *testing.T) {
 			break
 		}
 	}
-	logMemory(t, c.proc.cmd.Process.Pid)
-	rss, disk := peakRSS(t, c.proc.cmd.Process.Pid), dirSize(t, storage)
+	mem := c.proc.Memory(t)
+	t.Logf("memory: %s", mem)
+	rss, disk := mem.PeakRSS, dirSize(t, storage)
 	t.Logf("outage: peak RSS %d MiB, storage %d MiB, queue size %v", rss>>20, disk>>20, c.telemetryValue(t, "otelcol_exporter_queue_size"))
 	assert.Less(t, rss, int64(outageRSSBound), "peak RSS during the outage")
 	assert.Less(t, disk, int64(outageDiskBound), "storage during the outage")
@@ -192,7 +196,8 @@ func TestRemoteWriteOutageIsBounded(t *testing.T) {
 
 	// the backends come back: every request arrives
 	prom := startPrometheusOn(t, promPort)
-	sink := startOTLPHTTPMetricsSink(t, otlpPort)
+	sink := &otlpsink.Sink{}
+	otlpsink.StartHTTPAt(t, sink, testkit.Loopback(otlpPort))
 	deadline := time.Now().Add(90 * time.Second)
 	var inProm float64
 	for time.Now().Before(deadline) {
@@ -207,21 +212,7 @@ func TestRemoteWriteOutageIsBounded(t *testing.T) {
 		time.Sleep(3 * time.Second)
 	}
 	assert.Equal(t, float64(series), inProm, "requests in Prometheus once it is back")
-	assert.Eventually(t, func() bool { return sink.total() == series }, 30*time.Second, 500*time.Millisecond,
-		"OTLP/HTTP backend: vllm.requests %d, want %d", sink.total(), series)
-	assert.Less(t, peakRSS(t, c.proc.cmd.Process.Pid), int64(outageRSSBound), "peak RSS while the queues drained")
-}
-
-// logMemory logs a process' resident memory by kind (anonymous: the heap; file: mapped files such as bbolt's).
-func logMemory(t *testing.T, pid int) {
-	t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	require.NoError(t, err)
-	var kinds []string
-	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "Rss") || strings.HasPrefix(line, "VmHWM") {
-			kinds = append(kinds, strings.Join(strings.Fields(line), " "))
-		}
-	}
-	t.Logf("memory: %s", strings.Join(kinds, ", "))
+	assert.Eventually(t, func() bool { return requestsIn(sink) == series }, 30*time.Second, 500*time.Millisecond,
+		"OTLP/HTTP backend: vllm.requests %v, want %d", requestsIn(sink), series)
+	assert.Less(t, c.proc.Memory(t).PeakRSS, int64(outageRSSBound), "peak RSS while the queues drained")
 }

@@ -16,6 +16,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 func testConfig(t *testing.T) string {
@@ -90,11 +93,11 @@ func checkNoExportFailures(t *testing.T, c *collector) {
 
 func TestSingleCollector(t *testing.T) {
 	prom := startPrometheus(t)
-	sink := startTraceSink(t)
+	sink := &otlpsink.Sink{}
 	vllmTarget := startFakeVLLMMetrics(t)
 	c := startCollector(t, "collector-0", []string{testConfig(t)}, map[string]string{
 		"E2E_REMOTE_WRITE_URL":    prom.remoteWriteURL(),
-		"E2E_TRACE_SINK_ENDPOINT": sink.endpoint,
+		"E2E_TRACE_SINK_ENDPOINT": otlpsink.StartGRPC(t, sink),
 		"E2E_VLLM_METRICS_TARGET": vllmTarget,
 	})
 	proxy := startRecordingProxy(t, c.otlpGRPC)
@@ -114,8 +117,8 @@ func TestSingleCollector(t *testing.T) {
 	}
 	require.Positive(t, want.Total.Spans)
 
-	sink.waitSpans(t, int(want.Total.Spans), 30*time.Second)
-	received := indexSpans(sink.all())
+	sink.WaitForSpans(t, int(want.Total.Spans), 30*time.Second)
+	received := indexSpans(sink.TraceRequests())
 	require.Len(t, received, int(want.Total.Spans), "span ids must be unique")
 
 	t.Run("traces arrive enriched with every original attribute", func(t *testing.T) {
@@ -204,11 +207,11 @@ func TestSingleCollector(t *testing.T) {
 
 func TestScaleOut(t *testing.T) {
 	prom := startPrometheus(t)
-	sink := startTraceSink(t)
+	sink := &otlpsink.Sink{}
 	vllmTarget := startFakeVLLMMetrics(t)
 	env := map[string]string{
 		"E2E_REMOTE_WRITE_URL":    prom.remoteWriteURL(),
-		"E2E_TRACE_SINK_ENDPOINT": sink.endpoint,
+		"E2E_TRACE_SINK_ENDPOINT": otlpsink.StartGRPC(t, sink),
 		"E2E_VLLM_METRICS_TARGET": vllmTarget,
 	}
 	collectors := []*collector{
@@ -225,7 +228,7 @@ func TestScaleOut(t *testing.T) {
 		want.add(s)
 		perInstance[c.instanceID] += float64(s.Total.Spans)
 	}
-	sink.waitSpans(t, int(want.Total.Spans), 30*time.Second)
+	sink.WaitForSpans(t, int(want.Total.Spans), 30*time.Second)
 	prom.waitScalar(t, "sum("+promRequests+")", float64(want.Total.Spans), 60*time.Second)
 	exps := modelExpectations(want)
 
@@ -320,7 +323,7 @@ func labelValue(series, label string) string {
 }
 
 func TestExamplesValidate(t *testing.T) {
-	bin := requireEnv(t, envCollectorBin)
+	bin := testkit.Tool(t, testkit.CollectorBin)
 	examples, err := filepath.Glob(filepath.Join(repoRoot(t), "examples", "*.yaml"))
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(examples), 4)

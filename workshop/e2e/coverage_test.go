@@ -4,15 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 // The span coverage rule (deploy/prometheus/recording-rules.yaml, group otelcol_vllm.span_coverage) is loaded
@@ -50,11 +50,8 @@ type coverageSummary struct {
 // vllmgenServer is a vllmgen process that plays one vLLM server: it sends spans and serves /metrics until it
 // is stopped (--metrics-linger 0).
 type vllmgenServer struct {
-	job    string
-	cmd    *exec.Cmd
-	stdout *lockedBuffer
-	stderr *lockedBuffer
-	exited chan struct{}
+	job  string
+	proc *testkit.Process
 }
 
 func startVLLMGen(t *testing.T, job, otlp, metrics string, seed int, extra ...string) *vllmgenServer {
@@ -65,27 +62,7 @@ func startVLLMGen(t *testing.T, job, otlp, metrics string, seed int, extra ...st
 		"--duration=" + coverageSend.String(), "--batch=10", "--summary=json",
 		"--metrics-listen=" + metrics, "--metrics-linger=0",
 	}, extra...)
-	g := &vllmgenServer{job: job, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	g.cmd = exec.Command(vllmgen(t), args...)
-	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
-	require.NoError(t, g.cmd.Start())
-	go func() {
-		_ = g.cmd.Wait()
-		close(g.exited)
-	}()
-	t.Cleanup(func() {
-		_ = g.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-g.exited:
-		case <-time.After(10 * time.Second):
-			_ = g.cmd.Process.Kill()
-			<-g.exited
-		}
-		if t.Failed() {
-			t.Logf("---- vllmgen %s ----\n%s\n%s", job, g.stdout.String(), g.stderr.String())
-		}
-	})
-	return g
+	return &vllmgenServer{job: job, proc: testkit.StartProcess(t, "vllmgen "+job, nil, vllmgen(t), args...)}
 }
 
 // summary waits for the send to end (vllmgen prints its summary, then keeps serving /metrics).
@@ -93,9 +70,9 @@ func (g *vllmgenServer) summary(t *testing.T, timeout time.Duration) coverageSum
 	t.Helper()
 	var s coverageSummary
 	require.Eventually(t, func() bool {
-		return strings.Contains(g.stderr.String(), "serving vLLM /metrics")
-	}, timeout, 200*time.Millisecond, "vllmgen %s did not finish its send: %s", g.job, g.stderr.String())
-	require.NoError(t, json.Unmarshal(bytes.TrimSpace([]byte(g.stdout.String())), &s), "vllmgen %s summary: %s", g.job, g.stdout.String())
+		return strings.Contains(g.proc.Stderr.String(), "serving vLLM /metrics")
+	}, timeout, 200*time.Millisecond, "vllmgen %s did not finish its send: %s", g.job, g.proc.Stderr.String())
+	require.NoError(t, json.Unmarshal(bytes.TrimSpace([]byte(g.proc.Stdout.String())), &s), "vllmgen %s summary: %s", g.job, g.proc.Stdout.String())
 	require.Equal(t, s.Total.Spans, s.Total.ExportedSpans, "vllmgen %s could not export every span", g.job)
 	return s
 }
@@ -107,9 +84,9 @@ func (g *vllmgenServer) summary(t *testing.T, timeout time.Duration) coverageSum
 func TestSpanCoverage(t *testing.T) {
 	prom := startPrometheusWithRules(t, coverageWindow)
 	targets := map[string]string{
-		"vllm-lossless": loopback(freePort(t)),
-		"vllm-lossy":    loopback(freePort(t)),
-		"vllm-aborting": loopback(freePort(t)),
+		"vllm-lossless": testkit.FreeLoopback(t),
+		"vllm-lossy":    testkit.FreeLoopback(t),
+		"vllm-aborting": testkit.FreeLoopback(t),
 	}
 	c := startCollector(t, "collector-0", []string{filepath.Join(workshopRoot(t), "e2e", "testdata", "coverage.yaml")}, map[string]string{
 		"E2E_REMOTE_WRITE_URL": prom.remoteWriteURL(),

@@ -9,6 +9,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 // The embedded default listens on fixed ports (4317, 4318, 13133, 8888). The running tests layer loopback ports
@@ -29,7 +32,7 @@ var defaultSLO = []string{"--slo-ttft=200ms", "--slo-tpot=50ms", "--slo-e2e=5s"}
 var noBackends = map[string]string{"OTELCOL_VLLM_JAEGER_ENDPOINT": "", "OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT": ""}
 
 func TestDefaultConfigValidate(t *testing.T) {
-	bin := requireEnv(t, envCollectorBin)
+	bin := testkit.Tool(t, testkit.CollectorBin)
 	for _, tt := range []struct {
 		name string
 		env  []string
@@ -68,7 +71,7 @@ func TestDefaultConfigWithoutBackends(t *testing.T) {
 	// no error spam: no error-level line at all, and no warning repeated; only the nvml receiver may warn (on a
 	// host without a GPU it says once that NVML is not usable)
 	seen := map[string]bool{}
-	for _, line := range strings.Split(c.proc.output.String(), "\n") {
+	for _, line := range strings.Split(c.proc.Output.String(), "\n") {
 		// console encoding: time, level, caller, message, fields
 		fields := strings.SplitN(line, "\t", 5)
 		if len(fields) < 4 {
@@ -87,14 +90,14 @@ func TestDefaultConfigWithoutBackends(t *testing.T) {
 
 func TestDefaultConfigWithBackends(t *testing.T) {
 	prom := startPrometheus(t)
-	sink := startTraceSink(t)
+	sink := &otlpsink.Sink{}
 	c := startCollector(t, "default-config", defaultConfigOverrides, map[string]string{
-		"OTELCOL_VLLM_JAEGER_ENDPOINT":       sink.endpoint,
+		"OTELCOL_VLLM_JAEGER_ENDPOINT":       otlpsink.StartGRPC(t, sink),
 		"OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT": prom.remoteWriteURL(),
 	})
 	s := sendRun(t, genRun{seed: 22, count: 40, protocol: "http", shape: "v1", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0", slo: defaultSLO},
 		c.otlpGRPC, c.otlpHTTP)
-	sink.waitSpans(t, int(s.Total.Spans), 30*time.Second)
+	sink.WaitForSpans(t, int(s.Total.Spans), 30*time.Second)
 	prom.waitScalar(t, "sum("+promRequests+")", float64(s.Total.Spans), 60*time.Second)
 	checkExpectations(t, prom, modelExpectations(s))
 }

@@ -25,6 +25,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 // SLO objectives: the same in testdata/collector.yaml and in vllmgen's flags, so vllmgen's expected outcomes
@@ -203,7 +205,7 @@ func startRecordingProxy(t *testing.T, collectorGRPC string) *recordingProxy {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	p := &recordingProxy{next: ptraceotlp.NewGRPCClient(conn)}
-	p.endpoint = serveTraces(t, p)
+	p.endpoint = testkit.ServeGRPC(t, testkit.ListenLoopback(t), func(srv *grpc.Server) { ptraceotlp.RegisterGRPCServer(srv, p) })
 	return p
 }
 

@@ -1,15 +1,13 @@
 package e2e
 
-// GPU metrics: the distribution's nvml receiver loads a fake libnvidia-ml.so.1 (internal/fakenvml, compiled with
+// GPU metrics: the distribution's nvml receiver loads a fake libnvidia-ml.so.1 (workshop/fakenvml, compiled with
 // gcc) through the real dlopen path, and remote-writes what it reads to a real Prometheus. The test checks the
 // Prometheus names, every label and the values, derived from the fake's script with the receiver's unit
 // conversions (mW -> W, mJ -> J, MHz -> Hz, percent -> fraction).
 
 import (
-	"context"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,10 +19,10 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/fakenvml"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/fakekubelet"
 )
 
 const (
@@ -144,42 +142,6 @@ func withPod(labels string) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ",")
-}
-
-// fakeKubelet serves the kubelet's pod-resources API (the real API types) on a unix socket.
-type fakeKubelet struct {
-	podresourcesv1.UnimplementedPodResourcesListerServer
-	pods []*podresourcesv1.PodResources
-}
-
-func (k *fakeKubelet) List(context.Context, *podresourcesv1.ListPodResourcesRequest) (*podresourcesv1.ListPodResourcesResponse, error) {
-	return &podresourcesv1.ListPodResourcesResponse{PodResources: k.pods}, nil
-}
-
-func gpuPodResources(ns, pod, container, resource string, ids ...string) *podresourcesv1.PodResources {
-	return &podresourcesv1.PodResources{Namespace: ns, Name: pod, Containers: []*podresourcesv1.ContainerResources{{
-		Name: container, Devices: []*podresourcesv1.ContainerDevices{{ResourceName: resource, DeviceIds: ids}},
-	}}}
-}
-
-func startFakeKubelet(t *testing.T) string {
-	t.Helper()
-	// unix socket paths are limited to ~108 bytes: t.TempDir() can be longer
-	dir, err := os.MkdirTemp("", "kubelet")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	socket := filepath.Join(dir, "kubelet.sock")
-	lis, err := net.Listen("unix", socket)
-	require.NoError(t, err)
-	srv := grpc.NewServer()
-	podresourcesv1.RegisterPodResourcesListerServer(srv, &fakeKubelet{pods: []*podresourcesv1.PodResources{
-		gpuPodResources(gpuPodNamespace, gpuPod, gpuContainer, "nvidia.com/gpu", gpuH100UUID),
-		gpuPodResources("llm", "small-0", "vllm", "nvidia.com/gpu.shared", gpuL4UUID+"::0", gpuL4UUID+"::1"),
-		gpuPodResources("batch", "embed-0", "embedder", "nvidia.com/gpu.shared", gpuL4UUID+"::2"),
-	}})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return socket
 }
 
 // h100Series is every series the H100 must produce: every metric of the receiver, optional ones included.
@@ -375,14 +337,18 @@ func processName(t *testing.T) string {
 }
 
 func TestGPUMetricsInPrometheus(t *testing.T) {
-	scope := scopeLabels(t, requireEnv(t, envCollectorBin))
+	scope := scopeLabels(t, testkit.Tool(t, testkit.CollectorBin))
 	prom := startPrometheusWithRules(t, "")
 	pid := os.Getpid()
 	c := startCollector(t, "gpu", []string{filepath.Join(workshopRoot(t), "e2e", "testdata", "gpu.yaml")}, map[string]string{
-		"E2E_REMOTE_WRITE_URL":     prom.remoteWriteURL(),
-		"E2E_NVML_LIBRARY":         fakenvml.Build(t),
-		"E2E_POD_RESOURCES_SOCKET": startFakeKubelet(t),
-		fakenvml.ScriptEnv:         fakenvml.WriteScript(t, gpuScript(uint32(pid))),
+		"E2E_REMOTE_WRITE_URL": prom.remoteWriteURL(),
+		"E2E_NVML_LIBRARY":     fakenvml.Build(t),
+		"E2E_POD_RESOURCES_SOCKET": fakekubelet.Serve(t,
+			fakekubelet.Pod(gpuPodNamespace, gpuPod, gpuContainer, "nvidia.com/gpu", gpuH100UUID),
+			fakekubelet.Pod("llm", "small-0", "vllm", "nvidia.com/gpu.shared", gpuL4UUID+"::0", gpuL4UUID+"::1"),
+			fakekubelet.Pod("batch", "embed-0", "embedder", "nvidia.com/gpu.shared", gpuL4UUID+"::2"),
+		),
+		fakenvml.ScriptEnv: fakenvml.WriteScript(t, gpuScript(uint32(pid))),
 	})
 	// Requests served by the pod that holds the H100, in two batches a few seconds apart so the token counter
 	// has a rate.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,48 +14,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/grpc"
-	_ "google.golang.org/grpc/encoding/gzip" // the collector's OTLP exporter compresses with gzip
-)
 
-// Environment contract with the Makefile (`make unit` sets them all).
-const (
-	envCollectorBin = "OTELCOL_VLLM_BIN"
-	envPrometheus   = "PROMETHEUS"
-	envJaeger       = "JAEGER"
-	envChromium     = "CHROMIUM"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
-
-// requireEnv returns an executable path from the environment, or skips the test when it is not set.
-func requireEnv(t *testing.T, name string) string {
-	t.Helper()
-	value := os.Getenv(name)
-	if value == "" {
-		hint := map[string]string{
-			envCollectorBin: "OTELCOL_VLLM_BIN=_build/otelcol-vllm after `make dist`",
-			envPrometheus:   "PROMETHEUS=/usr/bin/prometheus from Debian's prometheus package",
-			envJaeger:       "JAEGER=the binary `make jaeger` builds into ~/.cache/otelcol-vllm/tools/jaeger-<version>/",
-			envChromium:     "CHROMIUM=/usr/bin/chromium from Debian's chromium package (`make chromium`)",
-		}[name]
-		t.Skipf("%s is not set: run `make test`, or set it (%s)", name, hint)
-	}
-	if !filepath.IsAbs(value) {
-		// `go test` runs in the package directory; the Makefile passes paths relative to the repository root.
-		if _, err := os.Stat(value); err != nil {
-			value = filepath.Join(repoRoot(t), value)
-		}
-	}
-	_, err := os.Stat(value)
-	require.NoError(t, err, "%s points to a missing file", name)
-	return value
-}
 
 // workshopRoot is the workshop module's directory (this package is its e2e/); repoRoot the repository's.
 func workshopRoot(t *testing.T) string {
@@ -68,124 +32,10 @@ func workshopRoot(t *testing.T) string {
 
 func repoRoot(t *testing.T) string { return filepath.Dir(workshopRoot(t)) }
 
-// freePort asks the kernel for an unused loopback port. The port is released before use, so another
-// process could take it in between; on loopback in a test run that race is rare enough.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	return port
-}
-
-func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
-
-// lockedBuffer collects a child process' output; the process writes while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// process is a child process that is stopped when the test ends; its output is printed if the test failed.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	output *lockedBuffer
-	exited chan struct{}
-	err    error
-}
-
-const logTailBytes = 16 << 10
-
-func startProcess(t *testing.T, name string, env []string, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{name: name, output: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout = p.output
-	p.cmd.Stderr = p.output
-	require.NoError(t, p.cmd.Start(), "starting %s", name)
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			out := p.output.String()
-			if len(out) > logTailBytes {
-				out = "…" + out[len(out)-logTailBytes:]
-			}
-			t.Logf("---- %s output (%s) ----\n%s", p.name, strings.Join(p.cmd.Args, " "), out)
-		}
-	})
-	return p
-}
-
-func (p *process) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (p *process) stop(t *testing.T) {
-	if !p.running() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		t.Logf("%s did not stop within 15s of SIGTERM; killing it", p.name)
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-// waitHTTP polls url until it answers 200, the process exits, or the timeout passes.
-func waitHTTP(t *testing.T, p *process, url string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if !p.running() {
-			t.Fatalf("%s exited before %s answered: %v", p.name, url, p.err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s did not answer 200 within %s (last error: %v)", p.name, url, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // ---- Prometheus ----
 
 type prometheusServer struct {
-	proc *process
+	proc *testkit.Process
 	base string // http://127.0.0.1:port
 }
 
@@ -195,7 +45,7 @@ func (p *prometheusServer) remoteWriteURL() string { return p.base + "/api/v1/wr
 // TSDB in a temporary directory, with no scrape targets.
 func startPrometheus(t *testing.T) *prometheusServer {
 	t.Helper()
-	return startPrometheusOn(t, freePort(t))
+	return startPrometheusOn(t, testkit.FreePort(t))
 }
 
 // startPrometheusOn starts Prometheus on a given loopback port, for tests that point a collector at it before it
@@ -218,24 +68,24 @@ func startPrometheusWithRules(t *testing.T, window string) *prometheusServer {
 		require.NoError(t, os.WriteFile(rulesFile, []byte(strings.ReplaceAll(string(rules), "[5m]", "["+window+"]")), 0o600))
 	}
 	config := fmt.Sprintf("global:\n  scrape_interval: 1m\n  evaluation_interval: 1s\nrule_files:\n  - %s\n", rulesFile)
-	return startPrometheusConfig(t, freePort(t), config, dir)
+	return startPrometheusConfig(t, testkit.FreePort(t), config, dir)
 }
 
 func startPrometheusConfig(t *testing.T, port int, config, dir string) *prometheusServer {
 	t.Helper()
-	bin := requireEnv(t, envPrometheus)
+	bin := testkit.Tool(t, testkit.Prometheus)
 	configFile := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o600))
-	proc := startProcess(t, "prometheus", nil, bin,
+	proc := testkit.StartProcess(t, "prometheus", nil, bin,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+loopback(port),
+		"--web.listen-address="+testkit.Loopback(port),
 		"--web.enable-remote-write-receiver",
 		"--enable-feature=exemplar-storage",
 		"--log.level=warn",
 	)
-	server := &prometheusServer{proc: proc, base: "http://" + loopback(port)}
-	waitHTTP(t, proc, server.base+"/-/ready", 60*time.Second)
+	server := &prometheusServer{proc: proc, base: "http://" + testkit.Loopback(port)}
+	proc.WaitHTTP(t, server.base+"/-/ready", 60*time.Second)
 	return server
 }
 
@@ -340,72 +190,10 @@ func (p *prometheusServer) exemplars(t *testing.T, expr string) []exemplarSeries
 	return series
 }
 
-// ---- OTLP trace sink ----
-
-// traceSink is an OTLP/gRPC trace server that keeps every span it receives.
-type traceSink struct {
-	ptraceotlp.UnimplementedGRPCServer
-	endpoint string
-
-	mu     sync.Mutex
-	traces []ptrace.Traces
-	spans  int
-}
-
-func startTraceSink(t *testing.T) *traceSink {
-	t.Helper()
-	sink := &traceSink{}
-	sink.endpoint = serveTraces(t, sink)
-	return sink
-}
-
-// serveTraces serves an OTLP/gRPC trace service on a free loopback port until the test ends.
-func serveTraces(t *testing.T, srv ptraceotlp.GRPCServer) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	server := grpc.NewServer()
-	ptraceotlp.RegisterGRPCServer(server, srv)
-	go func() { _ = server.Serve(l) }()
-	t.Cleanup(server.Stop)
-	return l.Addr().String()
-}
-
-func (s *traceSink) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	td := ptrace.NewTraces()
-	req.Traces().CopyTo(td)
-	s.mu.Lock()
-	s.traces = append(s.traces, td)
-	s.spans += td.SpanCount()
-	s.mu.Unlock()
-	return ptraceotlp.NewExportResponse(), nil
-}
-
-func (s *traceSink) spanCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.spans
-}
-
-func (s *traceSink) all() []ptrace.Traces {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]ptrace.Traces(nil), s.traces...)
-}
-
-func (s *traceSink) waitSpans(t *testing.T, want int, timeout time.Duration) {
-	t.Helper()
-	require.Eventually(t, func() bool { return s.spanCount() >= want }, timeout, 100*time.Millisecond,
-		"trace sink: want %d spans", want)
-	// a few more could still be in flight; give the exporter a moment and check there are no extra spans
-	time.Sleep(500 * time.Millisecond)
-	require.Equal(t, want, s.spanCount(), "trace sink received more spans than were sent")
-}
-
 // ---- collector ----
 
 type collector struct {
-	proc       *process
+	proc       *testkit.Process
 	otlpGRPC   string
 	otlpHTTP   string
 	health     string
@@ -420,14 +208,14 @@ type collector struct {
 // arguments, on its embedded default, whose listen addresses the OTELCOL_VLLM_* variables move to the same ports.
 func startCollector(t *testing.T, name string, configs []string, extra map[string]string) *collector {
 	t.Helper()
-	bin := requireEnv(t, envCollectorBin)
+	bin := testkit.Tool(t, testkit.CollectorBin)
 	c := &collector{
-		otlpGRPC:   loopback(freePort(t)),
-		otlpHTTP:   loopback(freePort(t)),
-		health:     loopback(freePort(t)),
-		telemetry:  loopback(freePort(t)),
-		status:     loopback(freePort(t)),
-		scrape:     loopback(freePort(t)),
+		otlpGRPC:   testkit.FreeLoopback(t),
+		otlpHTTP:   testkit.FreeLoopback(t),
+		health:     testkit.FreeLoopback(t),
+		telemetry:  testkit.FreeLoopback(t),
+		status:     testkit.FreeLoopback(t),
+		scrape:     testkit.FreeLoopback(t),
 		instanceID: name,
 	}
 	env := []string{
@@ -451,8 +239,8 @@ func startCollector(t *testing.T, name string, configs []string, extra map[strin
 	for _, cfg := range configs {
 		args = append(args, "--config", cfg)
 	}
-	c.proc = startProcess(t, name, env, bin, args...)
-	waitHTTP(t, c.proc, "http://"+c.health+"/", 60*time.Second)
+	c.proc = testkit.StartProcess(t, name, env, bin, args...)
+	c.proc.WaitHTTP(t, "http://"+c.health+"/", 60*time.Second)
 	return c
 }
 
@@ -460,26 +248,7 @@ func startCollector(t *testing.T, name string, configs []string, extra map[strin
 // otelcol_receiver_accepted_spans; the name with a _total suffix matches too, whichever the collector uses).
 func (c *collector) telemetryValue(t *testing.T, metric string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + c.telemetry + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	var sum float64
-	for _, line := range strings.Split(string(body), "\n") {
-		name := line
-		if i := strings.IndexAny(line, "{ "); i >= 0 {
-			name = line[:i]
-		}
-		if name != metric && name != metric+"_total" {
-			continue
-		}
-		fields := strings.Fields(line)
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		require.NoError(t, err, "line %q", line)
-		sum += v
-	}
-	return sum
+	return testkit.TelemetryValue(t, "http://"+c.telemetry+"/metrics", metric)
 }
 
 // run executes a command to completion and returns its stdout; stderr is shown on failure.

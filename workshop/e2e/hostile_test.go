@@ -21,6 +21,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 // requestBatches numbers the batches requestSpans builds, so that each batch's spans have their own trace ids:
@@ -68,30 +71,14 @@ func nestedResourceJSON(depth int) []byte {
 	return b.Bytes()
 }
 
-// peakRSS reads a process' peak resident set (VmHWM) in bytes.
-func peakRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			require.NoError(t, err)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc status")
-	return 0
-}
-
 // TestHostileInput sends, on loopback, what once made the collector's memory grow without bound and stopped
 // every metric delivery: thousands of distinct 64 KiB model names, one 512 KiB model name among 5,000 normal
 // series, and a resource attribute nested 100,000 deep. Every normal series must still reach a default OTLP
 // receiver, and the collector's memory must stay bounded.
 func TestHostileInput(t *testing.T) {
 	// gRPC's defaults, among them the 4 MiB message limit of a default collector's OTLP receiver
-	sink := startCumulativeSink(t)
-	sinkEndpoint := sink.endpoint
+	sink := &otlpsink.Sink{}
+	sinkEndpoint := otlpsink.StartGRPC(t, sink)
 	c := startCollector(t, "hostile", []string{filepath.Join(workshopRoot(t), "e2e", "testdata", "hostile.yaml")},
 		map[string]string{"E2E_METRICS_SINK_ENDPOINT": sinkEndpoint})
 	conn, err := grpc.NewClient(c.otlpGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -135,7 +122,7 @@ func TestHostileInput(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	var missing []string
 	for {
-		missing = sink.missing("vllm.requests", "gen_ai.request.model", want)
+		missing = sink.Missing("vllm.requests", "gen_ai.request.model", want)
 		if len(missing) == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -148,15 +135,15 @@ func TestHostileInput(t *testing.T) {
 	assert.Positive(t, c.telemetryValue(t, "otelcol_connector_vllm_attributes_dropped"), "the nested array was dropped")
 	// The input alone is 128 MiB of model names, which the connector kept once per series and copied into every
 	// point of a flush; bounded, the collector stays within a few hundred MiB.
-	rss := peakRSS(t, c.proc.cmd.Process.Pid)
-	t.Logf("peak RSS %d MiB, %d requests received", rss>>20, sink.requestCount())
+	rss := c.proc.Memory(t).PeakRSS
+	t.Logf("peak RSS %d MiB, %d requests received", rss>>20, sink.Requests())
 	assert.Less(t, rss, int64(600<<20), "peak RSS of the collector")
 }
 
 // TestConfigValidationNamesTheKey runs `otelcol-vllm validate` on configurations that once validated and then
 // misbehaved: each must be refused, naming the key.
 func TestConfigValidationNamesTheKey(t *testing.T) {
-	bin := requireEnv(t, envCollectorBin)
+	bin := testkit.Tool(t, testkit.CollectorBin)
 	tests := []struct {
 		name, connector, processor, nvml, want string
 	}{

@@ -23,6 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/fakenvml"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 // imageUID is the user the Dockerfiles run as (deploy/kubernetes/daemonset.yaml's runAsUser too).
@@ -107,7 +109,7 @@ var imageGPU = fakenvml.GPU{UUID: "GPU-0c0c0c0c-1111-2222-3333-444444444444", Na
 	MemoryTotal: 48 * gpuGiB, MemoryUsed: 12 * gpuGiB, PowerUsage: 250000}
 
 func TestContainerImage(t *testing.T) {
-	bin := requireEnv(t, envCollectorBin)
+	bin := testkit.Tool(t, testkit.CollectorBin)
 	pm := newPodman(t)
 	version := binaryVersion(t, bin)
 	image := "localhost/otelcol-vllm:" + version
@@ -165,9 +167,9 @@ func TestContainerImage(t *testing.T) {
 	})
 
 	prom := startPrometheus(t)
-	sink := startTraceSink(t)
-	grpcEndpoint, httpEndpoint := loopback(freePort(t)), loopback(freePort(t))
-	health, telemetryPort := loopback(freePort(t)), freePort(t)
+	sink := &otlpsink.Sink{}
+	grpcEndpoint, httpEndpoint := testkit.FreeLoopback(t), testkit.FreeLoopback(t)
+	health, telemetryPort := testkit.FreeLoopback(t), testkit.FreePort(t)
 	lib := fakenvml.Build(t)
 	script := fakenvml.WriteScript(t, fakenvml.Script{DriverVersion: gpuDriver, GPUs: []fakenvml.GPU{imageGPU}})
 	name := "otelcol-vllm-e2e-" + strconv.Itoa(os.Getpid())
@@ -184,17 +186,17 @@ func TestContainerImage(t *testing.T) {
 		"--env", "OTELCOL_VLLM_HEALTH_CHECK_ENDPOINT="+health,
 		"--env", "OTELCOL_VLLM_TELEMETRY_HOST=127.0.0.1",
 		"--env", "OTELCOL_VLLM_TELEMETRY_PORT="+strconv.Itoa(telemetryPort),
-		"--env", "OTELCOL_VLLM_STATUS_ENDPOINT="+loopback(freePort(t)),
-		"--env", "OTELCOL_VLLM_PROMETHEUS_ENDPOINT="+loopback(freePort(t)),
-		"--env", "OTELCOL_VLLM_JAEGER_ENDPOINT="+sink.endpoint,
+		"--env", "OTELCOL_VLLM_STATUS_ENDPOINT="+testkit.FreeLoopback(t),
+		"--env", "OTELCOL_VLLM_PROMETHEUS_ENDPOINT="+testkit.FreeLoopback(t),
+		"--env", "OTELCOL_VLLM_JAEGER_ENDPOINT="+otlpsink.StartGRPC(t, sink),
 		"--env", "OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT="+prom.remoteWriteURL(),
 		// where the NVIDIA container runtime puts the driver's library; the loader finds it by name
 		"--volume", lib+":/usr/lib/x86_64-linux-gnu/"+fakenvml.LibraryName+":ro",
 		"--volume", script+":/fakenvml-script.txt:ro",
 		"--env", fakenvml.ScriptEnv+"=/fakenvml-script.txt",
 		image) // and no arguments
-	proc := startProcess(t, "otelcol-vllm container", pm.env, "podman", args...)
-	waitHTTP(t, proc, "http://"+health+"/", 2*time.Minute)
+	proc := testkit.StartProcess(t, "otelcol-vllm container", pm.env, "podman", args...)
+	proc.WaitHTTP(t, "http://"+health+"/", 2*time.Minute)
 
 	t.Run("not root, read-only root filesystem", func(t *testing.T) {
 		pid, err := strconv.Atoi(strings.TrimSpace(pm.run(t, time.Minute, "inspect", "--format", "{{.State.Pid}}", name)))
@@ -209,8 +211,8 @@ func TestContainerImage(t *testing.T) {
 	s := sendRun(t, genRun{seed: 41, count: 60, protocol: "grpc", shape: "v1", models: "llama-8b,qwen-7b",
 		resource: "service.instance.id=vllm-0", slo: defaultSLO}, grpcEndpoint, httpEndpoint)
 	t.Run("enriched traces out", func(t *testing.T) {
-		sink.waitSpans(t, int(s.Total.Spans), 30*time.Second)
-		received := indexSpans(sink.all())
+		sink.WaitForSpans(t, int(s.Total.Spans), 30*time.Second)
+		received := indexSpans(sink.TraceRequests())
 		require.Len(t, received, int(s.Total.Spans))
 		for id, rec := range received {
 			_, ok := rec.span.Attributes().Get("vllm.slo.met")
@@ -228,7 +230,7 @@ func TestContainerImage(t *testing.T) {
 		prom.waitScalar(t, "hw_gpu_memory_usage_bytes"+selector, float64(12*gpuGiB), 10*time.Second)
 	})
 	t.Run("collector telemetry", func(t *testing.T) {
-		c := &collector{telemetry: loopback(telemetryPort), instanceID: name}
+		c := &collector{telemetry: testkit.Loopback(telemetryPort), instanceID: name}
 		assert.EqualValues(t, s.Total.Spans, c.telemetryValue(t, "otelcol_receiver_accepted_spans"))
 		checkNoExportFailures(t, c)
 	})

@@ -24,10 +24,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 type jaegerServer struct {
-	proc     *process
+	proc     *testkit.Process
 	otlpGRPC string // host:port of Jaeger's OTLP/gRPC receiver
 	query    string // base URL of the query API
 }
@@ -35,16 +37,16 @@ type jaegerServer struct {
 // startJaeger runs Jaeger v2 on testdata/jaeger.yaml with its OTLP receiver and query API on free loopback ports.
 func startJaeger(t *testing.T) *jaegerServer {
 	t.Helper()
-	bin := requireEnv(t, envJaeger)
-	queryHTTP := loopback(freePort(t))
-	j := &jaegerServer{otlpGRPC: loopback(freePort(t)), query: "http://" + queryHTTP}
+	bin := testkit.Tool(t, testkit.Jaeger)
+	queryHTTP := testkit.FreeLoopback(t)
+	j := &jaegerServer{otlpGRPC: testkit.FreeLoopback(t), query: "http://" + queryHTTP}
 	env := []string{
 		"E2E_JAEGER_OTLP_GRPC_ENDPOINT=" + j.otlpGRPC,
 		"E2E_JAEGER_QUERY_HTTP_ENDPOINT=" + queryHTTP,
-		"E2E_JAEGER_QUERY_GRPC_ENDPOINT=" + loopback(freePort(t)),
+		"E2E_JAEGER_QUERY_GRPC_ENDPOINT=" + testkit.FreeLoopback(t),
 	}
-	j.proc = startProcess(t, "jaeger", env, bin, "--config", filepath.Join(workshopRoot(t), "e2e", "testdata", "jaeger.yaml"))
-	waitHTTP(t, j.proc, j.query+"/api/services", 60*time.Second)
+	j.proc = testkit.StartProcess(t, "jaeger", env, bin, "--config", filepath.Join(workshopRoot(t), "e2e", "testdata", "jaeger.yaml"))
+	j.proc.WaitHTTP(t, j.query+"/api/services", 60*time.Second)
 	return j
 }
 

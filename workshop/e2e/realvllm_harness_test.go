@@ -27,9 +27,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
-
-const envVLLMVenv = "VLLM_CPU_VENV"
 
 // vllmStartTimeout bounds vLLM's start on two busy cores: importing torch and vLLM, loading the model and
 // profiling the KV cache.
@@ -38,12 +37,9 @@ const vllmStartTimeout = 5 * time.Minute
 // requireVLLM returns the vllm-cpu virtualenv, or skips the test when VLLM_CPU_VENV is not set.
 func requireVLLM(t *testing.T) string {
 	t.Helper()
-	venv := os.Getenv(envVLLMVenv)
-	if venv == "" {
-		t.Skipf("%s is not set: run `make test`, or `make vllm` and set it to the virtualenv it prints", envVLLMVenv)
-	}
+	venv := testkit.Tool(t, testkit.VLLMVenv)
 	_, err := os.Stat(filepath.Join(venv, "bin", "vllm"))
-	require.NoError(t, err, "%s=%s has no bin/vllm: run `make vllm`", envVLLMVenv, venv)
+	require.NoError(t, err, "%s=%s has no bin/vllm: run `make vllm`", testkit.VLLMVenv, venv)
 	return venv
 }
 
@@ -78,7 +74,7 @@ var offlineEnv = []string{"HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1", "VLLM_NO
 
 // realVLLM is a running `vllm serve`.
 type realVLLM struct {
-	proc  *process
+	proc  *testkit.Process
 	base  string // http://127.0.0.1:port
 	model string // the served model name
 }
@@ -107,8 +103,8 @@ func vllmServeOn(t *testing.T, port int, venv, modelDir, served, otlpEndpoint st
 	}, offlineEnv...)
 	fullEnv = append(fullEnv, env...)
 	v := &realVLLM{base: fmt.Sprintf("http://127.0.0.1:%d", port), model: served}
-	v.proc = startProcess(t, "vllm", fullEnv, filepath.Join(venv, "bin", "vllm"), args...)
-	waitHTTP(t, v.proc, v.base+"/health", vllmStartTimeout)
+	v.proc = testkit.StartProcess(t, "vllm", fullEnv, filepath.Join(venv, "bin", "vllm"), args...)
+	v.proc.WaitHTTP(t, v.base+"/health", vllmStartTimeout)
 	return v
 }
 

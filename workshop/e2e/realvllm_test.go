@@ -28,6 +28,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 const (
@@ -150,19 +152,19 @@ func TestRealVLLM(t *testing.T) {
 	venv := requireVLLM(t)
 	modelDir := tinyModel(t, venv)
 	jaeger := startJaeger(t)
-	enriched := startTraceSink(t)
-	raw := startTraceSink(t)
-	sink := startCumulativeSink(t)
+	enriched := &otlpsink.Sink{}
+	raw := &otlpsink.Sink{}
+	sink := &otlpsink.Sink{}
 	prom := startPrometheusWithRules(t, realVLLMWindow)
-	vllmPort := freePort(t)
+	vllmPort := testkit.FreePort(t)
 	c := startCollector(t, "collector-0", []string{filepath.Join(workshopRoot(t), "e2e", "testdata", "realvllm.yaml")}, map[string]string{
 		"E2E_JAEGER_OTLP_ENDPOINT":    jaeger.otlpGRPC,
-		"E2E_TRACE_SINK_ENDPOINT":     enriched.endpoint,
-		"E2E_RAW_TRACE_SINK_ENDPOINT": raw.endpoint,
-		"E2E_METRICS_SINK_ENDPOINT":   sink.endpoint,
+		"E2E_TRACE_SINK_ENDPOINT":     otlpsink.StartGRPC(t, enriched),
+		"E2E_RAW_TRACE_SINK_ENDPOINT": otlpsink.StartGRPC(t, raw),
+		"E2E_METRICS_SINK_ENDPOINT":   otlpsink.StartGRPC(t, sink),
 		"E2E_REMOTE_WRITE_URL":        prom.remoteWriteURL(),
 		"E2E_VLLM_JOB":                realVLLMJob,
-		"E2E_VLLM_METRICS_TARGET":     loopback(vllmPort),
+		"E2E_VLLM_METRICS_TARGET":     testkit.Loopback(vllmPort),
 	})
 	since := time.Now().Add(-time.Minute)
 	// as the README tells users to start vLLM
@@ -214,7 +216,7 @@ func TestRealVLLM(t *testing.T) {
 	require.Equal(t, wantSpans, vllmrequesttest.VLLMCounter(families, "vllm:request_success_total", nil))
 	// every finished request has exactly one span, with the trace the client's traceparent started
 	require.Eventually(t, func() bool {
-		spans, _ := llmRequestSpans(raw.all())
+		spans, _ := llmRequestSpans(raw.TraceRequests())
 		n := 0
 		for _, s := range spans {
 			n += len(s)
@@ -223,7 +225,7 @@ func TestRealVLLM(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond, "vLLM's spans at the collector")
 	waitTotal(t, sink, "vllm.requests", nil, wantSpans, 0)
 
-	phase1 := raw.all()
+	phase1 := raw.TraceRequests()
 	rawSpans, startupSpans := llmRequestSpans(phase1)
 	t.Logf("%d finished requests, %d llm_request spans, %d startup spans", len(finished), int(wantSpans), startupSpans)
 	t.Run("one span per finished request, in the client's trace", func(t *testing.T) {
@@ -269,13 +271,13 @@ func TestRealVLLM(t *testing.T) {
 			if pair.TokenType != "" {
 				match["gen_ai.token.type"] = pair.TokenType
 			}
-			got := sink.histogram(pair.Connector, match)
+			got := sink.Histogram(pair.Connector, match)
 			assert.Empty(t, vllmrequesttest.Differences(want, got, 0.001), "%s against %s", pair.Connector, pair.VLLM)
 			assert.Positive(t, want.Count, pair.VLLM)
 		}
 		for tokenType, family := range map[string]string{"input": "vllm:request_prompt_tokens", "output": "vllm:request_generation_tokens"} {
 			want, _ := vllmrequesttest.VLLMHistogram(families, family)
-			got, _, _ := sink.total("vllm.tokens", map[string]any{"gen_ai.token.type": tokenType})
+			got, _, _ := sink.Total("vllm.tokens", map[string]any{"gen_ai.token.type": tokenType})
 			assert.Equal(t, want.Sum, got, "%s tokens", tokenType)
 		}
 	})
@@ -359,7 +361,7 @@ func TestRealVLLM(t *testing.T) {
 	})
 
 	// Phase 2: a client that disconnects mid-stream and a prompt over the context.
-	spansBefore := enriched.spanCount()
+	spansBefore := enriched.SpanCount()
 	ttftBefore, _ := vllmrequesttest.VLLMHistogram(families, "vllm:time_to_first_token_seconds")
 	var aborted, rejected int
 	for _, call := range abortAndReject() {
@@ -382,10 +384,10 @@ func TestRealVLLM(t *testing.T) {
 	time.Sleep(2 * time.Second) // a span would leave vLLM within 200 ms and the collector within 1 s
 	after, _ := v.metrics(t)
 	t.Run("aborted and rejected requests: no span, not finished, TTFT still observed by vLLM", func(t *testing.T) {
-		assert.Equal(t, spansBefore, enriched.spanCount(), "no span for an aborted or a rejected request (vLLM %s)", "0.32")
+		assert.Equal(t, spansBefore, enriched.SpanCount(), "no span for an aborted or a rejected request (vLLM %s)", "0.32")
 		assert.Equal(t, wantSpans, vllmrequesttest.VLLMCounter(after, "vllm:request_success_total", nil), "neither is a finished request")
 		assert.Zero(t, vllmrequesttest.VLLMCounter(after, "vllm:request_success_total", map[string]string{"finished_reason": "abort"}))
-		total, _, _ := sink.total("vllm.requests", nil)
+		total, _, _ := sink.Total("vllm.requests", nil)
 		assert.Equal(t, wantSpans, total)
 		assert.Equal(t, 1, aborted)
 		assert.Equal(t, 1, rejected)
@@ -530,10 +532,10 @@ func compareWithVLLMBench(t *testing.T, venv, modelDir string, v *realVLLM) {
 func TestRealVLLMOverOTLPHTTP(t *testing.T) {
 	venv := requireVLLM(t)
 	modelDir := tinyModel(t, venv)
-	sink := startTraceSink(t)
+	sink := &otlpsink.Sink{}
 	c := startCollector(t, "collector-http", []string{filepath.Join(workshopRoot(t), "e2e", "testdata", "realvllm-http.yaml")},
-		map[string]string{"E2E_TRACE_SINK_ENDPOINT": sink.endpoint})
-	v := vllmServeOn(t, freePort(t), venv, modelDir, realVLLMModel, "http://"+c.otlpHTTP+"/v1/traces", []string{
+		map[string]string{"E2E_TRACE_SINK_ENDPOINT": otlpsink.StartGRPC(t, sink)})
+	v := vllmServeOn(t, testkit.FreePort(t), venv, modelDir, realVLLMModel, "http://"+c.otlpHTTP+"/v1/traces", []string{
 		"OTEL_SERVICE_NAME=" + realVLLMJob,
 		"OTEL_RESOURCE_ATTRIBUTES=gen_ai.request.model=" + realVLLMModel,
 		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf",
@@ -546,7 +548,7 @@ func TestRealVLLMOverOTLPHTTP(t *testing.T) {
 	}
 	var spans map[string][]vllmSpan
 	require.Eventually(t, func() bool {
-		spans, _ = llmRequestSpans(sink.all())
+		spans, _ = llmRequestSpans(sink.TraceRequests())
 		return len(spans) >= len(calls)
 	}, 30*time.Second, 100*time.Millisecond)
 	for _, call := range calls {

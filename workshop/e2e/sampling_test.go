@@ -4,12 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"net"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,148 +15,12 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"google.golang.org/grpc"
 
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
-
-// cumulativeSink is an OTLP/gRPC metrics receiver that keeps the latest point of every series: with cumulative
-// temporality and one exporter queue consumer, the latest is the total so far.
-type cumulativeSink struct {
-	pmetricotlp.UnimplementedGRPCServer
-	endpoint string
-	mu       sync.Mutex
-	requests int
-	latest   map[string]*sinkPoint // by metric name and point attributes
-}
-
-type sinkPoint struct {
-	metric string
-	attrs  map[string]any
-	value  float64 // a sum's value, a histogram's count
-	sum    float64 // a histogram's sum
-	// a histogram's explicit bounds and bucket counts
-	bounds  []float64
-	buckets []uint64
-}
-
-func startCumulativeSink(t *testing.T) *cumulativeSink {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &cumulativeSink{endpoint: lis.Addr().String(), latest: map[string]*sinkPoint{}}
-	srv := grpc.NewServer()
-	pmetricotlp.RegisterGRPCServer(srv, s)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return s
-}
-
-func (s *cumulativeSink) Export(_ context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests++
-	rms := req.Metrics().ResourceMetrics()
-	for i := 0; i < rms.Len(); i++ {
-		sms := rms.At(i).ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				m := ms.At(k)
-				put := func(attrs pcommon.Map, value, sum float64) *sinkPoint {
-					raw := attrs.AsRaw()
-					keys := make([]string, 0, len(raw))
-					for key, v := range raw {
-						keys = append(keys, key+"="+toString(v))
-					}
-					sort.Strings(keys)
-					p := &sinkPoint{metric: m.Name(), attrs: raw, value: value, sum: sum}
-					s.latest[m.Name()+"{"+strings.Join(keys, ",")+"}"] = p
-					return p
-				}
-				switch m.Type() {
-				case pmetric.MetricTypeSum:
-					for p := 0; p < m.Sum().DataPoints().Len(); p++ {
-						dp := m.Sum().DataPoints().At(p)
-						put(dp.Attributes(), float64(dp.IntValue()), 0)
-					}
-				case pmetric.MetricTypeHistogram:
-					for p := 0; p < m.Histogram().DataPoints().Len(); p++ {
-						dp := m.Histogram().DataPoints().At(p)
-						p := put(dp.Attributes(), float64(dp.Count()), dp.Sum())
-						p.bounds, p.buckets = dp.ExplicitBounds().AsRaw(), dp.BucketCounts().AsRaw()
-					}
-				}
-			}
-		}
-	}
-	return pmetricotlp.NewExportResponse(), nil
-}
-
-// toString writes an attribute value for a series key; strings, nearly all of them, without encoding/json,
-// which costs most of a large request's handling under the race detector.
-func toString(v any) string {
-	if s, ok := v.(string); ok {
-		return `"` + s + `"`
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
-// total adds the latest values (and histogram sums) of a metric's series whose attributes include match, and says
-// how many series there were.
-func (s *cumulativeSink) total(metric string, match map[string]any) (value, sum float64, series int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range s.latest {
-		if p.metric != metric {
-			continue
-		}
-		ok := true
-		for k, v := range match {
-			if p.attrs[k] != v {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			value += p.value
-			sum += p.sum
-			series++
-		}
-	}
-	return value, sum, series
-}
-
-// requestCount is the number of export requests received.
-func (s *cumulativeSink) requestCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// missing lists the values of attribute that no series of metric has.
-func (s *cumulativeSink) missing(metric, attribute string, values []string) (out []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	seen := map[string]bool{}
-	for _, p := range s.latest {
-		if v, ok := p.attrs[attribute].(string); ok && p.metric == metric {
-			seen[v] = true
-		}
-	}
-	for _, v := range values {
-		if !seen[v] {
-			out = append(out, v)
-		}
-	}
-	return out
-}
 
 // vllmgen's summary under head sampling: what the sent spans stand for, per model.
 type adjustedStat struct {
@@ -201,11 +61,12 @@ type sampledSummary struct {
 
 // sampledCollector runs the distribution on testdata/sampled.yaml, its metrics to a cumulative sink and its
 // sampled traces to a trace sink.
-func sampledCollector(t *testing.T, ratio string) (*collector, *cumulativeSink, *traceSink) {
+func sampledCollector(t *testing.T, ratio string) (*collector, *otlpsink.Sink, *otlpsink.Sink) {
 	t.Helper()
-	metrics, traces := startCumulativeSink(t), startTraceSink(t)
+	metrics, traces := &otlpsink.Sink{}, &otlpsink.Sink{}
 	c := startCollector(t, "sampled", []string{filepath.Join(workshopRoot(t), "e2e", "testdata", "sampled.yaml")}, map[string]string{
-		"E2E_METRICS_SINK_ENDPOINT": metrics.endpoint, "E2E_TRACE_SINK_ENDPOINT": traces.endpoint, "E2E_SAMPLING_RATIO": ratio,
+		"E2E_METRICS_SINK_ENDPOINT": otlpsink.StartGRPC(t, metrics), "E2E_TRACE_SINK_ENDPOINT": otlpsink.StartGRPC(t, traces),
+		"E2E_SAMPLING_RATIO": ratio,
 	})
 	return c, metrics, traces
 }
@@ -224,11 +85,11 @@ func sendSampled(t *testing.T, c *collector, count int, extra ...string) sampled
 }
 
 // waitTotal waits until the metric's total over the matching series reaches want (within slack) or the timeout.
-func waitTotal(t *testing.T, sink *cumulativeSink, metric string, match map[string]any, want, slack float64) {
+func waitTotal(t *testing.T, sink *otlpsink.Sink, metric string, match map[string]any, want, slack float64) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		got, _, _ := sink.total(metric, match)
+		got, _, _ := sink.Total(metric, match)
 		if got >= want-slack || time.Now().After(deadline) {
 			return
 		}
@@ -265,17 +126,17 @@ func TestHeadSampledMetrics(t *testing.T) {
 					assert.LessOrEqual(t, math.Abs(got-want), 0.5*float64(series)+1e-9,
 						"%s of %s: got %v, the sent spans stand for %v (%d series)", what, model, got, want, series)
 				}
-				got, _, n := sink.total("vllm.requests", m)
+				got, _, n := sink.Total("vllm.requests", m)
 				check("requests", got, n, a.Spans)
-				got, _, n = sink.total("vllm.tokens", map[string]any{"gen_ai.request.model": model, "gen_ai.token.type": "input"})
+				got, _, n = sink.Total("vllm.tokens", map[string]any{"gen_ai.request.model": model, "gen_ai.token.type": "input"})
 				check("input tokens", got, n, a.PromptTokens)
-				got, _, n = sink.total("vllm.tokens", map[string]any{"gen_ai.request.model": model, "gen_ai.token.type": "output"})
+				got, _, n = sink.Total("vllm.tokens", map[string]any{"gen_ai.request.model": model, "gen_ai.token.type": "output"})
 				check("output tokens", got, n, a.CompletionTokens)
-				count, sum, n := sink.total("gen_ai.server.request.duration", m)
+				count, sum, n := sink.Total("gen_ai.server.request.duration", m)
 				check("E2E count", count, n, a.E2E.Count)
 				assert.InDelta(t, a.E2E.SumSeconds, sum, 1e-6*a.E2E.SumSeconds, "E2E sum of %s = Σ value × adjusted count", model)
 				for _, met := range []bool{true, false} {
-					got, _, n := sink.total("vllm.slo.requests", map[string]any{"gen_ai.request.model": model, "vllm.slo.objective": "all", "vllm.slo.met": met})
+					got, _, n := sink.Total("vllm.slo.requests", map[string]any{"gen_ai.request.model": model, "vllm.slo.objective": "all", "vllm.slo.met": met})
 					want := a.SLO["all"].Met
 					if !met {
 						want = a.SLO["all"].Violated
@@ -304,13 +165,13 @@ func TestSLOAwareSampling(t *testing.T) {
 	waitTotal(t, sink, "vllm.requests", nil, float64(total), 0)
 	for model, r := range s.Models {
 		m := map[string]any{"gen_ai.request.model": model}
-		got, _, _ := sink.total("vllm.requests", m)
+		got, _, _ := sink.Total("vllm.requests", m)
 		assert.Equal(t, float64(r.Spans), got, "requests of %s", model)
-		got, _, _ = sink.total("vllm.tokens", map[string]any{"gen_ai.request.model": model, "gen_ai.token.type": "output"})
+		got, _, _ = sink.Total("vllm.tokens", map[string]any{"gen_ai.request.model": model, "gen_ai.token.type": "output"})
 		assert.Equal(t, float64(r.CompletionTokens), got, "output tokens of %s", model)
 		for objective, o := range r.SLO {
-			met, _, _ := sink.total("vllm.slo.requests", map[string]any{"gen_ai.request.model": model, "vllm.slo.objective": objective, "vllm.slo.met": true})
-			violated, _, _ := sink.total("vllm.slo.requests", map[string]any{"gen_ai.request.model": model, "vllm.slo.objective": objective, "vllm.slo.met": false})
+			met, _, _ := sink.Total("vllm.slo.requests", map[string]any{"gen_ai.request.model": model, "vllm.slo.objective": objective, "vllm.slo.met": true})
+			violated, _, _ := sink.Total("vllm.slo.requests", map[string]any{"gen_ai.request.model": model, "vllm.slo.objective": objective, "vllm.slo.met": false})
 			assert.Equal(t, [2]float64{float64(o.Met), float64(o.Violated)}, [2]float64{met, violated}, "%s %s met/violated", model, objective)
 		}
 	}
@@ -322,11 +183,11 @@ func TestSLOAwareSampling(t *testing.T) {
 	}
 	others := total - len(violators)
 	expect := len(violators) + others/10
-	require.Eventually(t, func() bool { return traces.spanCount() >= expect*9/10 }, 60*time.Second, 200*time.Millisecond)
+	require.Eventually(t, func() bool { return traces.SpanCount() >= expect*9/10 }, 60*time.Second, 200*time.Millisecond)
 	time.Sleep(2 * time.Second) // the last batch
 	keptViolators, keptOthers := 0, 0
 	var estimate float64
-	all := traces.all()
+	all := traces.TraceRequests()
 	for _, td := range all {
 		vllmrequesttest.ForEachSpan(td, func(sp ptrace.Span) {
 			ts, err := sampling.NewW3CTraceState(sp.TraceState().AsRaw())
@@ -356,33 +217,4 @@ func TestSLOAwareSampling(t *testing.T) {
 	require.NoError(t, conn.Shutdown(context.Background()))
 	requests := vllmrequesttest.SumTotal(downstream.AllMetrics(), "vllm.requests")
 	assert.InDelta(t, float64(total), float64(requests), 0.05*float64(total), "downstream estimate of the request total")
-}
-
-// histogram merges the latest points of a metric's series whose attributes include match: their count, sum and
-// cumulative count at each bound every series has (an inserted SLO threshold is left out).
-func (s *cumulativeSink) histogram(metric string, match map[string]any) vllmrequesttest.Histogram {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var h vllmrequesttest.Histogram
-	var perSeries []map[float64]uint64
-	for _, p := range s.latest {
-		if p.metric != metric || p.bounds == nil && p.buckets == nil {
-			continue
-		}
-		ok := true
-		for k, v := range match {
-			if p.attrs[k] != v {
-				ok = false
-				break
-			}
-		}
-		if !ok {
-			continue
-		}
-		h.Count += uint64(p.value)
-		h.Sum += p.sum
-		perSeries = append(perSeries, vllmrequesttest.Cumulative(p.bounds, p.buckets))
-	}
-	h.Cumulative = vllmrequesttest.MergeShared(perSeries)
-	return h
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/otelcol-vllm/otelcol-vllm/exporter/vllmstatusexporter"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/fakenvml"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 type statusDoc = vllmstatusexporter.Status
@@ -78,18 +78,6 @@ func modelRow(st statusDoc, name string) *vllmstatusexporter.Model {
 
 // ---- chromium ----
 
-func chromiumBin(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("CHROMIUM"); bin != "" {
-		return bin
-	}
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium is not installed and CHROMIUM is not set: run `make test` (it installs Debian's chromium)")
-	}
-	return bin
-}
-
 // chromium runs headless Debian chromium on url with a fresh profile and no network but loopback, plus args
 // (--dump-dom, --screenshot=...), and returns its stdout.
 func chromium(t *testing.T, bin, url string, args ...string) string {
@@ -135,8 +123,8 @@ func itoa(v float64) string { return fmt.Sprintf("%.0f", v) }
 // scraped gauges; the GPU row shows the scripted GPU; a model named with HTML comes back as text; a real browser
 // renders the page while traffic flows and, after an update, shows the API's figures; vllmtop --once too.
 func TestStatusPage(t *testing.T) {
-	browser := chromiumBin(t)
-	vllmMetrics := loopback(freePort(t))
+	browser := testkit.Tool(t, testkit.Chromium)
+	vllmMetrics := testkit.FreeLoopback(t)
 	c := startCollector(t, "status", statusOverrides, map[string]string{
 		"OTELCOL_VLLM_JAEGER_ENDPOINT":       "",
 		"OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT": "",
@@ -179,7 +167,7 @@ func TestStatusPage(t *testing.T) {
 	})
 
 	var want summary
-	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(func() string { gen.summary(t, 2*time.Minute); return gen.stdout.String() }())), &want))
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(func() string { gen.summary(t, 2*time.Minute); return gen.proc.Stdout.String() }())), &want))
 	require.Len(t, want.Models, 2)
 
 	t.Run("JSON totals equal what vllmgen sent", func(t *testing.T) {
@@ -295,10 +283,10 @@ func vllmtopBin(t *testing.T) string { return vllmtopCmd.get(t, "vllmtop") }
 // TestPrometheusScrapeEndpoint: a real Prometheus scrapes the embedded default's prometheus exporter (with
 // honor_labels, as the docs say) and holds the same per-model series and values the remote-write test finds.
 func TestPrometheusScrapeEndpoint(t *testing.T) {
-	scrapePort := freePort(t)
-	target := loopback(scrapePort)
+	scrapePort := testkit.FreePort(t)
+	target := testkit.Loopback(scrapePort)
 	config := fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: otelcol-vllm\n    honor_labels: true\n    static_configs:\n      - targets: [%q]\n", target)
-	prom := startPrometheusConfig(t, freePort(t), config, t.TempDir())
+	prom := startPrometheusConfig(t, testkit.FreePort(t), config, t.TempDir())
 	c := startCollector(t, "scrape", defaultConfigOverrides, map[string]string{
 		"OTELCOL_VLLM_JAEGER_ENDPOINT":       "",
 		"OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT": "",

@@ -18,21 +18,23 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 // sweepEmulator starts `vllmgen serve` with a fixed timing (prefill 30 ms, 20 ms per token) and room for
 // maxSeqs requests at once; the rest queue. Its spans go to Jaeger when otlp is set.
 func sweepEmulator(t *testing.T, maxSeqs int, otlp string) string {
 	t.Helper()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	args := []string{"serve", "--port", strconv.Itoa(port), "--served-model-name", "e2e/model", "--max-num-seqs", strconv.Itoa(maxSeqs),
 		"--fixed-prefill", "30ms", "--fixed-tpot", "20ms", "--seed", "1", "--service-name", "vllm-emulator"}
 	if otlp != "" {
 		args = append(args, "--otlp-traces-endpoint", otlp, "--otlp-export-delay", "100ms")
 	}
-	emu := startProcess(t, "vllmgen serve", nil, vllmgen(t), args...)
-	base := "http://" + loopback(port)
-	waitHTTP(t, emu, base+"/health", 30*time.Second)
+	emu := testkit.StartProcess(t, "vllmgen serve", nil, vllmgen(t), args...)
+	base := "http://" + testkit.Loopback(port)
+	emu.WaitHTTP(t, base+"/health", 30*time.Second)
 	return base
 }
 
@@ -71,7 +73,7 @@ func csvFloat(t *testing.T, row map[string]string, col string) float64 {
 // 4 and the decode share does not. A second sweep of an emulator with room for 8 is compared with it; headless
 // Chromium renders both reports offline.
 func TestBenchmarkSweep(t *testing.T) {
-	chromium := requireEnv(t, envChromium)
+	chromium := testkit.Tool(t, testkit.Chromium)
 	jaeger := startJaeger(t)
 	base := sweepEmulator(t, 4, jaeger.otlpGRPC)
 	dir := t.TempDir()
@@ -253,13 +255,13 @@ func checkRendered(t *testing.T, chromium, report string, charts []string, scree
 
 // The checks above see what they look for: a page that loads an image from the network and logs an error.
 func TestHeadlessChromiumSeesRequestsAndConsoleErrors(t *testing.T) {
-	chromium := requireEnv(t, envChromium)
+	chromium := testkit.Tool(t, testkit.Chromium)
 	page := filepath.Join(t.TempDir(), "bad.html")
-	port := freePort(t) // nothing listens: the request fails, and is still a request
-	require.NoError(t, os.WriteFile(page, []byte(`<!DOCTYPE html><html><body><img src="http://`+loopback(port)+`/x.png">`+
+	port := testkit.FreePort(t) // nothing listens: the request fails, and is still a request
+	require.NoError(t, os.WriteFile(page, []byte(`<!DOCTYPE html><html><body><img src="http://`+testkit.Loopback(port)+`/x.png">`+
 		`<script>console.error("broken chart")</script></body></html>`), 0o644))
 	v := headlessChromium(t, chromium, page, "")
-	assert.Equal(t, []string{"http://" + loopback(port) + "/x.png"}, v.requests)
+	assert.Equal(t, []string{"http://" + testkit.Loopback(port) + "/x.png"}, v.requests)
 	require.Len(t, v.console, 1)
 	assert.Contains(t, v.console[0], `"broken chart"`)
 }

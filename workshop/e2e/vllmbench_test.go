@@ -17,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 // ---- reading a trace back from Jaeger ----
@@ -167,13 +169,13 @@ func TestBenchmarkClientThroughTheCollector(t *testing.T) {
 		map[string]string{"E2E_JAEGER_ENDPOINT": jaeger.otlpGRPC})
 	dir := t.TempDir()
 	requestLog := filepath.Join(dir, "emulator.jsonl")
-	emuPort := freePort(t)
-	emu := startProcess(t, "vllmgen serve", nil, vllmgen(t), "serve", "--port", strconv.Itoa(emuPort),
+	emuPort := testkit.FreePort(t)
+	emu := testkit.StartProcess(t, "vllmgen serve", nil, vllmgen(t), "serve", "--port", strconv.Itoa(emuPort),
 		"--served-model-name", "e2e/model", "--profile", "chat", "--seed", "5", "--straggler-every", "4",
 		"--straggler-delay", "1500ms", "--otlp-traces-endpoint", c.otlpGRPC, "--otlp-export-delay", "100ms",
 		"--service-name", "vllm-emulator", "--request-log", requestLog)
-	base := "http://" + loopback(emuPort)
-	waitHTTP(t, emu, base+"/health", 30*time.Second)
+	base := "http://" + testkit.Loopback(emuPort)
+	emu.WaitHTTP(t, base+"/health", 30*time.Second)
 
 	const requests = 24
 	stdout := run(t, 3*time.Minute, dir, vllmbench(t), "--base-url", base, "--model", "e2e/model",
@@ -188,7 +190,7 @@ func TestBenchmarkClientThroughTheCollector(t *testing.T) {
 
 	recs := readJSONLines[benchRecord](t, filepath.Join(dir, "result.jsonl"))
 	require.Len(t, recs, requests)
-	emu.stop(t) // flushes the request log
+	emu.Stop() // flushes the request log
 	outcomes := map[string]emulatorOutcome{}
 	for _, o := range readJSONLines[emulatorOutcome](t, requestLog) {
 		outcomes[o.TraceID] = o

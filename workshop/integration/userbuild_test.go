@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 const (
@@ -49,10 +50,7 @@ func userManifest(t *testing.T, repo string) string {
 }
 
 func TestUserOCBBuild(t *testing.T) {
-	ocb := os.Getenv("OCB")
-	if ocb == "" {
-		t.Skip("OCB is not set: run `make test-integration` (it builds ocb into the tools cache), or set OCB=path/to/builder")
-	}
+	ocb := testkit.Tool(t, testkit.OCB)
 	repo, err := filepath.Abs(filepath.Join("..", ".."))
 	require.NoError(t, err)
 
@@ -169,7 +167,7 @@ func packageModules(t *testing.T, dir string) map[string]bool {
 // receiver (no GPU here: it must start anyway) and the status exporter on the metrics pipeline, sends vLLM spans
 // and waits for the derived span attributes and metrics in the debug exporter's output and the status API.
 func runUserCollector(t *testing.T, bin, dir string) {
-	otlpPort, statusPort := freeLoopbackPort(t), freeLoopbackPort(t)
+	otlpPort, statusPort := testkit.FreePort(t), testkit.FreePort(t)
 	config := fmt.Sprintf(`
 receivers:
   otlp:
@@ -202,7 +200,7 @@ service:
 	configPath := filepath.Join(dir, "config.yaml")
 	require.NoError(t, os.WriteFile(configPath, []byte(config), 0o644))
 
-	var output lockedOutput
+	var output testkit.LockedBuffer
 	collector := exec.Command(bin, "--config", configPath)
 	collector.Stdout, collector.Stderr = &output, &output
 	require.NoError(t, collector.Start())

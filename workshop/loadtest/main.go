@@ -9,28 +9,20 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/grpc"
-	_ "google.golang.org/grpc/encoding/gzip" // accept gzip from exporters that compress
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 type options struct {
@@ -83,14 +75,18 @@ func run() error {
 		return fmt.Errorf("pinning the benchmark to %s: %w", o.loadCPUs, err)
 	}
 
-	sink, err := startSink()
-	if err != nil {
+	// The trace sink counts spans and keeps nothing; the pipelines send requests of up to --batch spans.
+	s := &sink{Sink: &otlpsink.Sink{Discard: true, MaxRecvMsgSize: 64 << 20}}
+	var stop func()
+	var err error
+	if s.endpoint, stop, err = otlpsink.ListenGRPC(s.Sink, ""); err != nil {
 		return err
 	}
+	defer stop()
 	results := map[string][]stepResult{}
 	for _, p := range o.pipelines {
 		fmt.Fprintf(os.Stderr, "== pipeline %s\n", p)
-		res, err := benchPipeline(o, p, sink)
+		res, err := benchPipeline(o, p, s)
 		if err != nil {
 			return fmt.Errorf("pipeline %s: %w", p, err)
 		}
@@ -100,41 +96,10 @@ func run() error {
 	return nil
 }
 
-// ---- sink: counts spans and metric data points, keeps nothing ----
-
+// sink is the pipelines' OTLP/gRPC backend.
 type sink struct {
-	ptraceotlp.UnimplementedGRPCServer
+	*otlpsink.Sink
 	endpoint string
-	spans    atomic.Int64
-	metrics  metricSink
-}
-
-type metricSink struct {
-	pmetricotlp.UnimplementedGRPCServer
-	points atomic.Int64
-}
-
-func (s *sink) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	s.spans.Add(int64(req.Traces().SpanCount()))
-	return ptraceotlp.NewExportResponse(), nil
-}
-
-func (m *metricSink) Export(_ context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	m.points.Add(int64(req.Metrics().DataPointCount()))
-	return pmetricotlp.NewExportResponse(), nil
-}
-
-func startSink() (*sink, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	s := &sink{endpoint: l.Addr().String()}
-	server := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
-	ptraceotlp.RegisterGRPCServer(server, s)
-	pmetricotlp.RegisterGRPCServer(server, &s.metrics)
-	go func() { _ = server.Serve(l) }()
-	return s, nil
 }
 
 // ---- one pipeline ----
@@ -151,21 +116,12 @@ type stepResult struct {
 
 func (r stepResult) ok() bool { return len(r.problems) == 0 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func benchPipeline(o options, pipeline string, s *sink) ([]stepResult, error) {
-	otlpPort, err := freePort()
+	otlpPort, err := testkit.UnusedPort()
 	if err != nil {
 		return nil, err
 	}
-	telemetryPort, err := freePort()
+	telemetryPort, err := testkit.UnusedPort()
 	if err != nil {
 		return nil, err
 	}
@@ -180,15 +136,18 @@ func benchPipeline(o options, pipeline string, s *sink) ([]stepResult, error) {
 	)
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	collector, err := testkit.Launch(pipeline, cmd)
+	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	pid := cmd.Process.Pid
-	if err := waitReady(telemetry, 30*time.Second); err != nil {
+	defer collector.Stop()
+	pid := collector.Pid() // taskset execs the collector: the same process
+	if err := testkit.WaitHTTP(telemetry, 30*time.Second, func() error {
+		if collector.Running() {
+			return nil
+		}
+		return fmt.Errorf("the collector exited before its telemetry answered: %v", collector.Err())
+	}); err != nil {
 		return nil, err
 	}
 	// warm-up: first connections, allocations, series creation
@@ -219,43 +178,39 @@ func benchPipeline(o options, pipeline string, s *sink) ([]stepResult, error) {
 
 func measureStep(o options, pid int, otlp, telemetry string, s *sink, rate int) (stepResult, error) {
 	r := stepResult{targetRate: rate}
-	before, err := telemetryValues(telemetry)
+	before, err := testkit.ScrapeTelemetry(telemetry)
 	if err != nil {
 		return r, err
 	}
-	spansBefore := s.spans.Load()
-	cpuBefore, err := cpuSeconds(pid)
+	spansBefore := int64(s.SpanCount())
+	cpuBefore, err := testkit.CPUTime(pid)
 	if err != nil {
 		return r, err
 	}
-	stopRSS := make(chan struct{})
-	peak := make(chan float64)
-	go func() { peak <- sampleRSS(pid, stopRSS) }()
+	rss := testkit.WatchRSS(pid, 100*time.Millisecond)
 
 	summary, err := sendLoad(o, otlp, rate, o.step)
 	if err != nil {
-		close(stopRSS)
-		<-peak
+		rss.Stop()
 		return r, err
 	}
 	// let the batch processor and the exporters drain
 	deadline := time.Now().Add(10 * time.Second)
-	for s.spans.Load()-spansBefore < summary.ExportedSpans && time.Now().Before(deadline) {
+	for int64(s.SpanCount())-spansBefore < summary.ExportedSpans && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	cpuAfter, err := cpuSeconds(pid)
-	close(stopRSS)
-	r.peakRSSMiB = <-peak
+	cpuAfter, err := testkit.CPUTime(pid)
+	r.peakRSSMiB = float64(rss.Stop()) / (1 << 20)
 	if err != nil {
 		return r, err
 	}
-	after, err := telemetryValues(telemetry)
+	after, err := testkit.ScrapeTelemetry(telemetry)
 	if err != nil {
 		return r, err
 	}
-	r.cpuSeconds = cpuAfter - cpuBefore
+	r.cpuSeconds = (cpuAfter - cpuBefore).Seconds()
 	r.sent = summary.ExportedSpans
-	r.delivered = s.spans.Load() - spansBefore
+	r.delivered = int64(s.SpanCount()) - spansBefore
 	r.achievedRate = float64(summary.Total.Spans) / summary.ElapsedSeconds
 
 	if r.achievedRate < 0.98*float64(rate) {
@@ -269,7 +224,7 @@ func measureStep(o options, pid int, otlp, telemetry string, s *sink, rate int) 
 	}
 	for _, m := range []string{"otelcol_receiver_refused_spans", "otelcol_exporter_enqueue_failed_spans", "otelcol_exporter_send_failed_spans",
 		"otelcol_exporter_enqueue_failed_metric_points", "otelcol_exporter_send_failed_metric_points"} {
-		if d := after[m] - before[m]; d > 0 {
+		if d := after.Value(m) - before.Value(m); d > 0 {
 			r.problems = append(r.problems, fmt.Sprintf("%s +%.0f", m, d))
 		}
 	}
@@ -306,96 +261,6 @@ func sendLoad(o options, otlp string, rate int, d time.Duration) (genSummary, er
 	}
 	s.ExportedSpans = s.Total.ExportedSpans
 	return s, nil
-}
-
-func waitReady(url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("collector telemetry %s not ready after %s", url, timeout)
-}
-
-// telemetryValues sums each metric of the collector's own Prometheus endpoint over its labels; a _total suffix
-// is dropped so that names match whichever form the collector uses.
-func telemetryValues(url string) (map[string]float64, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		name := line[:i]
-		if j := strings.IndexByte(name, '{'); j >= 0 {
-			name = name[:j]
-		}
-		out[strings.TrimSuffix(name, "_total")] += v
-	}
-	return out, sc.Err()
-}
-
-// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
-// cpuSeconds reads utime+stime of a process from /proc.
-func cpuSeconds(pid int) (float64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// the command name may hold spaces; fields after it start at the last ')'
-	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	utime, err := strconv.ParseFloat(fields[11], 64)
-	if err != nil {
-		return 0, err
-	}
-	stime, err := strconv.ParseFloat(fields[12], 64)
-	if err != nil {
-		return 0, err
-	}
-	return (utime + stime) / clockTicks, nil
-}
-
-// sampleRSS returns the highest VmRSS seen (MiB) until stop closes.
-func sampleRSS(pid int, stop <-chan struct{}) float64 {
-	var peak float64
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-			for _, line := range strings.Split(string(raw), "\n") {
-				if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-					if kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64); err == nil {
-						peak = max(peak, kb/1024)
-					}
-				}
-			}
-		}
-		select {
-		case <-stop:
-			return peak
-		case <-tick.C:
-		}
-	}
 }
 
 // ---- report ----

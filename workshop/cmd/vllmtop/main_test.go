@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 // apiServer serves the exporter's golden API document (its own tests keep it equal to what the exporter
@@ -74,13 +76,7 @@ func TestClean(t *testing.T) {
 // TestFullScreenUnderTmux runs the full-screen view in a detached tmux session and reads the screen back with
 // capture-pane: the API's figures appear, and `q` ends the program.
 func TestFullScreenUnderTmux(t *testing.T) {
-	tmux := os.Getenv("TMUX_BIN")
-	if tmux == "" {
-		var err error
-		if tmux, err = exec.LookPath("tmux"); err != nil {
-			t.Skip("tmux is not installed and TMUX_BIN is not set: run `make test` (it installs Debian's tmux)")
-		}
-	}
+	tmux := testkit.Tool(t, testkit.Tmux)
 	srv, _ := apiServer(t)
 	bin := filepath.Join(t.TempDir(), "vllmtop")
 	build := exec.Command("go", "build", "-o", bin, ".")

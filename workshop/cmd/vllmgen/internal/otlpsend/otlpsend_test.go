@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/testreceiver"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 func TestNormalizeEndpoint(t *testing.T) {
@@ -79,12 +79,12 @@ func sampleTraces(spans int) ptrace.Traces {
 }
 
 // startReceiver runs a receiver for protocol and returns the normalized endpoint to export to.
-func startReceiver(t *testing.T, p Protocol, sink *testreceiver.Sink) string {
+func startReceiver(t *testing.T, p Protocol, sink *otlpsink.Sink) string {
 	if p == ProtocolGRPC {
-		return testreceiver.StartGRPC(t, sink)
+		return otlpsink.StartGRPC(t, sink)
 	}
-	sink.HTTPPath = "/v1/traces"
-	endpoint, err := p.NormalizeEndpoint(testreceiver.StartHTTP(t, sink))
+	sink.TracesPath = "/v1/traces"
+	endpoint, err := p.NormalizeEndpoint(otlpsink.StartHTTP(t, sink))
 	require.NoError(t, err)
 	return endpoint
 }
@@ -105,7 +105,7 @@ func TestExport(t *testing.T) {
 	for _, p := range []Protocol{ProtocolGRPC, ProtocolHTTP} {
 		for _, tt := range tests {
 			t.Run(string(p)+"/"+tt.name, func(t *testing.T) {
-				sink := &testreceiver.Sink{RejectSpans: tt.rejectSpans, Fail: tt.fail}
+				sink := &otlpsink.Sink{RejectSpans: tt.rejectSpans, Fail: tt.fail}
 				exp, err := New(p, startReceiver(t, p, sink))
 				require.NoError(t, err)
 				defer func() { assert.NoError(t, exp.Close()) }()

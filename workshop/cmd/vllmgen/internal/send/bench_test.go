@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/testreceiver"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 // BenchmarkSend measures the whole sender (generation, OTLP encoding, transport) against an in-process
@@ -17,12 +17,12 @@ func BenchmarkSend(b *testing.B) {
 	for _, protocol := range []otlpsend.Protocol{otlpsend.ProtocolGRPC, otlpsend.ProtocolHTTP} {
 		for _, workers := range []int{1, 4} {
 			b.Run(string(protocol)+"/workers="+strconv.Itoa(workers), func(b *testing.B) {
-				sink := &testreceiver.Sink{Discard: true}
+				sink := &otlpsink.Sink{Discard: true}
 				var endpoint string
 				if protocol == otlpsend.ProtocolGRPC {
-					endpoint = testreceiver.StartGRPC(b, sink)
+					endpoint = otlpsink.StartGRPC(b, sink)
 				} else {
-					endpoint = testreceiver.StartHTTP(b, sink)
+					endpoint = otlpsink.StartHTTP(b, sink)
 				}
 				o, err := ParseFlags([]string{"--otlp-protocol", string(protocol), "--otlp-endpoint", endpoint, "--count", "20000",
 					"--seed", "1", "--batch", "100", "--workers", strconv.Itoa(workers)}, nil)

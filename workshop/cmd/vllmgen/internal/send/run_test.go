@@ -16,8 +16,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/testreceiver"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 func mustParse(t *testing.T, args ...string) Options {
@@ -28,12 +28,12 @@ func mustParse(t *testing.T, args ...string) Options {
 }
 
 // startReceiver returns the --otlp-protocol/--otlp-endpoint flags that reach a fresh loopback receiver.
-func startReceiver(t *testing.T, protocol otlpsend.Protocol, sink *testreceiver.Sink) []string {
+func startReceiver(t *testing.T, protocol otlpsend.Protocol, sink *otlpsink.Sink) []string {
 	if protocol == otlpsend.ProtocolGRPC {
-		return []string{"--otlp-protocol", "grpc", "--otlp-endpoint", testreceiver.StartGRPC(t, sink)}
+		return []string{"--otlp-protocol", "grpc", "--otlp-endpoint", otlpsink.StartGRPC(t, sink)}
 	}
-	sink.HTTPPath = "/v1/traces"
-	return []string{"--otlp-protocol", "http", "--otlp-endpoint", testreceiver.StartHTTP(t, sink)}
+	sink.TracesPath = "/v1/traces"
+	return []string{"--otlp-protocol", "http", "--otlp-endpoint", otlpsink.StartHTTP(t, sink)}
 }
 
 // expectedSpans regenerates what a run with o must have sent, keyed by span id.
@@ -68,7 +68,7 @@ func TestExportDeliversExactSpans(t *testing.T) {
 	for _, protocol := range []otlpsend.Protocol{otlpsend.ProtocolGRPC, otlpsend.ProtocolHTTP} {
 		for _, shape := range []string{"v1", "v0"} {
 			t.Run(string(protocol)+"/"+shape, func(t *testing.T) {
-				sink := &testreceiver.Sink{}
+				sink := &otlpsink.Sink{}
 				args := append(startReceiver(t, protocol, sink),
 					"--shape", shape, "--count", "250", "--batch", "7", "--workers", "3", "--seed", "5",
 					"--models", "model-a,model-b", "--n-prob", "0.3", "--greedy-prob", "0.3", "--profile", "mixed",
@@ -124,7 +124,7 @@ func TestExportDeliversExactSpans(t *testing.T) {
 func TestExportFailureExitsNonZero(t *testing.T) {
 	for _, protocol := range []otlpsend.Protocol{otlpsend.ProtocolGRPC, otlpsend.ProtocolHTTP} {
 		t.Run(string(protocol), func(t *testing.T) {
-			sink := &testreceiver.Sink{Fail: true}
+			sink := &otlpsink.Sink{Fail: true}
 			args := append(startReceiver(t, protocol, sink), "--count", "30", "--batch", "10", "--workers", "2", "--seed", "1", "--n-prob", "0")
 			code, summary, stderr := runMain(t, args...)
 			assert.Equal(t, ExitFailed, code)
@@ -138,7 +138,7 @@ func TestExportFailureExitsNonZero(t *testing.T) {
 }
 
 func TestPartialSuccessCountsRejectedSpans(t *testing.T) {
-	sink := &testreceiver.Sink{RejectSpans: 2}
+	sink := &otlpsink.Sink{RejectSpans: 2}
 	args := append(startReceiver(t, otlpsend.ProtocolGRPC, sink), "--count", "20", "--batch", "10", "--workers", "1", "--seed", "1", "--n-prob", "0")
 	code, summary, _ := runMain(t, args...)
 	assert.Equal(t, ExitFailed, code)
@@ -313,7 +313,7 @@ func TestPacingDropsDebtBeyondOneSecond(t *testing.T) {
 	}
 }
 func TestInterruptStopsCleanly(t *testing.T) {
-	sink := &testreceiver.Sink{}
+	sink := &otlpsink.Sink{}
 	args := append(startReceiver(t, otlpsend.ProtocolGRPC, sink), "--rate", "200", "--count", "100000", "--batch", "5", "--seed", "1")
 	o := mustParse(t, args...)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -12,11 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/testreceiver"
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
-
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 // consumed is what a consumer that weighs each received span by its adjusted count computes, span by span,
@@ -35,7 +34,7 @@ const (
 
 var sampledSLOFlags = []string{"--slo-ttft", "150ms", "--slo-tpot", "30ms"}
 
-func consume(t *testing.T, sink *testreceiver.Sink, weightOf func(traceState string, id pcommon.TraceID) float64) map[string]*consumed {
+func consume(t *testing.T, sink *otlpsink.Sink, weightOf func(traceState string, id pcommon.TraceID) float64) map[string]*consumed {
 	t.Helper()
 	out := map[string]*consumed{}
 	for _, rs := range sink.Traces().ResourceSpans().All() {
@@ -75,7 +74,7 @@ func consume(t *testing.T, sink *testreceiver.Sink, weightOf func(traceState str
 func TestHeadSampledExport(t *testing.T) {
 	for _, mode := range []string{"threshold", "none"} {
 		t.Run(mode, func(t *testing.T) {
-			sink := &testreceiver.Sink{}
+			sink := &otlpsink.Sink{}
 			args := append(startReceiver(t, otlpsend.ProtocolGRPC, sink), "--count", "4000", "--seed", "9", "--models", "a,b",
 				"--n-prob", "0.2", "--batch", "50", "--workers", "3", "--sample-ratio", "0.1", "--sample-tracestate", mode)
 			args = append(args, sampledSLOFlags...)
@@ -157,7 +156,7 @@ func TestHeadSamplingIsDeterministic(t *testing.T) {
 		"--batch", "17", "--sample-ratio", "0.25"}, sampledSLOFlags...)
 	_, dry1, _ := runMain(t, append(args, "--dry-run")...)
 	_, dry2, _ := runMain(t, append(args, "--dry-run", "--workers", "1")...)
-	sink := &testreceiver.Sink{}
+	sink := &otlpsink.Sink{}
 	code, sent, stderr := runMain(t, append(args, startReceiver(t, otlpsend.ProtocolHTTP, sink)...)...)
 	require.Equal(t, ExitOK, code, stderr)
 	_, none, _ := runMain(t, append(args, "--dry-run", "--sample-tracestate", "none")...)
@@ -183,7 +182,7 @@ func TestHeadSamplingIsDeterministic(t *testing.T) {
 func TestHeadSamplingWithSpanLoss(t *testing.T) {
 	base := []string{"--count", "3000", "--seed", "5", "--models", "a,b", "--n-prob", "0.3"}
 	sentIDs := func(args ...string) (map[pcommon.SpanID]bool, Summary) {
-		sink := &testreceiver.Sink{}
+		sink := &otlpsink.Sink{}
 		code, s, stderr := runMain(t, append(append(startReceiver(t, otlpsend.ProtocolGRPC, sink), base...), args...)...)
 		require.Equal(t, ExitOK, code, stderr)
 		ids := map[pcommon.SpanID]bool{}
@@ -214,7 +213,7 @@ func TestHeadSamplingWithSpanLoss(t *testing.T) {
 }
 
 func TestNoSamplingByDefault(t *testing.T) {
-	sink := &testreceiver.Sink{}
+	sink := &otlpsink.Sink{}
 	args := append(startReceiver(t, otlpsend.ProtocolGRPC, sink), "--count", "300", "--seed", "3")
 	code, s, stderr := runMain(t, args...)
 	require.Equal(t, ExitOK, code, stderr)
@@ -231,7 +230,7 @@ func TestNoSamplingByDefault(t *testing.T) {
 }
 
 func TestSampleRatioOneSendsEverySpanWithThresholdZero(t *testing.T) {
-	sink := &testreceiver.Sink{}
+	sink := &otlpsink.Sink{}
 	args := append(startReceiver(t, otlpsend.ProtocolGRPC, sink), "--count", "300", "--seed", "3", "--sample-ratio", "1")
 	code, s, stderr := runMain(t, args...)
 	require.Equal(t, ExitOK, code, stderr)

@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/testreceiver"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/vllmmetrics"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 func dryRun(t *testing.T, args ...string) *Result {
@@ -102,7 +102,7 @@ func TestSpanLoss(t *testing.T) {
 }
 
 func TestSpanLossSendsASubsetOfTheSpans(t *testing.T) {
-	sink := &testreceiver.Sink{}
+	sink := &otlpsink.Sink{}
 	args := append(startReceiver(t, otlpsend.ProtocolGRPC, sink), "--count", "600", "--seed", "2", "--n-prob", "0.5",
 		"--span-loss", "0.25", "--abort-fraction", "0.1")
 	code, summary, stderr := runMain(t, args...)
@@ -217,7 +217,7 @@ func TestGaugesFollowTheTimeline(t *testing.T) {
 
 // TestMetricsEndpoint scrapes a run's /metrics and finds the summary's numbers.
 func TestMetricsEndpoint(t *testing.T) {
-	sink := &testreceiver.Sink{}
+	sink := &otlpsink.Sink{}
 	args := append(startReceiver(t, otlpsend.ProtocolHTTP, sink), "--count", "400", "--seed", "8", "--models", "a,b",
 		"--span-loss", "0.2", "--abort-fraction", "0.1", "--metrics-listen", "127.0.0.1:0")
 	res, err := Run(context.Background(), mustParse(t, args...))

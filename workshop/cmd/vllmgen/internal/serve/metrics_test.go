@@ -18,12 +18,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/engine"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/testreceiver"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/vllmmetrics"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
-
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/engine"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 // Prompt lengths (in words) that make metricsTiming hang a request, so that a test can cut it at a known point.
@@ -193,8 +192,8 @@ func TestMetricsCountWhatWasServed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sink := &testreceiver.Sink{}
-			exp, err := otlpsend.NewGRPC(testreceiver.StartGRPC(t, sink))
+			sink := &otlpsink.Sink{}
+			exp, err := otlpsend.NewGRPC(otlpsink.StartGRPC(t, sink))
 			require.NoError(t, err)
 			spans := NewSpanExporter(exp, SpanExporterConfig{Model: testModel, ExportDelay: 10 * time.Millisecond})
 			hs, got := startServer(t, func(c *Config) {
@@ -417,8 +416,8 @@ func TestClientGoneAtTheEnd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sink := &testreceiver.Sink{}
-			exp, err := otlpsend.NewGRPC(testreceiver.StartGRPC(t, sink))
+			sink := &otlpsink.Sink{}
+			exp, err := otlpsend.NewGRPC(otlpsink.StartGRPC(t, sink))
 			require.NoError(t, err)
 			spans := NewSpanExporter(exp, SpanExporterConfig{Model: testModel, ExportDelay: 10 * time.Millisecond})
 			got := &outcomes{}

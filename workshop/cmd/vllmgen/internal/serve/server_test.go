@@ -19,8 +19,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/testreceiver"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/workload"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
 const testModel = "test/model"
@@ -245,8 +245,8 @@ func TestParseTraceparent(t *testing.T) {
 }
 
 func TestSpanExport(t *testing.T) {
-	sink := &testreceiver.Sink{}
-	addr := testreceiver.StartGRPC(t, sink)
+	sink := &otlpsink.Sink{}
+	addr := otlpsink.StartGRPC(t, sink)
 	exp, err := otlpsend.NewGRPC(addr)
 	require.NoError(t, err)
 	spans := NewSpanExporter(exp, SpanExporterConfig{Model: testModel, ServiceName: "vllm-test", ExportDelay: 10 * time.Millisecond})
@@ -362,8 +362,8 @@ func TestStragglers(t *testing.T) {
 }
 
 func TestClientGoneGetsNoSpan(t *testing.T) {
-	sink := &testreceiver.Sink{}
-	exp, err := otlpsend.NewGRPC(testreceiver.StartGRPC(t, sink))
+	sink := &otlpsink.Sink{}
+	exp, err := otlpsend.NewGRPC(otlpsink.StartGRPC(t, sink))
 	require.NoError(t, err)
 	spans := NewSpanExporter(exp, SpanExporterConfig{Model: testModel, ExportDelay: 10 * time.Millisecond})
 	hs, got := startServer(t, func(c *Config) {
