@@ -1,22 +1,45 @@
-# otelcol-vllm built from source in a container, for users with a registry at hand:
+# The otelcol-vllm image. One file, two ways to get the image's filesystem, selected by the ROOTFS build arg;
+# everything after that (the final stage) is shared, so both give the same image:
 #
-#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t otelcol-vllm .
+#   ROOTFS=source (default), from the repository root, for users with a registry at hand:
+#     docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t otelcol-vllm .
+#   runs `make dist` (ocb, cgo) on Debian's glibc in a Go image and assembles the filesystem with
+#   distribution/image/rootfs.sh. The first build compiles the whole collector: about 15 minutes on 2 cores.
 #
-# The first stage runs `make dist` (ocb, cgo) on Debian's glibc and assembles the image's filesystem with
-# distribution/image/rootfs.sh; the final stage is that filesystem alone, as in distribution/image/Dockerfile
-# (the image `make image` builds from a `make dist` binary; a test keeps both final stages equal). The first
-# build compiles the whole collector: about 15 minutes on 2 cores.
+#   ROOTFS=prebuilt, what `make image` (distribution/image/build.sh) does with a `make dist` binary, the way
+#   the collector's release images are made: the build context is a directory holding rootfs/ (rootfs.sh's
+#   output) and a copy of this file.
+#
+# Each mode uses only its own stage: the builder must skip unused stages, as BuildKit (docker's builder since
+# Docker 23) and buildah/podman do; docker's legacy builder (DOCKER_BUILDKIT=0) does not and cannot build it.
+#
+# The image has no base image, no shell and no package manager: the binary, the glibc files it links against,
+# CA certificates, passwd/group and the licences. Run:
+#   docker run --rm -p 4317:4317 -p 4318:4318 -p 13133:13133 ghcr.io/otelcol-vllm/otelcol-vllm:VERSION
+# Without arguments the collector runs its embedded default config (embedded:default) with the endpoints below;
+# the health check answers on :13133 (GET /). The root filesystem may be read-only.
+# source unless given: the default is spelled in the FROM that selects the stage rather than here, because
+# podman 4.3 (buildah 1.28) decides which stages to build before applying ARG defaults and would then skip the
+# source stage.
+ARG ROOTFS=
 ARG GO_IMAGE=golang:1.26-bookworm
-FROM ${GO_IMAGE} AS build
+
+FROM ${GO_IMAGE} AS rootfs-source
 WORKDIR /src
 COPY . .
 ARG VERSION
 RUN make dist ${VERSION:+VERSION=$VERSION} && distribution/image/rootfs.sh _build/otelcol-vllm /rootfs
 
+FROM scratch AS rootfs-prebuilt
+COPY rootfs/ /rootfs/
+
+FROM rootfs-${ROOTFS:-source} AS rootfs
+
+# The final stage, the same for both modes: the filesystem, then the image's metadata.
 FROM scratch
 ARG VERSION=unknown
 ARG REVISION=unknown
-COPY --from=build /rootfs/ /
+COPY --from=rootfs /rootfs/ /
 LABEL org.opencontainers.image.title="otelcol-vllm" \
       org.opencontainers.image.description="OpenTelemetry Collector distribution for vLLM operators" \
       org.opencontainers.image.source="https://github.com/otelcol-vllm/otelcol-vllm" \

@@ -179,7 +179,7 @@ run: dist
 	@echo "  OTLP         $${OTELCOL_VLLM_OTLP_GRPC_ENDPOINT:-localhost:4317} (gRPC), $${OTELCOL_VLLM_OTLP_HTTP_ENDPOINT:-localhost:4318} (HTTP)"
 	$(DIST_BIN)
 
-## image: the container image $(IMAGE) from the built binary (distribution/image/Dockerfile), with docker (when its
+## image: the container image $(IMAGE) from the built binary (the Dockerfile with ROOTFS=prebuilt), with docker (when its
 ## daemon answers), podman or buildah, or CONTAINER_TOOL="podman --storage-driver vfs" etc.
 image: dist
 	distribution/image/build.sh $(DIST_BIN) $(IMAGE)

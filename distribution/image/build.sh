@@ -1,11 +1,12 @@
 #!/bin/sh
 # build.sh BINARY IMAGE — builds the otelcol-vllm container image IMAGE (name:tag) from a binary built by
-# `make dist`, as `make image` does: the build context is IMAGE_CONTEXT, by default BINARY's directory/image/
-# (rootfs.sh output and the Dockerfile next to this script). The image's version label is what the binary
-# reports (`--version`).
+# `make dist`, as `make image` does: the repository's Dockerfile with ROOTFS=prebuilt, in the build context
+# IMAGE_CONTEXT, by default BINARY's directory/image/ (rootfs.sh output and a copy of the Dockerfile). The
+# image's version label is what the binary reports (`--version`).
 #
 # The container tool is CONTAINER_TOOL when set (it may carry flags, e.g. "podman --storage-driver vfs"), else
-# docker when its daemon answers, else podman, else buildah.
+# docker when its daemon answers (with BuildKit, which skips the Dockerfile's source stage), else podman, else
+# buildah.
 set -eu
 
 if [ $# -ne 2 ]; then
@@ -15,6 +16,7 @@ fi
 bin=$1
 image=$2
 here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
 
 tool=${CONTAINER_TOOL:-}
 if [ -z "$tool" ]; then
@@ -31,13 +33,14 @@ if [ -z "$tool" ]; then
 fi
 
 version=$("$bin" --version | awk '{ print $NF }')
-revision=$(git -C "$here" rev-parse HEAD 2>/dev/null || echo unknown)
+revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
 context=${IMAGE_CONTEXT:-$(cd "$(dirname "$bin")" && pwd)/image}
 rm -rf "$context"
 mkdir -p "$context"
 "$here/rootfs.sh" "$bin" "$context/rootfs"
-cp "$here/Dockerfile" "$context/Dockerfile"
+cp "$repo/Dockerfile" "$context/Dockerfile"
 
 echo "building $image (otelcol-vllm $version) with $tool"
 # shellcheck disable=SC2086 # CONTAINER_TOOL may carry flags
-$tool build --build-arg VERSION="$version" --build-arg REVISION="$revision" -t "$image" -f "$context/Dockerfile" "$context"
+DOCKER_BUILDKIT=1 $tool build --build-arg ROOTFS=prebuilt --build-arg VERSION="$version" --build-arg REVISION="$revision" \
+	-t "$image" -f "$context/Dockerfile" "$context"

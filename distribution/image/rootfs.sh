@@ -2,9 +2,9 @@
 # rootfs.sh BINARY DIR — assembles in DIR the whole filesystem of the otelcol-vllm image: the binary, the glibc
 # files it links against (as `ldd` lists them; the nvml receiver is a cgo binary and dlopens libnvidia-ml.so.1,
 # which the NVIDIA container runtime mounts), the CA certificates for TLS exporters, passwd/group entries for the
-# image's user (uid/gid 10001), nsswitch.conf, and the licences. No shell, no package manager. Both Dockerfiles
-# use it: distribution/image/Dockerfile (`make image`, from a `make dist` binary) and the multi-stage
-# Dockerfile at the repository root (from source).
+# image's user (uid/gid 10001), nsswitch.conf, and the licences. No shell, no package manager. Both ways of
+# building the repository's Dockerfile use it: build.sh runs it on a `make dist` binary (`make image`,
+# ROOTFS=prebuilt), and the Dockerfile's source stage runs it after building the binary (ROOTFS=source).
 set -eu
 
 if [ $# -ne 2 ]; then

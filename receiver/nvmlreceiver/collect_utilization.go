@@ -40,8 +40,19 @@ type instantRates struct {
 }
 
 // utilization returns a busy fraction (0–1): the time-weighted mean of NVML's samples since the last scrape,
-// or the instantaneous rate when there are none.
+// or the instantaneous rate when there are none. A failed sampling call is a failure of the scrape only when
+// the instantaneous rate cannot stand in for it.
 func (s *nvmlScraper) utilization(d *gpuDevice, k utilKind, rates *instantRates) (float64, bool) {
+	v, ok, sampleErr := s.utilizationValue(d, k, rates)
+	if !ok && sampleErr != nvml.SUCCESS {
+		s.scrapeFailed(d, "nvmlDeviceGetSamples", sampleErr)
+	}
+	return v, ok
+}
+
+// utilizationValue is utilization; sampleErr is the transient failure of nvmlDeviceGetSamples, if any.
+func (s *nvmlScraper) utilizationValue(d *gpuDevice, k utilKind, rates *instantRates) (_ float64, _ bool, sampleErr nvml.Return) {
+	sampleErr = nvml.SUCCESS
 	if f := utilSampleFeature[k]; s.syms.has(fnDeviceGetSamples) && d.supports(f) {
 		vt, samples, ret := d.handle.GetSamples(utilSamplingType[k], d.lastSampleTime[k])
 		switch {
@@ -49,11 +60,13 @@ func (s *nvmlScraper) utilization(d *gpuDevice, k utilKind, rates *instantRates)
 			mean, newest, ok := timeWeightedMean(vt, samples, d.lastSampleTime[k])
 			d.lastSampleTime[k] = newest
 			if ok {
-				return mean / 100, true
+				return mean / 100, true, sampleErr
 			}
 		case ret == nvml.ERROR_NOT_FOUND: // no sample since the last scrape
 		default:
-			s.usable(d, f, "nvmlDeviceGetSamples", ret)
+			if _, transient := s.classify(d, f, "nvmlDeviceGetSamples", ret); transient {
+				sampleErr = ret
+			}
 		}
 	}
 	switch k {
@@ -61,14 +74,14 @@ func (s *nvmlScraper) utilization(d *gpuDevice, k utilKind, rates *instantRates)
 		if s.syms.has(fnDeviceGetEncoderUtilization) && d.supports(featEncoderUtilization) {
 			v, _, ret := d.handle.GetEncoderUtilization()
 			if s.usable(d, featEncoderUtilization, "nvmlDeviceGetEncoderUtilization", ret) {
-				return float64(v) / 100, true
+				return float64(v) / 100, true, sampleErr
 			}
 		}
 	case utilDecoder:
 		if s.syms.has(fnDeviceGetDecoderUtilization) && d.supports(featDecoderUtilization) {
 			v, _, ret := d.handle.GetDecoderUtilization()
 			if s.usable(d, featDecoderUtilization, "nvmlDeviceGetDecoderUtilization", ret) {
-				return float64(v) / 100, true
+				return float64(v) / 100, true, sampleErr
 			}
 		}
 	default:
@@ -80,10 +93,10 @@ func (s *nvmlScraper) utilization(d *gpuDevice, k utilKind, rates *instantRates)
 		}
 		if rates.ok {
 			if k == utilMemoryBandwidth {
-				return float64(rates.rates.Memory) / 100, true
+				return float64(rates.rates.Memory) / 100, true, sampleErr
 			}
-			return float64(rates.rates.Gpu) / 100, true
+			return float64(rates.rates.Gpu) / 100, true, sampleErr
 		}
 	}
-	return 0, false
+	return 0, false, sampleErr
 }

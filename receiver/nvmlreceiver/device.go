@@ -3,6 +3,8 @@
 package nvmlreceiver // import "github.com/otelcol-vllm/otelcol-vllm/receiver/nvmlreceiver"
 
 import (
+	"fmt"
+
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
@@ -191,10 +193,21 @@ func (d *gpuDevice) logFields(extra ...zap.Field) []zap.Field {
 
 // usable classifies an NVML return for feature f of device d and reports whether the value can be used.
 // Unsupported features are switched off for the device, a lost GPU is marked failed, and any other error is
-// logged once per call and code (the next scrape asks again).
+// logged once per call and code (the next scrape asks again). Every failure feeds the failed-calls counter;
+// the skipped value and the lost GPU are also failures of the scrape (scrapeFailed).
 func (s *nvmlScraper) usable(d *gpuDevice, f feature, call string, ret nvml.Return) bool {
+	ok, transient := s.classify(d, f, call, ret)
+	if transient {
+		s.scrapeFailed(d, call, ret)
+	}
+	return ok
+}
+
+// classify is usable without recording a transient failure as a failure of the scrape: for a call whose
+// value has a fallback, the caller records it (scrapeFailed) only when the fallback gives no value either.
+func (s *nvmlScraper) classify(d *gpuDevice, f feature, call string, ret nvml.Return) (ok, transient bool) {
 	if ret == nvml.SUCCESS {
-		return true
+		return true, false
 	}
 	s.countFailure(call, ret)
 	switch ret {
@@ -205,8 +218,15 @@ func (s *nvmlScraper) usable(d *gpuDevice, f feature, call string, ret nvml.Retu
 		s.markLost(d, call, ret)
 	default:
 		s.warnOnce(d, call, ret)
+		return false, true
 	}
-	return false
+	return false, false
+}
+
+// scrapeFailed records a failure of the scrape in progress: one per failed NVML call of a device (a call
+// feeds one metric, or a few read together), so the collector counts it as an errored metric point.
+func (s *nvmlScraper) scrapeFailed(d *gpuDevice, call string, ret nvml.Return) {
+	s.errs.AddPartial(1, fmt.Errorf("%s (%s): %w", d.name, d.uuid, &nvmlError{call: call, ret: ret}))
 }
 
 func (s *nvmlScraper) disable(d *gpuDevice, f feature, call string, ret nvml.Return) {
@@ -245,6 +265,7 @@ func (s *nvmlScraper) markLost(d *gpuDevice, call string, ret nvml.Return) {
 	for _, m := range gpu.migOrder {
 		m.lost = true
 	}
+	s.scrapeFailed(d, call, ret) // the scrape that finds the loss; hw.status then reports the GPU failed
 	s.logger.Warn("GPU is no longer usable; its metrics stop and hw.status reports it failed. The other GPUs keep reporting",
 		gpu.logFields(zap.String("call", call), zap.String("nvml_error", returnName(ret)))...)
 }

@@ -46,6 +46,38 @@ func TestReceiverEndToEnd(t *testing.T) {
 	assert.Len(t, lib.ShutdownCalls(), 1)
 }
 
+// TestScrapeFailuresReachTheScraperTelemetry: the collector's own scraper telemetry counts the receiver's
+// partial scrape errors (errored metric points) beside the metrics that still reach the pipeline.
+func TestScrapeFailuresReachTheScraperTelemetry(t *testing.T) {
+	t.Parallel()
+	lib := newFakeNVML(t, 2)
+	lib.gpus[1].fail["GetTemperature"] = nvml.ERROR_UNKNOWN
+	lib.gpus[1].fail["GetPowerUsage"] = nvml.ERROR_UNKNOWN
+	factory := newFactory(func(*Config) nvml.Interface { return lib })
+	cfg := factory.CreateDefaultConfig().(*Config)
+	cfg.CollectionInterval = 10 * time.Millisecond
+	cfg.InitialDelay = 0
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tt.NewTelemetrySettings()
+	sink := &consumertest.MetricsSink{}
+	rcv, err := factory.CreateMetrics(context.Background(), set, cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, rcv.Start(context.Background(), componenttest.NewNopHost()))
+	require.Eventually(t, func() bool { return len(sink.AllMetrics()) >= 2 }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, rcv.Shutdown(context.Background()))
+
+	md := sink.AllMetrics()[0]
+	assert.Len(t, metricPoints(md, "hw.power"), 1, "the healthy GPU's power comes with the failures")
+	assert.Len(t, findPoints(md, "hw.power", gpuAttrs(0)), 1)
+	scrapes := int64(len(sink.AllMetrics()))
+	errored := counterValue(t, tt, "otelcol_scraper_errored_metric_points")
+	assert.GreaterOrEqual(t, errored, 2*scrapes, "two failed calls per scrape")
+	assert.Zero(t, errored%2)
+	assert.Positive(t, counterValue(t, tt, "otelcol_scraper_scraped_metric_points"))
+}
+
 func TestReceiverStartsWithoutLibrary(t *testing.T) {
 	t.Parallel()
 	factory := NewFactory()

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/collector/scraper/scrapererror"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -62,6 +63,25 @@ func (ts *testScraper) mustScrape(tb testing.TB) pmetric.Metrics {
 	md, err := ts.scrape(context.Background())
 	require.NoError(tb, err)
 	return md
+}
+
+// scrapeFailing scrapes and requires a partial scrape error (what the collector's scraper telemetry counts)
+// with failed failures, naming each of the wanted texts; the metrics that were read come with it.
+func (ts *testScraper) scrapeFailing(tb testing.TB, failed int, wants ...string) pmetric.Metrics {
+	tb.Helper()
+	md, err := ts.scrape(context.Background())
+	requirePartial(tb, err, failed, wants...)
+	return md
+}
+
+func requirePartial(tb testing.TB, err error, failed int, wants ...string) {
+	tb.Helper()
+	var partial scrapererror.PartialScrapeError
+	require.ErrorAs(tb, err, &partial)
+	require.Equal(tb, failed, partial.Failed, "failed count of %v", err)
+	for _, w := range wants {
+		require.ErrorContains(tb, err, w)
+	}
 }
 
 // enableAllMetrics turns on the metrics that are off by default.

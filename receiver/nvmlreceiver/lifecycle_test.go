@@ -233,7 +233,7 @@ func TestXIDEventsAreCountedPerGPUAndCode(t *testing.T) {
 	// A GPU that is lost keeps reporting the XIDs that explain it.
 	f.gpus[0].fail["GetUtilizationRates"] = nvml.ERROR_GPU_IS_LOST
 	f.gpus[0].fail["GetSamples"] = nvml.ERROR_GPU_IS_LOST
-	s.mustScrape(t)
+	s.scrapeFailing(t, 1, "ERROR_GPU_IS_LOST")
 	md = s.mustScrape(t)
 	assert.Empty(t, findPoints(md, "hw.power", gpuAttrs(0)))
 	assert.InDelta(t, 2, onePoint(t, md, "nvidia.gpu.xid.errors", gpuAttrs(0, "nvidia.gpu.xid", int64(79))).value, 0)

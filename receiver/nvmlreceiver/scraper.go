@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/scraper/scrapererror"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
@@ -70,6 +71,10 @@ type nvmlScraper struct {
 	nextAttach  time.Time
 	backoff     time.Duration
 	lastFailure string // the attach failure already warned about
+
+	// errs collects the NVML failures of the scrape in progress; the scrape returns them as a partial scrape
+	// error, which the collector's scraper telemetry counts (otelcol_scraper_errored_metric_points).
+	errs scrapererror.ScrapeErrors
 }
 
 func newNVMLScraper(cfg *Config, set receiver.Settings, lib nvml.Interface) (*nvmlScraper, error) {
@@ -217,6 +222,8 @@ func (s *nvmlScraper) rescan(now time.Time) {
 	count, ret := s.lib.DeviceGetCount()
 	if ret != nvml.SUCCESS {
 		s.countFailure("nvmlDeviceGetCount", ret)
+		// no metric is lost: the known GPUs are read as usual
+		s.errs.AddPartial(0, fmt.Errorf("looking for new GPUs: %w", &nvmlError{call: "nvmlDeviceGetCount", ret: ret}))
 		return
 	}
 	known := make(map[string]bool, len(s.devices))
@@ -323,12 +330,18 @@ func (s *nvmlScraper) watchXID() *xidWatcher {
 	return w
 }
 
+// scrape reads every GPU. The NVML failures met on the way (a value skipped for this scrape, a GPU found lost,
+// GPUs left unread at the deadline) make a scrapererror.PartialScrapeError beside the metrics that were read;
+// the answers that say a device cannot provide a value (not supported, no permission) are not failures, that
+// value is simply not reported for the device. Before NVML is attached the scrape is empty and not an error:
+// the attach back-off warns about it.
 func (s *nvmlScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || !s.started {
 		return pmetric.NewMetrics(), nil
 	}
+	s.errs = scrapererror.ScrapeErrors{}
 	now := s.clock.Now()
 	if !s.attached {
 		if now.Before(s.nextAttach) {
@@ -344,9 +357,12 @@ func (s *nvmlScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	}
 	ts := pcommon.NewTimestampFromTime(now)
 	pods := s.pods.mapping(ctx)
-	for _, d := range s.devices {
+	for i, d := range s.devices {
 		if ctx.Err() != nil {
 			s.logger.Warn("scrape timed out; emitting the GPUs read so far", zap.Error(ctx.Err()))
+			// each GPU left unread counts as one failure: how many of its metrics would have come is not known
+			s.errs.AddPartial(len(s.devices)-i, fmt.Errorf("scrape timed out with %d of %d GPUs unread: %w",
+				len(s.devices)-i, len(s.devices), ctx.Err()))
 			break
 		}
 		s.scrapeGPU(d, ts, pods)
@@ -361,7 +377,7 @@ func (s *nvmlScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 			s.logger.Warn("some devices entries match no GPU or MIG instance", zap.Strings("devices", missing))
 		}
 	}
-	return s.mb.Emit(), nil
+	return s.mb.Emit(), s.errs.Combine()
 }
 
 func (s *nvmlScraper) shutdown(context.Context) error {

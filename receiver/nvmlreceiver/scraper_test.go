@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/scraper/scrapererror"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -328,13 +329,80 @@ func TestOtherErrorsAreRetriedAndWarnedOnce(t *testing.T) {
 	f.gpus[0].fail["GetTemperature"] = nvml.ERROR_UNKNOWN
 	s := newTestScraper(t, f, f.procRoot, nil)
 	s.mustStart(t)
-	s.mustScrape(t)
-	s.mustScrape(t)
+	for range 2 { // a failure of every scrape it happens in, though logged once
+		md := s.scrapeFailing(t, 1, "nvmlDeviceGetTemperature: ERROR_UNKNOWN")
+		assert.Empty(t, findPoints(md, "hw.temperature", gpuAttrs(0, "hw.sensor_location", "gpu")))
+		assert.NotEmpty(t, findPoints(md, "hw.power", gpuAttrs(0)), "the other metrics come with the error")
+	}
 	delete(f.gpus[0].fail, "GetTemperature")
 	md := s.mustScrape(t)
 	assert.Len(t, findPoints(md, "hw.temperature", gpuAttrs(0, "hw.sensor_location", "gpu")), 1)
 	assert.Len(t, f.gpus[0].dev.GetTemperatureCalls(), 3)
 	assert.Len(t, logsContaining(s.logs, zapcore.WarnLevel, "nvmlDeviceGetTemperature", "ERROR_UNKNOWN"), 1)
+}
+
+// TestPartialScrapeError: each failed NVML call of a device is one failure of the scrape, returned as a
+// partial scrape error beside everything that was read; a device's "cannot provide" answers are not failures.
+func TestPartialScrapeError(t *testing.T) {
+	t.Parallel()
+	f := newFakeNVML(t, 3)
+	f.gpus[0].fail["GetTemperature"] = nvml.ERROR_UNKNOWN
+	f.gpus[1].fail["GetPowerUsage"] = nvml.ERROR_NOT_SUPPORTED
+	f.gpus[2].fail["GetPowerUsage"] = nvml.ERROR_TIMEOUT
+	f.gpus[2].fail["GetEnforcedPowerLimit"] = nvml.ERROR_TIMEOUT
+	s := newTestScraper(t, f, f.procRoot, nil)
+	s.mustStart(t)
+	md := s.scrapeFailing(t, 3,
+		"nvidia0 ("+testUUID(0)+"): nvmlDeviceGetTemperature: ERROR_UNKNOWN",
+		"nvidia2 ("+testUUID(2)+"): nvmlDeviceGetPowerUsage: ERROR_TIMEOUT",
+		"nvidia2 ("+testUUID(2)+"): nvmlDeviceGetEnforcedPowerLimit: ERROR_TIMEOUT")
+	_, err := s.scrape(context.Background())
+	requirePartial(t, err, 3)
+	assert.NotContains(t, err.Error(), "ERROR_NOT_SUPPORTED", "asked once, and not a failure")
+	// the rest is there
+	assert.Empty(t, findPoints(md, "hw.temperature", gpuAttrs(0, "hw.sensor_location", "gpu")))
+	assert.Len(t, findPoints(md, "hw.temperature", gpuAttrs(1, "hw.sensor_location", "gpu")), 1)
+	assert.Len(t, findPoints(md, "hw.power", gpuAttrs(0)), 1)
+	assert.Empty(t, findPoints(md, "hw.power", gpuAttrs(1)))
+	assert.Empty(t, findPoints(md, "hw.power", gpuAttrs(2)))
+	for i := range 3 {
+		assert.Lenf(t, findPoints(md, "hw.gpu.memory.usage", gpuAttrs(i)), 1, "GPU %d", i)
+	}
+
+	// once the calls succeed again the scrape is clean
+	delete(f.gpus[0].fail, "GetTemperature")
+	delete(f.gpus[2].fail, "GetPowerUsage")
+	delete(f.gpus[2].fail, "GetEnforcedPowerLimit")
+	md = s.mustScrape(t)
+	assert.Len(t, findPoints(md, "hw.power", gpuAttrs(2)), 1)
+}
+
+// TestSamplingFailureWithoutFallbackIsAScrapeFailure: a failed nvmlDeviceGetSamples is a failure of the scrape
+// only when no instantaneous rate stands in for it (TestUtilizationFallsBackToInstantRates has the other case).
+func TestSamplingFailureWithoutFallbackIsAScrapeFailure(t *testing.T) {
+	t.Parallel()
+	f := newFakeNVML(t, 1)
+	f.gpus[0].fail["GetSamples"] = nvml.ERROR_UNKNOWN
+	f.gpus[0].fail["GetUtilizationRates"] = nvml.ERROR_NOT_SUPPORTED
+	s := newTestScraper(t, f, f.procRoot, nil)
+	s.mustStart(t)
+	md, err := s.scrape(context.Background())
+	var partial scrapererror.PartialScrapeError
+	require.ErrorAs(t, err, &partial)
+	assert.Contains(t, err.Error(), "nvmlDeviceGetSamples: ERROR_UNKNOWN")
+	assert.NotContains(t, err.Error(), "GetUtilizationRates")
+	assert.Empty(t, findPoints(md, "hw.gpu.utilization", gpuAttrs(0, "hw.gpu.task", "general")))
+	// each sampled series without a value is one failure
+	missing := 0
+	for _, task := range []string{"general", "encoder", "decoder"} {
+		if len(findPoints(md, "hw.gpu.utilization", gpuAttrs(0, "hw.gpu.task", task))) == 0 {
+			missing++
+		}
+	}
+	if s.cfg.Metrics.NvidiaGpuMemoryBandwidthUtilization.Enabled && len(metricPoints(md, "nvidia.gpu.memory.bandwidth.utilization")) == 0 {
+		missing++
+	}
+	assert.Equal(t, missing, partial.Failed)
 }
 
 func TestLostGPUStopsOnlyThatGPU(t *testing.T) {
@@ -347,7 +415,7 @@ func TestLostGPUStopsOnlyThatGPU(t *testing.T) {
 
 	lost := f.gpus[1]
 	lost.fail["GetEnforcedPowerLimit"] = nvml.ERROR_GPU_IS_LOST
-	md = s.mustScrape(t)
+	md = s.scrapeFailing(t, 1, "nvidia1 ("+testUUID(1)+"): nvmlDeviceGetEnforcedPowerLimit: ERROR_GPU_IS_LOST")
 	assert.InDelta(t, 1, onePoint(t, md, "hw.status", gpuAttrs(1, "hw.state", "failed")).value, 0)
 	assert.InDelta(t, 0, onePoint(t, md, "hw.status", gpuAttrs(1, "hw.state", "ok")).value, 0)
 	assert.Empty(t, findPoints(md, "hw.energy", gpuAttrs(1)), "calls after the loss are not made")
@@ -372,17 +440,18 @@ func TestLostGPUStopsOnlyThatGPU(t *testing.T) {
 func TestHWStatusDegraded(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name  string
-		setup func(g *fakeGPU)
-		want  string
+		name   string
+		setup  func(g *fakeGPU)
+		want   string
+		failed int // failures of the scrape
 	}{
-		{"healthy", func(*fakeGPU) {}, "ok"},
-		{"hardware slowdown", func(g *fakeGPU) { g.clockEvents |= nvml.ClocksThrottleReasonHwSlowdown }, "degraded"},
-		{"thermal slowdown", func(g *fakeGPU) { g.clockEvents = nvml.ClocksThrottleReasonHwThermalSlowdown }, "degraded"},
-		{"software power cap only", func(g *fakeGPU) { g.clockEvents = nvml.ClocksEventReasonSwPowerCap }, "ok"},
-		{"row remap pending", func(g *fakeGPU) { g.remapPending = true }, "degraded"},
-		{"row remap failed", func(g *fakeGPU) { g.remapFailure = true }, "degraded"},
-		{"reset required", func(g *fakeGPU) { g.fail["GetPowerUsage"] = nvml.ERROR_RESET_REQUIRED }, "failed"},
+		{"healthy", func(*fakeGPU) {}, "ok", 0},
+		{"hardware slowdown", func(g *fakeGPU) { g.clockEvents |= nvml.ClocksThrottleReasonHwSlowdown }, "degraded", 0},
+		{"thermal slowdown", func(g *fakeGPU) { g.clockEvents = nvml.ClocksThrottleReasonHwThermalSlowdown }, "degraded", 0},
+		{"software power cap only", func(g *fakeGPU) { g.clockEvents = nvml.ClocksEventReasonSwPowerCap }, "ok", 0},
+		{"row remap pending", func(g *fakeGPU) { g.remapPending = true }, "degraded", 0},
+		{"row remap failed", func(g *fakeGPU) { g.remapFailure = true }, "degraded", 0},
+		{"reset required", func(g *fakeGPU) { g.fail["GetPowerUsage"] = nvml.ERROR_RESET_REQUIRED }, "failed", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -391,7 +460,12 @@ func TestHWStatusDegraded(t *testing.T) {
 			tt.setup(f.gpus[0])
 			s := newTestScraper(t, f, f.procRoot, func(cfg *Config) { cfg.Metrics.HwStatus.Enabled = true })
 			s.mustStart(t)
-			md := s.mustScrape(t)
+			var md pmetric.Metrics
+			if tt.failed > 0 {
+				md = s.scrapeFailing(t, tt.failed, "ERROR_RESET_REQUIRED")
+			} else {
+				md = s.mustScrape(t)
+			}
 			pts := metricPoints(md, "hw.status")
 			require.Len(t, pts, 3)
 			for _, p := range pts {
@@ -469,8 +543,8 @@ func TestLostMIGParentStopsInstances(t *testing.T) {
 	s.mustStart(t)
 	s.mustScrape(t)
 	mig.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) { return nvml.Memory_v2{}, nvml.ERROR_GPU_IS_LOST }
-	s.mustScrape(t)
-	md := s.mustScrape(t)
+	s.scrapeFailing(t, 1, "nvmlDeviceGetMemoryInfo_v2: ERROR_GPU_IS_LOST")
+	md := s.mustScrape(t) // the loss is a failure of the scrape that found it; hw.status reports it afterwards
 	assert.Empty(t, metricNames(md))
 	assert.Len(t, mig.GetMemoryInfo_v2Calls(), 2)
 }
@@ -614,7 +688,7 @@ func TestScrapeStopsAtDeadline(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	md, err := s.scrape(ctx)
-	require.NoError(t, err)
+	requirePartial(t, err, 2, "scrape timed out with 2 of 2 GPUs unread", "context canceled")
 	assert.Zero(t, md.DataPointCount())
 	assert.Len(t, logsContaining(s.logs, zapcore.WarnLevel, "timed out"), 1)
 }

@@ -82,8 +82,11 @@ func TestInternalTelemetry(t *testing.T) {
 		cfg.Kubernetes.RefreshInterval = time.Second
 	})
 	s.mustStart(t)
-	s.mustScrape(t)
-	s.mustScrape(t)
+	for range 2 {
+		md := s.scrapeFailing(t, 1, "nvidia1 ("+testUUID(1)+"): nvmlDeviceGetPowerUsage: ERROR_UNKNOWN")
+		assert.Len(t, findPoints(md, "hw.power", gpuAttrs(0)), 1, "the metrics read come with the error")
+		assert.Empty(t, findPoints(md, "hw.power", gpuAttrs(1)))
+	}
 
 	assert.Equal(t, int64(2), counterValue(t, tt, "otelcol_receiver_nvml_failed_calls",
 		attribute.String("call", "nvmlDeviceGetPowerUsage"), attribute.String("error", "ERROR_UNKNOWN")), "retried, so counted every scrape")

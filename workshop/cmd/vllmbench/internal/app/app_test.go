@@ -12,14 +12,19 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/clientspan"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/metrics"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/tokens"
 )
@@ -34,11 +39,28 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, []float64{50, 99}, o.Percentiles)
 	assert.Equal(t, []string{"ttft", "e2el"}, o.Metrics)
 	assert.True(t, o.SaveResult, "--save-detailed implies --save-result")
-	assert.Equal(t, "c:4317", o.OTLPEndpoint)
+	assert.Equal(t, "http://c:4317", o.OTLPEndpoint, "gRPC, plaintext")
+	assert.Equal(t, clientspan.ProtocolGRPC, o.OTLPProtocol)
 	assert.Equal(t, uint64(9), o.Seed)
+
+	// --otlp-endpoint's form follows the protocol: the flag's, else the environment's
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	o, err = ParseFlags([]string{"--otlp-endpoint", "c:4318"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "http://c:4318/v1/traces", o.OTLPEndpoint)
+	assert.Equal(t, clientspan.ProtocolHTTP, o.OTLPProtocol)
+	o, err = ParseFlags([]string{"--otlp-endpoint", "c:4317", "--otlp-protocol", "grpc"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "http://c:4317", o.OTLPEndpoint)
+	o, err = ParseFlags([]string{"--otlp-protocol", "http"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, clientspan.ProtocolHTTP, o.OTLPProtocol, "the endpoint may come from the environment")
+	assert.Empty(t, o.OTLPEndpoint)
 
 	o, err = ParseFlags(nil, io.Discard)
 	require.NoError(t, err)
+	assert.Empty(t, o.OTLPProtocol, "no flag: the environment decides")
 	assert.True(t, math.IsInf(o.RequestRate, 1))
 	assert.Equal(t, []string{"ttft", "tpot", "itl"}, o.Metrics)
 	assert.Equal(t, []float64{99}, o.Percentiles)
@@ -99,6 +121,9 @@ type fakeVLLM struct {
 	status   int
 	// onRequest, when set, is called with the number of the completion request that just arrived (from 1).
 	onRequest func(n int64)
+
+	mu           sync.Mutex
+	traceparents []string
 }
 
 func (f *fakeVLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +131,9 @@ func (f *fakeVLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"fake/model"}]}`)
 		return
 	}
+	f.mu.Lock()
+	f.traceparents = append(f.traceparents, r.Header.Get("traceparent"))
+	f.mu.Unlock()
 	if n := f.requests.Add(1); f.onRequest != nil {
 		f.onRequest(n)
 	}
@@ -165,6 +193,61 @@ func TestMainRunsAndSaves(t *testing.T) {
 	assert.Len(t, res["itls"], 6)
 	assert.FileExists(t, filepath.Join(dir, "r.csv"))
 	assert.FileExists(t, filepath.Join(dir, "r.jsonl"))
+}
+
+// TestClientSpans: every request carries the traceparent of its client span, whose ids the record keeps,
+// and the spans reach the OTLP endpoint (here OTLP/HTTP) before Main returns, with OTEL_SERVICE_NAME honoured.
+func TestClientSpans(t *testing.T) {
+	t.Setenv("OTEL_SERVICE_NAME", "bench-test")
+	var mu sync.Mutex
+	spans := map[string]ptrace.Span{} // by traceparent
+	var services []string
+	otlp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req := ptraceotlp.NewExportRequest()
+		if err := req.UnmarshalProto(body); err != nil || r.URL.Path != "/v1/traces" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rs := range req.Traces().ResourceSpans().All() {
+			name, _ := rs.Resource().Attributes().Get("service.name")
+			services = append(services, name.Str())
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					c := ptrace.NewSpan()
+					sp.CopyTo(c)
+					spans["00-"+sp.TraceID().String()+"-"+sp.SpanID().String()+"-01"] = c
+				}
+			}
+		}
+	}))
+	t.Cleanup(otlp.Close)
+	f := &fakeVLLM{}
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"--base-url", startFake(t, f), "--model", "m", "--num-prompts", "4",
+		"--random-input-len", "2", "--random-output-len", "3", "--otlp-protocol", "http", "--otlp-endpoint", otlp.URL,
+		"--save-detailed", "--result-dir", dir, "--result-filename", "r.json"}, &stdout, &stderr)
+	require.Equal(t, ExitOK, code, stderr.String())
+	data, err := os.ReadFile(filepath.Join(dir, "r.jsonl"))
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Len(t, spans, 4)
+	require.Len(t, f.traceparents, 4)
+	for _, tp := range f.traceparents {
+		sp, ok := spans[tp]
+		require.True(t, ok, "the server saw traceparent %s, which names an exported client span", tp)
+		assert.Equal(t, "text_completion m", sp.Name())
+		assert.Contains(t, string(data), `"trace_id":"`+sp.TraceID().String()+`"`)
+		assert.Contains(t, string(data), `"span_id":"`+sp.SpanID().String()+`"`)
+	}
+	assert.Equal(t, []string{"bench-test"}, slices.Compact(services))
+	assert.NotContains(t, stderr.String(), "client spans:", "nothing failed")
 }
 
 // TestTokenizerWithoutUsage: with --tokenizer, random prompts are exactly --random-input-len tokens, and a

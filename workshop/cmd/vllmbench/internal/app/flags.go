@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/clientspan"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/metrics"
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/otlpspan"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/sse"
 )
 
@@ -39,14 +39,18 @@ type Options struct {
 	SaveDetailed   bool
 	ResultDir      string
 	ResultFilename string
-	OTLPProtocol   otlpspan.Protocol
-	OTLPEndpoint   string // normalized; empty: no client spans
-	JaegerURL      string
-	JaegerWait     time.Duration
-	JaegerTimeout  time.Duration
-	JaegerRetry    time.Duration
-	DisableTqdm    bool
-	DrainTimeout   time.Duration
+	// OTLPProtocol is --otlp-protocol, resolved from the environment when --otlp-endpoint is given alone;
+	// empty: the environment's (see clientspan.Config).
+	OTLPProtocol clientspan.Protocol
+	// OTLPEndpoint is --otlp-endpoint, normalized; empty: the environment's OTEL_EXPORTER_OTLP_*ENDPOINT,
+	// and no export of the client spans when none is set.
+	OTLPEndpoint  string
+	JaegerURL     string
+	JaegerWait    time.Duration
+	JaegerTimeout time.Duration
+	JaegerRetry   time.Duration
+	DisableTqdm   bool
+	DrainTimeout  time.Duration
 	// Metadata is --metadata KEY=VALUE ..., stored in the result JSON.
 	Metadata map[string]string
 
@@ -135,8 +139,8 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.BoolVar(&o.SaveDetailed, "save-detailed", false, "with --save-result: per-request lists in the JSON, and a per-request CSV and JSONL beside it")
 	fs.StringVar(&o.ResultDir, "result-dir", "", "directory of the result files (default: current directory)")
 	fs.StringVar(&o.ResultFilename, "result-filename", "", "result JSON file name (default: {backend}-{rate}qps[-concurrency{n}]-{model}-{date}.json)")
-	fs.StringVar(&o.OTLPEndpoint, "otlp-endpoint", "", "export a client span per request to this OTLP endpoint (grpc host:port, or URL with --otlp-protocol http)")
-	fs.StringVar(&otlpProto, "otlp-protocol", "grpc", "grpc | http (OTLP/HTTP protobuf)")
+	fs.StringVar(&o.OTLPEndpoint, "otlp-endpoint", "", "export a client span per request to this OTLP endpoint: gRPC host:port or http(s)://host:port, or an OTLP/HTTP URL\n(/v1/traces added when it has no path) (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; none: no export)")
+	fs.StringVar(&otlpProto, "otlp-protocol", "", "grpc | http/protobuf (alias http) (default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)")
 	fs.StringVar(&o.JaegerURL, "jaeger-url", "", "Jaeger query URL (e.g. http://127.0.0.1:16686): join each request with its server span")
 	fs.DurationVar(&o.JaegerWait, "jaeger-wait", 6*time.Second, "wait after the last request before querying Jaeger (vLLM exports spans in 5 s batches)")
 	fs.DurationVar(&o.JaegerTimeout, "jaeger-timeout", 60*time.Second, "time budget of the whole join after --jaeger-wait")
@@ -217,10 +221,16 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	if o.SaveDetailed && !o.SaveResult {
 		o.SaveResult = true // --save-detailed alone would otherwise be silently ignored
 	}
-	if o.OTLPProtocol, err = otlpspan.ParseProtocol(otlpProto); err != nil {
-		bad("otlp-protocol", "%v", err)
-	} else if o.OTLPEndpoint != "" {
-		if o.OTLPEndpoint, err = o.OTLPProtocol.NormalizeEndpoint(o.OTLPEndpoint); err != nil {
+	if otlpProto != "" {
+		if o.OTLPProtocol, err = clientspan.ParseProtocol(otlpProto); err != nil {
+			bad("otlp-protocol", "%v", err)
+		}
+	}
+	if o.OTLPEndpoint != "" && (otlpProto == "" || o.OTLPProtocol != "") {
+		// The endpoint's form depends on the protocol, the flag's or else the environment's.
+		if o.OTLPProtocol, err = (clientspan.Config{Protocol: o.OTLPProtocol}).EffectiveProtocol(); err != nil {
+			bad("otlp-protocol", "%v", err)
+		} else if o.OTLPEndpoint, err = o.OTLPProtocol.NormalizeEndpoint(o.OTLPEndpoint); err != nil {
 			bad("otlp-endpoint", "%v", err)
 		}
 	}

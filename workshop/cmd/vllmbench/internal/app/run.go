@@ -2,14 +2,11 @@ package app // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmben
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
@@ -17,10 +14,10 @@ import (
 	"time"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/arrival"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/clientspan"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/dataset"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/jaeger"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/metrics"
-	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/otlpspan"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/record"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/result"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/sse"
@@ -120,16 +117,9 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// newIDs returns a random trace id and span id in hex; the source is seeded by the runtime, so ids differ
-// between runs even with the same --seed.
-func newIDs() (traceID, spanID string) {
-	var t [16]byte
-	var s [8]byte
-	binary.BigEndian.PutUint64(t[:8], rand.Uint64())
-	binary.BigEndian.PutUint64(t[8:], rand.Uint64()|1)
-	binary.BigEndian.PutUint64(s[:], rand.Uint64()|1)
-	return hex.EncodeToString(t[:]), hex.EncodeToString(s[:])
-}
+// spanFlushTimeout bounds the flush of the client spans at the end of the run (the OTLP exporter's own
+// timeout, OTEL_EXPORTER_OTLP_TIMEOUT, is 10 s per export by default).
+const spanFlushTimeout = 30 * time.Second
 
 // loadPrompts reads or builds the prompts; with a tokenizer their lengths are exact token counts.
 func loadPrompts(o Options, tok *tokens.Tokenizer) ([]dataset.Prompt, error) {
@@ -181,16 +171,18 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (Outcome, err
 	if tok != nil {
 		client.CountTokensWith(tok.Count)
 	}
-	var spans *otlpspan.Exporter
-	if o.OTLPEndpoint != "" {
-		op := "text_completion"
-		if client.Chat() {
-			op = "chat"
-		}
-		if spans, err = otlpspan.New(o.OTLPProtocol, o.OTLPEndpoint, otlpspan.Target{Model: o.Model, Operation: op, URL: client.URL()}); err != nil {
-			return out, err
-		}
+	// Every request gets a client span, whose ids its traceparent carries; it is exported when
+	// --otlp-endpoint or the OTEL_EXPORTER_OTLP_* environment names an endpoint.
+	op := "text_completion"
+	if client.Chat() {
+		op = "chat"
 	}
+	spans, err := clientspan.New(ctx, clientspan.Config{Endpoint: o.OTLPEndpoint, Protocol: o.OTLPProtocol},
+		clientspan.Target{Model: o.Model, Operation: op, URL: client.URL()})
+	if err != nil {
+		return out, err
+	}
+	client.TraceWith(spans, clientspan.Propagator)
 	var bar *progress
 	if !o.DisableTqdm && isTerminal(stderr) {
 		bar = startProgress(stderr, len(prompts), 200*time.Millisecond)
@@ -227,7 +219,6 @@ send:
 		}
 		recs[i].Index = i
 		recs[i].InputLen = prompts[i].InputLen
-		recs[i].TraceID, recs[i].SpanID = newIDs()
 		wg.Add(1)
 		go func(rec *record.Record, p dataset.Prompt) {
 			defer wg.Done()
@@ -239,8 +230,8 @@ send:
 				}
 				defer func() { <-sem }()
 			}
-			// W3C traceparent, sampled, with the client span's id as the parent of vLLM's span.
-			client.Do(reqCtx, p, "00-"+rec.TraceID+"-"+rec.SpanID+"-01", rec)
+			// The request carries its client span's context (W3C traceparent): the parent of vLLM's span.
+			client.Do(reqCtx, p, rec)
 			endMu.Lock()
 			if t := rec.SendTime.Add(rec.Elapsed); t.After(end) {
 				end = t
@@ -248,9 +239,6 @@ send:
 			endMu.Unlock()
 			if bar != nil {
 				bar.finished(rec.Success)
-			}
-			if spans != nil {
-				spans.Add(*rec)
 			}
 		}(&recs[i], prompts[i])
 	}
@@ -283,11 +271,13 @@ send:
 	if out.Interrupted {
 		fmt.Fprintf(stderr, "vllmbench: interrupted: %d of %d requests sent\n", len(out.Records), len(prompts))
 	}
-	if spans != nil {
-		exported, failed, lastErr := spans.Close()
-		if failed > 0 {
-			fmt.Fprintf(stderr, "vllmbench: client spans: %d exported, %d failed (last error: %v)\n", exported, failed, lastErr)
-		}
+	// Flush the client spans before the join: they are then on their way to the backend with the server's.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), spanFlushTimeout)
+	st, err := spans.Shutdown(flushCtx)
+	cancelFlush()
+	if err != nil || st.Failed+st.Dropped > 0 {
+		fmt.Fprintf(stderr, "vllmbench: client spans: %d exported, %d failed, %d dropped (%v)\n", st.Exported, st.Failed,
+			st.Dropped, errors.Join(st.LastErr, err))
 	}
 	if o.JaegerURL != "" && !out.Interrupted {
 		fmt.Fprintf(stderr, "vllmbench: joining with server spans from %s (waiting %s)\n", o.JaegerURL, o.JaegerWait)

@@ -12,6 +12,19 @@ import (
 )
 
 // Goodput objectives, by the benchmark's names.
+//
+// These are kept apart from the product's SLO objectives (internal/vllmrequest/slo.go) on purpose: they
+// mirror vLLM's benchmark_serving --goodput, so that vllmbench's goodput is comparable with that
+// benchmark's, and the two disagree where the product's may not change:
+//   - the keys and syntax are the benchmark's (ttft, tpot, e2el as KEY:MS); the product's are ttft, tpot,
+//     e2e and queue (durations in the collector's config), and a client cannot see the queue time;
+//   - the values are the client's (send → first chunk, send → end of stream, TPOT = (E2EL − TTFT) /
+//     (output − 1)), not the server's span timings the product judges;
+//   - a failed request is left out of goodput here (as in the benchmark), while the product counts an
+//     errored request as not meeting its SLO;
+//   - goodput is good requests per second of the run, not a ratio of requests.
+//
+// The product's verdict on the server side comes back through the Jaeger join (record.Server.SLOMet).
 const (
 	ObjectiveTTFT = "ttft"
 	ObjectiveTPOT = "tpot"

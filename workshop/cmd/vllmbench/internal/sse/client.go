@@ -16,6 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/dataset"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/record"
 )
@@ -35,6 +38,16 @@ type Client struct {
 	// count counts the tokens of the streamed text when the server reports no usage; nil: one token per
 	// content chunk.
 	count func(string) int
+	// tracer and propagator trace each request; nil: no span, no traceparent.
+	tracer     Tracer
+	propagator propagation.TextMapPropagator
+}
+
+// Tracer starts a request's client span at its send time, and ends it once the request ended and its record
+// is complete (clientspan.Provider).
+type Tracer interface {
+	Start(ctx context.Context, sendTime time.Time) (context.Context, trace.Span)
+	End(span trace.Span, rec *record.Record)
 }
 
 // New returns a client for baseURL + endpoint. connections bounds the idle keep-alive connections kept.
@@ -66,6 +79,10 @@ func (c *Client) URL() string { return c.url }
 // CountTokensWith makes the client count the output tokens of a stream without usage with count (a
 // tokenizer's count of the streamed text) instead of one token per content chunk. Call it before Do.
 func (c *Client) CountTokensWith(count func(text string) int) { c.count = count }
+
+// TraceWith makes the client trace every request with t: the span's context goes in the request's headers
+// through p (traceparent with propagation.TraceContext), and its ids in the record. Call it before Do.
+func (c *Client) TraceWith(t Tracer, p propagation.TextMapPropagator) { c.tracer, c.propagator = t, p }
 
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
@@ -129,12 +146,13 @@ const (
 	maxErrorBody  = 2 << 10
 )
 
-// Do sends prompt with the given traceparent header and fills rec (timings, tokens, status, error). rec.Success
+// Do sends prompt and fills rec (timings, tokens, status, error, and with TraceWith the trace and span id of
+// the request's client span, whose context the request's headers carry). rec.Success
 // is set only for a complete stream: HTTP 200, at least one choice chunk and data: [DONE]. The token counts
 // are the usage of the last chunk that carries one, wherever it is (a choice-less last chunk as OpenAI
 // specifies, the final choice chunk, or every chunk with vLLM's continuous usage stats); without any, the
 // output is counted as vLLM's benchmark does (see CountTokensWith) and the prompt is the dataset's count.
-func (c *Client) Do(ctx context.Context, p dataset.Prompt, traceparent string, rec *record.Record) {
+func (c *Client) Do(ctx context.Context, p dataset.Prompt, rec *record.Record) {
 	payload, err := c.payload(p)
 	if err != nil {
 		rec.Error = "encoding request: " + err.Error()
@@ -147,12 +165,19 @@ func (c *Client) Do(ctx context.Context, p dataset.Prompt, traceparent string, r
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
-	if traceparent != "" {
-		req.Header.Set("traceparent", traceparent)
-	}
 	start := time.Now()
 	rec.SendTime = start
 	rec.Sent = true
+	if c.tracer != nil {
+		// The span starts at the send time itself; starting it and writing its traceparent take a few
+		// microseconds of the measured latencies, as building the request does in vLLM's benchmark.
+		spanCtx, span := c.tracer.Start(ctx, start)
+		c.propagator.Inject(spanCtx, propagation.HeaderCarrier(req.Header))
+		if sc := span.SpanContext(); sc.IsValid() {
+			rec.TraceID, rec.SpanID = sc.TraceID().String(), sc.SpanID().String()
+		}
+		defer func() { c.tracer.End(span, rec) }() // deferred first, so it runs after Elapsed is set
+	}
 	defer func() { rec.Elapsed = time.Since(start) }()
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -10,9 +10,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/dataset"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/record"
@@ -55,7 +60,26 @@ func do(t *testing.T, url, endpoint string) record.Record {
 	return doWith(t, url, endpoint, nil)
 }
 
-// doWith sends prompt with count as the client's token counter (nil: none).
+// testTracer is a Tracer over the OpenTelemetry SDK that records the spans.
+type testTracer struct {
+	tracer trace.Tracer
+	spans  *tracetest.SpanRecorder
+}
+
+func newTestTracer() testTracer {
+	spans := tracetest.NewSpanRecorder()
+	return testTracer{tracer: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)).Tracer("test"), spans: spans}
+}
+
+func (tt testTracer) Start(ctx context.Context, sendTime time.Time) (context.Context, trace.Span) {
+	return tt.tracer.Start(ctx, "request", trace.WithTimestamp(sendTime))
+}
+
+func (tt testTracer) End(span trace.Span, rec *record.Record) {
+	span.End(trace.WithTimestamp(rec.SendTime.Add(rec.Elapsed)))
+}
+
+// doWith sends prompt, traced, with count as the client's token counter (nil: none).
 func doWith(t *testing.T, url, endpoint string, count func(string) int) record.Record {
 	t.Helper()
 	c, err := New(url, endpoint, "m", 4)
@@ -64,8 +88,17 @@ func doWith(t *testing.T, url, endpoint string, count func(string) int) record.R
 	if count != nil {
 		c.CountTokensWith(count)
 	}
+	tt := newTestTracer()
+	c.TraceWith(tt, propagation.TraceContext{})
 	var rec record.Record
-	c.Do(context.Background(), prompt, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", &rec)
+	c.Do(context.Background(), prompt, &rec)
+	// one span per request, from the send time to the end, with the ids the record carries
+	ended := tt.spans.Ended()
+	require.Len(t, ended, 1)
+	assert.Equal(t, rec.SendTime, ended[0].StartTime())
+	assert.Equal(t, rec.SendTime.Add(rec.Elapsed), ended[0].EndTime())
+	assert.Equal(t, rec.TraceID, ended[0].SpanContext().TraceID().String())
+	assert.Equal(t, rec.SpanID, ended[0].SpanContext().SpanID().String())
 	return rec
 }
 
@@ -87,7 +120,9 @@ func TestCompleteStream(t *testing.T) {
 	assert.Greater(t, rec.TTFT, 0.0)
 	assert.GreaterOrEqual(t, rec.E2EL, rec.TTFT)
 	assert.InDelta(t, (rec.E2EL-rec.TTFT)/2, rec.TPOT, 1e-12)
-	assert.Equal(t, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", traceparent)
+	assert.Regexp(t, "^[0-9a-f]{32}$", rec.TraceID)
+	assert.Regexp(t, "^[0-9a-f]{16}$", rec.SpanID)
+	assert.Equal(t, "00-"+rec.TraceID+"-"+rec.SpanID+"-01", traceparent, "W3C traceparent, sampled, naming the client span")
 	assert.Equal(t, map[string]any{
 		"model": "m", "prompt": "a b c", "max_tokens": 3.0, "ignore_eos": true, "temperature": 0.0, "stream": true,
 		"stream_options": map[string]any{"include_usage": true},
@@ -284,7 +319,7 @@ func TestUsageWhereverItComes(t *testing.T) {
 				c.CountTokensWith(count)
 			}
 			var rec record.Record
-			c.Do(context.Background(), dataset.Prompt{Text: "a b c d e", InputLen: 5, OutputLen: 4}, "", &rec)
+			c.Do(context.Background(), dataset.Prompt{Text: "a b c d e", InputLen: 5, OutputLen: 4}, &rec)
 			require.True(t, rec.Success, rec.Error)
 			assert.Empty(t, rec.Error)
 			assert.Equal(t, tt.wantPrompt, rec.PromptTokens)

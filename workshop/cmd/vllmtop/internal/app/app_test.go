@@ -1,13 +1,16 @@
-package main
+package app
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,7 +24,7 @@ import (
 // answers), and records the window asked for.
 func apiServer(t *testing.T) (*httptest.Server, *[]string) {
 	t.Helper()
-	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "exporter", "vllmstatusexporter", "testdata", "status.golden.json"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "..", "exporter", "vllmstatusexporter", "testdata", "status.golden.json"))
 	require.NoError(t, err)
 	var windows []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +43,7 @@ func apiServer(t *testing.T) (*httptest.Server, *[]string) {
 func TestOnce(t *testing.T) {
 	srv, windows := apiServer(t)
 	var out, errOut bytes.Buffer
-	require.NoError(t, run([]string{"--once", "--url", srv.URL + "/", "--window", "1m"}, &out, &errOut), errOut.String())
+	require.Equal(t, ExitOK, Main(context.Background(), []string{"--once", "--url", srv.URL + "/", "--window", "1m"}, &out, &errOut), errOut.String())
 	assert.Equal(t, []string{"1m"}, *windows)
 	text := out.String()
 	lines := strings.Split(text, "\n")
@@ -63,9 +66,29 @@ func TestOnce(t *testing.T) {
 func TestOnceErrors(t *testing.T) {
 	srv, _ := apiServer(t)
 	var out, errOut bytes.Buffer
-	err := run([]string{"--once", "--url", srv.URL + "/nothing"}, &out, &errOut)
-	require.ErrorContains(t, err, "404")
-	assert.Error(t, run([]string{"--once", "extra"}, &out, &errOut))
+	assert.Equal(t, ExitFailed, Main(context.Background(), []string{"--once", "--url", srv.URL + "/nothing"}, &out, &errOut))
+	assert.Contains(t, errOut.String(), "404")
+	assert.Empty(t, out.String())
+}
+
+func TestExitCodes(t *testing.T) {
+	for name, tt := range map[string]struct {
+		args []string
+		code int
+		msg  string
+	}{
+		"extra argument": {[]string{"--once", "extra"}, ExitUsage, `unexpected argument "extra"`},
+		"unknown flag":   {[]string{"--nope"}, ExitUsage, "flag provided but not defined"},
+		"short interval": {[]string{"--interval", "10ms"}, ExitUsage, "--interval must be at least 100ms"},
+		"help":           {[]string{"-h"}, ExitOK, "Usage of vllmtop"},
+		"unreachable":    {[]string{"--once", "--url", "http://127.0.0.1:1"}, ExitFailed, "connection refused"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			assert.Equal(t, tt.code, Main(context.Background(), tt.args, &out, &errOut))
+			assert.Contains(t, errOut.String(), tt.msg)
+		})
+	}
 }
 
 func TestClean(t *testing.T) {
@@ -79,7 +102,7 @@ func TestFullScreenUnderTmux(t *testing.T) {
 	tmux := testkit.Tool(t, testkit.Tmux)
 	srv, _ := apiServer(t)
 	bin := filepath.Join(t.TempDir(), "vllmtop")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-o", bin, "../..")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
@@ -90,7 +113,9 @@ func TestFullScreenUnderTmux(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	_, err = tm("new-session", "-d", "-s", "top", "-x", "160", "-y", "40", bin+" --url "+srv.URL+" --interval 200ms; sleep 30")
+	// the shell prints vllmtop's exit code when it ends
+	cmdline := bin + " --url " + srv.URL + " --interval 200ms; echo exit=$?; sleep 30"
+	_, err = tm("new-session", "-d", "-s", "top", "-x", "160", "-y", "40", cmdline)
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = tm("kill-server") })
 
@@ -109,6 +134,29 @@ func TestFullScreenUnderTmux(t *testing.T) {
 	// the program quits and leaves the alternate screen: the pane shows the shell's screen again
 	require.Eventually(t, func() bool {
 		screen, _ = tm("capture-pane", "-p", "-t", "top")
-		return !strings.Contains(screen, "llama-8b")
+		return !strings.Contains(screen, "llama-8b") && strings.Contains(screen, "exit=")
 	}, 30*time.Second, 100*time.Millisecond, "q did not quit")
+	assert.Contains(t, screen, "exit=0")
+
+	// SIGTERM ends the view as q does: the terminal restored, exit code 0
+	_, err = tm("new-session", "-d", "-s", "sig", "-x", "160", "-y", "40", cmdline)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		screen, _ = tm("capture-pane", "-p", "-t", "sig")
+		return strings.Contains(screen, "llama-8b")
+	}, 30*time.Second, 100*time.Millisecond, "screen never showed the models")
+	shell, err := tm("display-message", "-p", "-t", "sig", "#{pane_pid}")
+	require.NoError(t, err)
+	children, err := os.ReadFile("/proc/" + strings.TrimSpace(shell) + "/task/" + strings.TrimSpace(shell) + "/children")
+	require.NoError(t, err)
+	fields := strings.Fields(string(children))
+	require.Len(t, fields, 1, "the shell runs vllmtop alone")
+	pid, err := strconv.Atoi(fields[0])
+	require.NoError(t, err)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+	require.Eventually(t, func() bool {
+		screen, _ = tm("capture-pane", "-p", "-t", "sig")
+		return !strings.Contains(screen, "llama-8b") && strings.Contains(screen, "exit=")
+	}, 30*time.Second, 100*time.Millisecond, "SIGTERM did not end the view")
+	assert.Contains(t, screen, "exit=0")
 }

@@ -1,4 +1,4 @@
-package otlpspan
+package clientspan
 
 import (
 	"testing"
