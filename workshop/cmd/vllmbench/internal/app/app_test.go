@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/clientspan"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/metrics"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/tokens"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -289,10 +289,7 @@ func TestServerErrorsAreFailedRequestsAndTheSummaryIsPrinted(t *testing.T) {
 }
 
 func TestUnreachableServer(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	url := "http://" + l.Addr().String()
-	require.NoError(t, l.Close())
+	url := "http://" + testkit.FreeLoopback(t)
 	var stdout, stderr bytes.Buffer
 	code := Main(context.Background(), []string{"--base-url", url, "--model", "m", "--num-prompts", "2", "--random-input-len", "2",
 		"--random-output-len", "2"}, &stdout, &stderr)
@@ -308,10 +305,7 @@ func TestUnreachableServer(t *testing.T) {
 }
 
 func TestJaegerDownCountsFailedJoins(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	jaegerURL := "http://" + l.Addr().String()
-	require.NoError(t, l.Close())
+	jaegerURL := "http://" + testkit.FreeLoopback(t)
 	var stdout, stderr bytes.Buffer
 	dir := t.TempDir()
 	code := Main(context.Background(), []string{"--base-url", startFake(t, &fakeVLLM{}), "--model", "m", "--num-prompts", "3",

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/arrival"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/metrics"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 // emulator runs `vllmgen serve` as its own process with a fixed timing (prefill 5 ms, 1 ms per token), so the
@@ -30,12 +30,7 @@ func startEmulator(b *testing.B, requestLog string) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build vllmgen: %v\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	port := testkit.FreePort(b)
 	args := []string{bin, "serve", "--port", strconv.Itoa(port), "--served-model-name", "bench/model",
 		"--fixed-prefill", "5ms", "--fixed-tpot", "1ms", "--max-num-seqs", "4096", "--request-log", requestLog}
 	if cpus := os.Getenv("VLLMBENCH_EMULATOR_CPUS"); cpus != "" {

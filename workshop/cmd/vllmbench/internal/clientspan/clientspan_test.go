@@ -2,88 +2,44 @@ package clientspan
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"google.golang.org/grpc"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/record"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit/otlpsink"
 )
 
-// sink is an OTLP trace receiver (gRPC or HTTP/protobuf) keeping the spans and their resources' service.name.
-type sink struct {
-	ptraceotlp.UnimplementedGRPCServer
-	mu       sync.Mutex
+// received is what an OTLP sink was sent: the spans, each resource's service.name and each scope's name.
+type received struct {
 	spans    []ptrace.Span
 	services []string
 	scopes   []string
 }
 
-func (s *sink) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	s.store(req.Traces())
-	return ptraceotlp.NewExportResponse(), nil
-}
-
-func (s *sink) store(td ptrace.Traces) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, rs := range td.ResourceSpans().All() {
-		name, _ := rs.Resource().Attributes().Get("service.name")
-		s.services = append(s.services, name.AsString())
-		for _, ss := range rs.ScopeSpans().All() {
-			s.scopes = append(s.scopes, ss.Scope().Name())
-			for _, sp := range ss.Spans().All() {
-				c := ptrace.NewSpan()
-				sp.CopyTo(c)
-				s.spans = append(s.spans, c)
+func receivedBy(s *otlpsink.Sink) received {
+	var r received
+	for _, td := range s.TraceRequests() {
+		for _, rs := range td.ResourceSpans().All() {
+			name, _ := rs.Resource().Attributes().Get("service.name")
+			r.services = append(r.services, name.AsString())
+			for _, ss := range rs.ScopeSpans().All() {
+				r.scopes = append(r.scopes, ss.Scope().Name())
+				for _, span := range ss.Spans().All() {
+					r.spans = append(r.spans, span)
+				}
 			}
 		}
 	}
-}
-
-func startGRPC(t *testing.T, s *sink) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := grpc.NewServer()
-	ptraceotlp.RegisterGRPCServer(srv, s)
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(srv.Stop)
-	return l.Addr().String()
-}
-
-func startHTTP(t *testing.T, s *sink, status int) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if status != http.StatusOK {
-			http.Error(w, "refused", status)
-			return
-		}
-		req := ptraceotlp.NewExportRequest()
-		if err := req.UnmarshalProto(body); err != nil || r.URL.Path != "/v1/traces" {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		s.store(req.Traces())
-		out, _ := ptraceotlp.NewExportResponse().MarshalProto()
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		_, _ = w.Write(out)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return r
 }
 
 // clearEnv unsets the OTLP environment for the test (t.Setenv restores it).
@@ -125,10 +81,10 @@ func TestExport(t *testing.T) {
 	for _, proto := range []Protocol{ProtocolGRPC, ProtocolHTTP} {
 		t.Run(string(proto), func(t *testing.T) {
 			clearEnv(t)
-			s := &sink{}
-			endpoint := startGRPC(t, s)
+			s := &otlpsink.Sink{}
+			endpoint := otlpsink.StartGRPC(t, s)
 			if proto == ProtocolHTTP {
-				endpoint = startHTTP(t, s, http.StatusOK)
+				endpoint = otlpsink.StartHTTP(t, s)
 			}
 			endpoint, err := proto.NormalizeEndpoint(endpoint)
 			require.NoError(t, err)
@@ -140,10 +96,10 @@ func TestExport(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, st.LastErr)
 			assert.Equal(t, Stats{Exported: 2}, st)
-			require.Len(t, s.spans, 2)
-			assert.Equal(t, []string{DefaultServiceName}, s.services)
-			assert.Equal(t, []string{ScopeName}, s.scopes)
-			ok, bad := s.spans[0], s.spans[1]
+			require.Len(t, receivedBy(s).spans, 2)
+			assert.Equal(t, []string{DefaultServiceName}, receivedBy(s).services)
+			assert.Equal(t, []string{ScopeName}, receivedBy(s).scopes)
+			ok, bad := receivedBy(s).spans[0], receivedBy(s).spans[1]
 			assert.Equal(t, "text_completion m", ok.Name())
 			assert.Equal(t, ptrace.SpanKindClient, ok.Kind())
 			assert.Equal(t, recs[0].TraceID, ok.TraceID().String())
@@ -233,8 +189,8 @@ func TestNoExportStillGivesIDs(t *testing.T) {
 func TestEnvironment(t *testing.T) {
 	t.Run("traces endpoint and service name", func(t *testing.T) {
 		clearEnv(t)
-		s := &sink{}
-		t.Setenv(envTracesEndpoint, "http://"+startGRPC(t, s))
+		s := &otlpsink.Sink{}
+		t.Setenv(envTracesEndpoint, "http://"+otlpsink.StartGRPC(t, s))
 		t.Setenv("OTEL_SERVICE_NAME", "bench-a")
 		p, err := New(context.Background(), Config{}, target)
 		require.NoError(t, err)
@@ -242,13 +198,13 @@ func TestEnvironment(t *testing.T) {
 		st, err := p.Shutdown(context.Background())
 		require.NoError(t, err)
 		assert.Equal(t, 2, st.Exported)
-		assert.Len(t, s.spans, 2)
-		assert.Equal(t, []string{"bench-a"}, s.services)
+		assert.Len(t, receivedBy(s).spans, 2)
+		assert.Equal(t, []string{"bench-a"}, receivedBy(s).services)
 	})
 	t.Run("base endpoint and protocol", func(t *testing.T) {
 		clearEnv(t)
-		s := &sink{}
-		t.Setenv(envEndpoint, startHTTP(t, s, http.StatusOK)) // the SDK adds /v1/traces to the base endpoint
+		s := &otlpsink.Sink{}
+		t.Setenv(envEndpoint, otlpsink.StartHTTP(t, s)) // the SDK adds /v1/traces to the base endpoint
 		t.Setenv(envProtocol, "http/protobuf")
 		t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=bench-b")
 		p, err := New(context.Background(), Config{}, target)
@@ -257,14 +213,14 @@ func TestEnvironment(t *testing.T) {
 		st, err := p.Shutdown(context.Background())
 		require.NoError(t, err)
 		assert.Equal(t, 2, st.Exported)
-		assert.Equal(t, []string{"bench-b"}, s.services)
+		assert.Equal(t, []string{"bench-b"}, receivedBy(s).services)
 	})
 	t.Run("the flag's endpoint wins", func(t *testing.T) {
 		clearEnv(t)
-		s := &sink{}
+		s := &otlpsink.Sink{}
 		t.Setenv(envTracesEndpoint, "http://127.0.0.1:1")
 		t.Setenv(envTracesProtocol, "http/protobuf")
-		endpoint, err := ProtocolGRPC.NormalizeEndpoint(startGRPC(t, s))
+		endpoint, err := ProtocolGRPC.NormalizeEndpoint(otlpsink.StartGRPC(t, s))
 		require.NoError(t, err)
 		p, err := New(context.Background(), Config{Endpoint: endpoint, Protocol: ProtocolGRPC}, target)
 		require.NoError(t, err)
@@ -272,7 +228,7 @@ func TestEnvironment(t *testing.T) {
 		st, err := p.Shutdown(context.Background())
 		require.NoError(t, err)
 		assert.Equal(t, 2, st.Exported)
-		assert.Len(t, s.spans, 2)
+		assert.Len(t, receivedBy(s).spans, 2)
 	})
 	t.Run("protocol resolution", func(t *testing.T) {
 		clearEnv(t)
@@ -295,7 +251,7 @@ func TestEnvironment(t *testing.T) {
 
 func TestExportFailureIsCounted(t *testing.T) {
 	clearEnv(t)
-	endpoint, err := ProtocolHTTP.NormalizeEndpoint(startHTTP(t, &sink{}, http.StatusServiceUnavailable))
+	endpoint, err := ProtocolHTTP.NormalizeEndpoint(otlpsink.StartHTTP(t, &otlpsink.Sink{Fail: true}))
 	require.NoError(t, err)
 	// the SDK retries 503 until the batch processor's export timeout (read from the environment)
 	t.Setenv("OTEL_BSP_EXPORT_TIMEOUT", "300")
@@ -305,15 +261,12 @@ func TestExportFailureIsCounted(t *testing.T) {
 	st, err := p.Shutdown(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, [3]int{0, 2, 0}, [3]int{st.Exported, st.Failed, st.Dropped})
-	assert.ErrorContains(t, st.LastErr, "refused", "the backend's answer")
+	assert.ErrorContains(t, st.LastErr, "OTLP sink refuses", "the backend's answer")
 }
 
 func TestUnreachableGRPCIsCounted(t *testing.T) {
 	clearEnv(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
+	addr := testkit.FreeLoopback(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "300")
 	endpoint, err := ProtocolGRPC.NormalizeEndpoint(addr)
 	require.NoError(t, err)

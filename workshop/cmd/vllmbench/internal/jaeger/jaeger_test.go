@@ -3,7 +3,6 @@ package jaeger
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/record"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 const (
@@ -188,10 +188,7 @@ func TestJoinRetriesUntilTheSpanArrives(t *testing.T) {
 }
 
 func TestJoinJaegerDownOrSlow(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	down := "http://" + l.Addr().String()
-	require.NoError(t, l.Close())
+	down := "http://" + testkit.FreeLoopback(t)
 	slow := startStandIn(t, &standIn{delay: time.Hour, traces: map[string][]byte{traceA: traceJSON()}})
 	never := startStandIn(t, &standIn{})
 	tests := []struct {

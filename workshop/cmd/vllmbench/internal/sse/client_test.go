@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/dataset"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/record"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/tokens"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/testkit"
 )
 
 const (
@@ -192,10 +192,7 @@ func TestConnectionCutByServer(t *testing.T) {
 }
 
 func TestUnreachableServer(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
+	addr := testkit.FreeLoopback(t)
 	rec := do(t, "http://"+addr, EndpointCompletions)
 	assert.False(t, rec.Success)
 	assert.Equal(t, 0, rec.HTTPStatus)
