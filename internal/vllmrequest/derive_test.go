@@ -497,3 +497,38 @@ func TestDeriveUsageSpellings(t *testing.T) {
 		})
 	}
 }
+
+// TestModelAttributesRanked: the first of model.attributes found on the span wins, whichever attribute comes
+// first on the span; a model attribute that Derive reads for something else is not a model; a key listed twice
+// ranks at its first place; gen_ai.response.model is the response model whether or not it is a model attribute.
+func TestModelAttributesRanked(t *testing.T) {
+	tests := []struct {
+		name          string
+		models        []string
+		attrs         map[string]any
+		model         string
+		responseModel string
+	}{
+		{"custom before request model", []string{"custom.model", AttrRequestModel}, map[string]any{AttrRequestModel: "req", "custom.model": "custom"}, "custom", ""},
+		{"request model before custom", []string{AttrRequestModel, "custom.model"}, map[string]any{"custom.model": "custom", AttrRequestModel: "req"}, "req", ""},
+		{"derived key is no model", []string{AttrRequestID, "custom.model"}, map[string]any{AttrRequestID: "chatcmpl-1", "custom.model": "custom"}, "custom", ""},
+		{"repeated key ranks first", []string{"a.model", "b.model", "a.model"}, map[string]any{"b.model": "b", "a.model": "a"}, "a", ""},
+		{"response model not a model attribute", []string{AttrRequestModel}, map[string]any{AttrResponseModel: "resp", AttrRequestModel: "req"}, "req", "resp"},
+		{"empty or non-string skipped", []string{"a.model", "b.model"}, map[string]any{"a.model": "", "b.model": "b"}, "b", ""},
+		{"non-string skipped", []string{AttrResponseModel, AttrRequestModel}, map[string]any{AttrResponseModel: 5, AttrRequestModel: "req"}, "req", ""},
+		{"short keys", []string{"m", "mo"}, map[string]any{"mo": "second", "m": "first"}, "first", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := NewDefaultConfig()
+			cfg.Model.Attributes = tt.models
+			d := NewDeriver(cfg)
+			tt.attrs[AttrEndToEnd] = 1.0
+			var rec Record
+			require.True(t, d.Derive(span(tt.attrs), resourceOf(pcommon.NewMap()), &rec))
+			assert.Equal(t, tt.model, rec.Model)
+			assert.False(t, rec.ModelFromResource)
+			assert.Equal(t, tt.responseModel, rec.ResponseModel)
+		})
+	}
+}
