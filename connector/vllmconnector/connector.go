@@ -202,6 +202,8 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 							s = c.addSeries(res, span, key, now)
 						}
 					}
+					// lastSeen is the batch's time: set when a series is resolved, not for each of its spans
+					s.lastSeen = now
 					c.resolve(s, overflow, counts)
 				}
 				if overflow {
@@ -211,7 +213,7 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 				if malformed {
 					malformedStates++
 				}
-				c.recorder.record(s, &c.rec, span, weight, now)
+				c.recorder.record(s, &c.rec, span, weight)
 			}
 		}
 		clear(c.resolved) // holds strings of this batch
