@@ -5,6 +5,7 @@ import (
 	"context"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/collector/component"
@@ -304,12 +305,19 @@ func (c *vllmConnector) resolvedSeries() (*series, bool) {
 	rec := &c.rec
 	for i := range c.resolved {
 		r := &c.resolved[i]
-		if r.operation == rec.Operation && r.model == rec.Model && r.errorType == rec.ErrorType &&
-			r.provider == rec.Provider && r.responseModel == rec.ResponseModel {
+		if sameString(r.operation, rec.Operation) && sameString(r.model, rec.Model) &&
+			sameString(r.errorType, rec.ErrorType) && sameString(r.provider, rec.Provider) &&
+			sameString(r.responseModel, rec.ResponseModel) {
 			return r.series, r.overflow
 		}
 	}
 	return nil, false
+}
+
+// sameString is a == b. The values compared by resolvedSeries mostly share their bytes, which settles it
+// without the call that comparing the bytes of two strings of the same length costs.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 // resolve remembers the series the current record was resolved to, unless dimensions (values of the span) are

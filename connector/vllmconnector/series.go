@@ -2,6 +2,7 @@ package vllmconnector // import "github.com/otelcol-vllm/otelcol-vllm/connector/
 
 import (
 	"math"
+	"math/bits"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -118,13 +119,14 @@ func (r *recorder) tpot(rec *vllmrequest.Record) (float64, bool) {
 // counter or histogram could not take is counted in r.saturated.
 func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, weight float64) {
 	// explicit histograms without exemplars (the defaults) are recorded with one direct call per value
-	for l := range vllmrequest.NumLatencies {
-		if v, ok := rec.Latency(l); ok {
-			if e := r.explicit(s, latencyHistograms[l]); e != nil {
-				r.recorded(e.Record(v, weight))
-			} else {
-				r.observe(s, latencyHistograms[l], v, weight, span)
-			}
+	for set := rec.LatencySet(); set != 0; set &= set - 1 {
+		l := vllmrequest.Latency(bits.TrailingZeros16(set))
+		v, _ := rec.Latency(l)
+		id := latencyHistograms[l]
+		if e := r.explicit(s, id); e != nil {
+			r.recorded(e.Record(v, weight))
+		} else {
+			r.observe(s, id, v, weight, span)
 		}
 	}
 	if v, ok := r.tpot(rec); ok {
