@@ -214,6 +214,7 @@ func (sc *spanScan) attribute(k string, v pcommon.Value) {
 		sc.model(sc.d.responseModelRank, v)
 		return
 	case AttrRequestModel:
+		rec.RequestModelKeyOnSpan = true
 		sc.model(sc.d.requestModelRank, v)
 		return
 	default:

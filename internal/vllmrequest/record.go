@@ -117,6 +117,8 @@ type Record struct {
 	// ProviderOnSpan and OperationOnSpan are true when the span already carried those attributes.
 	ProviderOnSpan  bool
 	OperationOnSpan bool
+	// RequestModelKeyOnSpan is true when the span has a gen_ai.request.model attribute, whatever its value.
+	RequestModelKeyOnSpan bool
 
 	// Rejections lists the fields dropped from this record, in the order they were found.
 	Rejections []Rejection
