@@ -177,7 +177,9 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 					duplicated++
 					continue
 				}
-				rejections.Count(ctx, c.telemetry.ConnectorVllmFieldsRejected, &c.rec)
+				if len(c.rec.Rejections) > 0 {
+					rejections.Count(ctx, c.telemetry.ConnectorVllmFieldsRejected, &c.rec)
+				}
 				if !resourceKeyed {
 					resourceKeyed = true
 					resourceKey = c.keys.resourceKey(c.resourceBuf[:0], resourceAttrs)

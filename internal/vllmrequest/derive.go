@@ -329,8 +329,8 @@ func (d *Deriver) checkAgainstEndToEnd(rec *Record) {
 	}
 	limit := e2e + e2eTolerance
 	// mostly none is longer: one test for the five (an absent one is 0 or, if not, only costs the loop)
-	lat := &rec.latency
-	if max(lat[Queue], lat[Prefill], lat[Decode], lat[Inference], lat[TimeToFirstToken]) <= limit {
+	if lat := &rec.latency; lat[Queue] <= limit && lat[Prefill] <= limit && lat[Decode] <= limit &&
+		lat[Inference] <= limit && lat[TimeToFirstToken] <= limit {
 		return
 	}
 	for _, l := range [...]Latency{Queue, Prefill, Decode, Inference, TimeToFirstToken} {
