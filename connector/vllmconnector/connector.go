@@ -5,6 +5,7 @@ import (
 	"context"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/collector/component"
@@ -176,7 +177,9 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 					duplicated++
 					continue
 				}
-				rejections.Count(ctx, c.telemetry.ConnectorVllmFieldsRejected, &c.rec)
+				if len(c.rec.Rejections) > 0 {
+					rejections.Count(ctx, c.telemetry.ConnectorVllmFieldsRejected, &c.rec)
+				}
 				if !resourceKeyed {
 					resourceKeyed = true
 					resourceKey = c.keys.resourceKey(c.resourceBuf[:0], resourceAttrs)
@@ -202,6 +205,8 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 							s = c.addSeries(res, span, key, now)
 						}
 					}
+					// lastSeen is the batch's time: set when a series is resolved, not for each of its spans
+					s.lastSeen = now
 					c.resolve(s, overflow, counts)
 				}
 				if overflow {
@@ -211,7 +216,7 @@ func (c *vllmConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) err
 				if malformed {
 					malformedStates++
 				}
-				c.recorder.record(s, &c.rec, span, weight, now)
+				c.recorder.record(s, &c.rec, span, weight)
 			}
 		}
 		clear(c.resolved) // holds strings of this batch
@@ -302,12 +307,19 @@ func (c *vllmConnector) resolvedSeries() (*series, bool) {
 	rec := &c.rec
 	for i := range c.resolved {
 		r := &c.resolved[i]
-		if r.operation == rec.Operation && r.model == rec.Model && r.errorType == rec.ErrorType &&
-			r.provider == rec.Provider && r.responseModel == rec.ResponseModel {
+		if sameString(r.operation, rec.Operation) && sameString(r.model, rec.Model) &&
+			sameString(r.errorType, rec.ErrorType) && sameString(r.provider, rec.Provider) &&
+			sameString(r.responseModel, rec.ResponseModel) {
 			return r.series, r.overflow
 		}
 	}
 	return nil, false
+}
+
+// sameString is a == b. The values compared by resolvedSeries mostly share their bytes, which settles it
+// without the call that comparing the bytes of two strings of the same length costs.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 // resolve remembers the series the current record was resolved to, unless dimensions (values of the span) are

@@ -2,6 +2,7 @@ package vllmconnector // import "github.com/otelcol-vllm/otelcol-vllm/connector/
 
 import (
 	"math"
+	"math/bits"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -87,52 +88,73 @@ func (r *recorder) newHistogram(id histogramID) histogram.Histogram {
 	return histogram.NewExplicit(r.bounds[id], r.maxExemplars)
 }
 
-// histogramValue is the value a record gives histogram id, if any.
-func (r *recorder) histogramValue(id histogramID, rec *vllmrequest.Record) (float64, bool) {
-	d := &histogramDefs[id]
-	switch {
-	case d.hasLatency:
-		return rec.Latency(d.latency)
-	case id == histTPOT:
-		tpot, ok := rec.TimePerOutputToken()
-		if !ok && r.zeroTPOT {
-			// vLLM observes 0 for every request of at most one output token, pooling requests included
-			if n, ok := rec.Completion(); rec.NonGenerative || ok && n <= 1 {
-				return 0, true
-			}
+// latencyHistograms is the histogram that observes each latency: each latency has one.
+var latencyHistograms = func() (out [vllmrequest.NumLatencies]histogramID) {
+	seen := 0
+	for id, d := range histogramDefs {
+		if d.hasLatency {
+			out[d.latency] = histogramID(id)
+			seen++
 		}
-		return tpot, ok
-	case id == histDecodeThroughput:
-		return rec.DecodeThroughput()
-	case id == histPromptTokens:
-		n, ok := rec.Prompt()
-		return float64(n), ok
-	case id == histCompletionTokens:
-		n, ok := rec.Completion()
-		return float64(n), ok
 	}
-	return 0, false
+	if seen != int(vllmrequest.NumLatencies) {
+		panic("a latency without its histogram")
+	}
+	return out
+}()
+
+// tpot is the TPOT a record gives its histogram, if any.
+func (r *recorder) tpot(rec *vllmrequest.Record) (float64, bool) {
+	tpot, ok := rec.TimePerOutputToken()
+	if !ok && r.zeroTPOT {
+		// vLLM observes 0 for every request of at most one output token, pooling requests included
+		if n, ok := rec.Completion(); rec.NonGenerative || ok && n <= 1 {
+			return 0, true
+		}
+	}
+	return tpot, ok
 }
 
 // record adds one request to s, standing for weight requests (its adjusted count). A value that a saturated
 // counter or histogram could not take is counted in r.saturated.
-func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, weight float64, now time.Time) {
-	for id := histogramID(0); id < numHistograms; id++ {
-		v, ok := r.histogramValue(id, rec)
-		if !ok {
-			continue
+func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, weight float64) {
+	// explicit histograms without exemplars (the defaults) are recorded with one direct call per value
+	for set := rec.LatencySet(); set != 0; set &= set - 1 {
+		l := vllmrequest.Latency(bits.TrailingZeros16(set))
+		v, _ := rec.Latency(l)
+		id := latencyHistograms[l]
+		if e := r.explicit(s, id); e != nil {
+			r.recorded(e.Record(v, weight))
+		} else {
+			r.observe(s, id, v, weight, span)
 		}
-		h := s.histograms[id]
-		if h == nil {
-			h = r.newHistogram(id)
-			s.histograms[id] = h
+	}
+	if v, ok := r.tpot(rec); ok {
+		if e := r.explicit(s, histTPOT); e != nil {
+			r.recorded(e.Record(v, weight))
+		} else {
+			r.observe(s, histTPOT, v, weight, span)
 		}
-		if !h.Record(v, weight) {
-			r.saturated++
-			continue
+	}
+	if v, ok := rec.DecodeThroughput(); ok {
+		if e := r.explicit(s, histDecodeThroughput); e != nil {
+			r.recorded(e.Record(v, weight))
+		} else {
+			r.observe(s, histDecodeThroughput, v, weight, span)
 		}
-		if r.maxExemplars > 0 {
-			h.Exemplars().Offer(v, span.EndTimestamp(), span.TraceID(), span.SpanID())
+	}
+	if n, ok := rec.Prompt(); ok {
+		if e := r.explicit(s, histPromptTokens); e != nil {
+			r.recorded(e.Record(float64(n), weight))
+		} else {
+			r.observe(s, histPromptTokens, float64(n), weight, span)
+		}
+	}
+	if n, ok := rec.Completion(); ok {
+		if e := r.explicit(s, histCompletionTokens); e != nil {
+			r.recorded(e.Record(float64(n), weight))
+		} else {
+			r.observe(s, histCompletionTokens, float64(n), weight, span)
 		}
 	}
 	r.add(&s.requests, weight)
@@ -164,8 +186,41 @@ func (r *recorder) record(s *series, rec *vllmrequest.Record, span ptrace.Span, 
 			r.add(&s.slo[sloAll][sloViolated], weight)
 		}
 	}
-	s.lastSeen = now
-	s.updated = true
+	s.updated = true // the connector sets lastSeen where it resolves the span's series
+}
+
+// explicit is histogram id of s when it exists, is explicit and keeps no exemplars: then a value is recorded
+// with a direct call of its Record, not through observe and the interface.
+func (r *recorder) explicit(s *series, id histogramID) *histogram.Explicit {
+	if r.maxExemplars > 0 {
+		return nil
+	}
+	e, _ := s.histograms[id].(*histogram.Explicit)
+	return e
+}
+
+// recorded counts a value that a saturated histogram did not take.
+func (r *recorder) recorded(ok bool) {
+	if !ok {
+		r.saturated++
+	}
+}
+
+// observe records v into histogram id of s, creating the histogram at its first value, and offers the span as
+// its exemplar.
+func (r *recorder) observe(s *series, id histogramID, v, weight float64, span ptrace.Span) {
+	h := s.histograms[id]
+	if h == nil {
+		h = r.newHistogram(id)
+		s.histograms[id] = h
+	}
+	if !h.Record(v, weight) {
+		r.saturated++
+		return
+	}
+	if r.maxExemplars > 0 {
+		h.Exemplars().Offer(v, span.EndTimestamp(), span.TraceID(), span.SpanID())
+	}
 }
 
 // add adds w to c, counting a saturated count.

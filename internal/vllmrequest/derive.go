@@ -2,6 +2,7 @@ package vllmrequest // import "github.com/otelcol-vllm/otelcol-vllm/internal/vll
 
 import (
 	"math"
+	"slices"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -18,22 +19,46 @@ const e2eTolerance = 1.0
 
 // Deriver turns spans into records. It is immutable after NewDeriver and safe for concurrent use.
 type Deriver struct {
-	spanNames  []string
-	models     []string
-	model      string
-	provider   string
-	maxLatency float64
+	spanNames []string
+	models    []string
+	// the first index in models of gen_ai.response.model and gen_ai.request.model, -1 for none; otherModels is
+	// true when models has another key that Derive reads nothing else from
+	responseModelRank, requestModelRank int
+	otherModels                         bool
+	model                               string
+	provider                            string
+	maxLatency                          float64
 }
 
 // NewDeriver builds a Deriver from a validated Config.
 func NewDeriver(cfg Config) *Deriver {
-	return &Deriver{
-		spanNames:  append([]string(nil), cfg.SpanNames...),
-		models:     append([]string(nil), cfg.Model.Attributes...),
-		model:      cfg.Model.Default,
-		provider:   cfg.Provider,
-		maxLatency: cfg.MaxLatency.Seconds(),
+	d := &Deriver{
+		spanNames:         append([]string(nil), cfg.SpanNames...),
+		models:            append([]string(nil), cfg.Model.Attributes...),
+		responseModelRank: slices.Index(cfg.Model.Attributes, AttrResponseModel),
+		requestModelRank:  slices.Index(cfg.Model.Attributes, AttrRequestModel),
+		model:             cfg.Model.Default,
+		provider:          cfg.Provider,
+		maxLatency:        cfg.MaxLatency.Seconds(),
 	}
+	for _, m := range d.models {
+		if !readsKey(m) {
+			d.otherModels = true
+		}
+	}
+	return d
+}
+
+// readsKey says whether Derive reads key for something else than the model: such a model attribute is ignored.
+func readsKey(key string) bool {
+	switch key {
+	case AttrQueue, AttrPrefill, AttrDecode, AttrInference, AttrTimeToFirstToken, AttrEndToEnd, AttrScheduler,
+		AttrModelForward, AttrModelExecute, AttrPromptTokens, AttrInputTokens, AttrCompletionTokens,
+		AttrOutputTokens, AttrCacheReadInputTokens, AttrRequestID, AttrFinishReasons, AttrProviderName,
+		AttrOperationName, AttrResponseModel, AttrRequestModel:
+		return true
+	}
+	return false
 }
 
 // IsRequestName says whether a span of this name may be a vLLM request span (span_names): Derive returns false
@@ -67,82 +92,11 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 	if !d.nameMatches(span.Name()) {
 		return false
 	}
-	recognised := false
-	var requestID string
-	var aborted, errored bool
-	// the conventions' token spelling wins over vLLM's when a span carries both, whatever their order
-	var inputByConvention, outputByConvention bool
-	modelRank := len(d.models) // index in model.attributes of the span's best model attribute so far
-	span.Attributes().Range(func(k string, v pcommon.Value) bool {
-		if !recognised && strings.HasPrefix(k, latencyPrefix) {
-			recognised = true // includes latency keys a newer vLLM may add
-		}
-		switch k {
-		case AttrQueue:
-			d.readLatency(rec, Queue, v)
-		case AttrPrefill:
-			d.readLatency(rec, Prefill, v)
-		case AttrDecode:
-			d.readLatency(rec, Decode, v)
-		case AttrInference:
-			d.readLatency(rec, Inference, v)
-		case AttrTimeToFirstToken:
-			d.readLatency(rec, TimeToFirstToken, v)
-		case AttrEndToEnd:
-			d.readLatency(rec, EndToEnd, v)
-		case AttrScheduler:
-			d.readLatency(rec, Scheduler, v)
-		case AttrModelForward:
-			d.readLatency(rec, ModelForward, v)
-		case AttrModelExecute:
-			d.readLatency(rec, ModelExecute, v)
-		case AttrPromptTokens:
-			if !inputByConvention {
-				rec.promptTokens, rec.hasTokens[0] = readTokens(rec, FieldPromptTokens, v)
-			}
-		case AttrInputTokens:
-			inputByConvention = true
-			rec.dropRejection(FieldPromptTokens)
-			rec.promptTokens, rec.hasTokens[0] = readTokens(rec, FieldPromptTokens, v)
-		case AttrCompletionTokens:
-			if !outputByConvention {
-				rec.completionTokens, rec.hasTokens[1] = readTokens(rec, FieldCompletionTokens, v)
-			}
-		case AttrOutputTokens:
-			outputByConvention = true
-			rec.dropRejection(FieldCompletionTokens)
-			rec.completionTokens, rec.hasTokens[1] = readTokens(rec, FieldCompletionTokens, v)
-		case AttrCacheReadInputTokens:
-			rec.cachedTokens, rec.hasTokens[2] = readTokens(rec, FieldCachedTokens, v)
-		case AttrRequestID:
-			if v.Type() == pcommon.ValueTypeStr {
-				requestID = v.Str()
-			}
-		case AttrFinishReasons:
-			aborted, errored = finishReasons(v)
-		case AttrProviderName:
-			if v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
-				rec.Provider, rec.ProviderOnSpan = v.Str(), true
-			}
-		case AttrOperationName:
-			if v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
-				rec.Operation, rec.OperationOnSpan = v.Str(), true
-			}
-		default:
-			if k == AttrResponseModel && v.Type() == pcommon.ValueTypeStr {
-				rec.ResponseModel = v.Str()
-			}
-			// model attributes are looked for among the keys vLLM does not use for anything else
-			for i := 0; i < modelRank; i++ {
-				if k == d.models[i] && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
-					rec.Model, modelRank = v.Str(), i
-					break
-				}
-			}
-		}
-		return true
-	})
-	if !recognised {
+	sc := spanScan{d: d, rec: rec, modelRank: len(d.models)}
+	for k, v := range span.Attributes().All() {
+		sc.attribute(k, v)
+	}
+	if !sc.recognised {
 		rec.reset()
 		return false
 	}
@@ -152,10 +106,10 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 	}
 	rec.OperationKnown = rec.OperationOnSpan
 	if !rec.OperationOnSpan {
-		rec.Operation, rec.OperationKnown = OperationFromRequestID(requestID)
+		rec.Operation, rec.OperationKnown = OperationFromRequestID(sc.requestID)
 	}
 	rec.NonGenerative = !IsGenerative(rec.Operation)
-	rec.ErrorType = errorType(span, aborted, errored)
+	rec.ErrorType = errorType(span, sc.aborted, sc.errored)
 
 	d.checkAgainstEndToEnd(rec)
 	checkCachedTokens(rec)
@@ -168,10 +122,136 @@ func (d *Deriver) Derive(span ptrace.Span, resource *Resource, rec *Record) bool
 		rec.completionTokens, rec.hasTokens[1] = 0, false
 	}
 	deriveRates(rec)
-	if modelRank == len(d.models) {
+	if sc.modelRank == len(d.models) {
 		rec.Model, rec.ModelFromResource = d.resourceModel(resource)
 	}
 	return true
+}
+
+// spanScan is what Derive gathers from one span's attributes besides the record. The attributes are read in
+// one pass, by a call of attribute for each: the loop's body, a closure over this one variable, stays small,
+// where a body over each variable would load and store them all for every attribute.
+type spanScan struct {
+	d          *Deriver
+	rec        *Record
+	requestID  string
+	recognised bool
+	aborted    bool
+	errored    bool
+	// the conventions' token spelling wins over vLLM's when a span carries both, whatever their order
+	inputByConvention, outputByConvention bool
+	modelRank                             int // index in model.attributes of the span's best model attribute so far
+}
+
+// attribute reads one span attribute.
+func (sc *spanScan) attribute(k string, v pcommon.Value) {
+	rec := sc.rec
+	var latency Latency
+	switch k {
+	case AttrQueue:
+		latency = Queue
+	case AttrPrefill:
+		latency = Prefill
+	case AttrDecode:
+		latency = Decode
+	case AttrInference:
+		latency = Inference
+	case AttrTimeToFirstToken:
+		latency = TimeToFirstToken
+	case AttrEndToEnd:
+		latency = EndToEnd
+	case AttrScheduler:
+		latency = Scheduler
+	case AttrModelForward:
+		latency = ModelForward
+	case AttrModelExecute:
+		latency = ModelExecute
+	case AttrPromptTokens:
+		if !sc.inputByConvention {
+			rec.promptTokens, rec.hasTokens[0] = readTokens(rec, FieldPromptTokens, v)
+		}
+		return
+	case AttrInputTokens:
+		sc.inputByConvention = true
+		rec.dropRejection(FieldPromptTokens)
+		rec.promptTokens, rec.hasTokens[0] = readTokens(rec, FieldPromptTokens, v)
+		return
+	case AttrCompletionTokens:
+		if !sc.outputByConvention {
+			rec.completionTokens, rec.hasTokens[1] = readTokens(rec, FieldCompletionTokens, v)
+		}
+		return
+	case AttrOutputTokens:
+		sc.outputByConvention = true
+		rec.dropRejection(FieldCompletionTokens)
+		rec.completionTokens, rec.hasTokens[1] = readTokens(rec, FieldCompletionTokens, v)
+		return
+	case AttrCacheReadInputTokens:
+		rec.cachedTokens, rec.hasTokens[2] = readTokens(rec, FieldCachedTokens, v)
+		return
+	case AttrRequestID:
+		if v.Type() == pcommon.ValueTypeStr {
+			sc.requestID = v.Str()
+		}
+		return
+	case AttrFinishReasons:
+		sc.aborted, sc.errored = finishReasons(v)
+		return
+	case AttrProviderName:
+		if v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+			rec.Provider, rec.ProviderOnSpan = v.Str(), true
+		}
+		return
+	case AttrOperationName:
+		if v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+			rec.Operation, rec.OperationOnSpan = v.Str(), true
+		}
+		return
+	case AttrResponseModel:
+		if v.Type() == pcommon.ValueTypeStr {
+			rec.ResponseModel = v.Str()
+		}
+		sc.model(sc.d.responseModelRank, v)
+		return
+	case AttrRequestModel:
+		rec.RequestModelKeyOnSpan = true
+		sc.model(sc.d.requestModelRank, v)
+		return
+	default:
+		if !sc.recognised && strings.HasPrefix(k, latencyPrefix) {
+			sc.recognised = true // latency keys a newer vLLM may add
+		}
+		if !sc.d.otherModels {
+			return
+		}
+		// model attributes are looked for among the keys vLLM does not use for anything else
+		models := sc.d.models
+		for i := 0; i < sc.modelRank && i < len(models); i++ {
+			if k == models[i] && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+				rec.Model, sc.modelRank = v.Str(), i
+				break
+			}
+		}
+		return
+	}
+	// a latency: the span is a vLLM request span. A valid double, what vLLM sends, is taken here; NaN fails
+	// both comparisons, +Inf the second.
+	sc.recognised = true
+	if v.Type() == pcommon.ValueTypeDouble {
+		if f := v.Double(); f >= 0 && f <= sc.d.maxLatency {
+			rec.setLatency(latency, f, false)
+			return
+		}
+	}
+	sc.d.readLatency(rec, latency, v)
+}
+
+// model takes v as the model when it is a model attribute (rank is its first index in model.attributes, -1 for
+// none) ranked before the span's best so far.
+func (sc *spanScan) model(rank int, v pcommon.Value) {
+	if rank >= 0 && rank < sc.modelRank && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+		sc.rec.Model, sc.modelRank = v.Str(), rank
+	}
 }
 
 func (d *Deriver) readLatency(rec *Record, l Latency, v pcommon.Value) {
@@ -247,8 +327,14 @@ func (d *Deriver) checkAgainstEndToEnd(rec *Record) {
 	if !ok {
 		return
 	}
+	limit := e2e + e2eTolerance
+	// mostly none is longer: one test for the five (an absent one is 0 or, if not, only costs the loop)
+	if lat := &rec.latency; lat[Queue] <= limit && lat[Prefill] <= limit && lat[Decode] <= limit &&
+		lat[Inference] <= limit && lat[TimeToFirstToken] <= limit {
+		return
+	}
 	for _, l := range [...]Latency{Queue, Prefill, Decode, Inference, TimeToFirstToken} {
-		if v, ok := rec.Latency(l); ok && v > e2e+e2eTolerance {
+		if rec.present&(1<<l) != 0 && rec.latency[l] > limit {
 			rec.clearLatency(l)
 			rec.reject(LatencyField(l), ReasonExceedsE2E)
 		}
@@ -352,9 +438,11 @@ func OperationFromRequestID(id string) (operation string, known bool) {
 			id = id[i+1:]
 		}
 	}
-	for _, p := range requestIDPrefixes {
-		if strings.HasPrefix(id, p.prefix) {
-			return p.operation, true
+	if id != "" {
+		for _, i := range prefixesByFirstByte[id[0]] {
+			if p := &requestIDPrefixes[i]; strings.HasPrefix(id, p.prefix) {
+				return p.operation, true
+			}
 		}
 	}
 	if id != "" && isDigits(id) {
@@ -362,6 +450,15 @@ func OperationFromRequestID(id string) (operation string, known bool) {
 	}
 	return OperationTextCompletion, false
 }
+
+// prefixesByFirstByte lists, for each first byte, the indexes in requestIDPrefixes of the prefixes that start
+// with it, in their order there: an id is compared with those only.
+var prefixesByFirstByte = func() (index [256][]uint8) {
+	for i, p := range requestIDPrefixes {
+		index[p.prefix[0]] = append(index[p.prefix[0]], uint8(i))
+	}
+	return index
+}()
 
 // finishReasons says whether a gen_ai.response.finish_reasons value names an abort or an error. It accepts
 // the conventions' string array and the JSON-encoded string a proposed vLLM change sends.

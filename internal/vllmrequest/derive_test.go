@@ -497,3 +497,90 @@ func TestDeriveUsageSpellings(t *testing.T) {
 		})
 	}
 }
+
+// TestModelAttributesRanked: the first of model.attributes found on the span wins, whichever attribute comes
+// first on the span; a model attribute that Derive reads for something else is not a model; a key listed twice
+// ranks at its first place; gen_ai.response.model is the response model whether or not it is a model attribute.
+func TestModelAttributesRanked(t *testing.T) {
+	tests := []struct {
+		name          string
+		models        []string
+		attrs         map[string]any
+		model         string
+		responseModel string
+	}{
+		{"custom before request model", []string{"custom.model", AttrRequestModel}, map[string]any{AttrRequestModel: "req", "custom.model": "custom"}, "custom", ""},
+		{"request model before custom", []string{AttrRequestModel, "custom.model"}, map[string]any{"custom.model": "custom", AttrRequestModel: "req"}, "req", ""},
+		{"derived key is no model", []string{AttrRequestID, "custom.model"}, map[string]any{AttrRequestID: "chatcmpl-1", "custom.model": "custom"}, "custom", ""},
+		{"repeated key ranks first", []string{"a.model", "b.model", "a.model"}, map[string]any{"b.model": "b", "a.model": "a"}, "a", ""},
+		{"response model not a model attribute", []string{AttrRequestModel}, map[string]any{AttrResponseModel: "resp", AttrRequestModel: "req"}, "req", "resp"},
+		{"empty or non-string skipped", []string{"a.model", "b.model"}, map[string]any{"a.model": "", "b.model": "b"}, "b", ""},
+		{"non-string skipped", []string{AttrResponseModel, AttrRequestModel}, map[string]any{AttrResponseModel: 5, AttrRequestModel: "req"}, "req", ""},
+		{"short keys", []string{"m", "mo"}, map[string]any{"mo": "second", "m": "first"}, "first", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := NewDefaultConfig()
+			cfg.Model.Attributes = tt.models
+			d := NewDeriver(cfg)
+			tt.attrs[AttrEndToEnd] = 1.0
+			var rec Record
+			require.True(t, d.Derive(span(tt.attrs), resourceOf(pcommon.NewMap()), &rec))
+			assert.Equal(t, tt.model, rec.Model)
+			assert.False(t, rec.ModelFromResource)
+			assert.Equal(t, tt.responseModel, rec.ResponseModel)
+		})
+	}
+}
+
+// TestEveryKeyRead: each key Derive reads is read, under its own meaning, and one character more or less is
+// not that key (a latency-like key still marks a request span).
+func TestEveryKeyRead(t *testing.T) {
+	d := NewDeriver(NewDefaultConfig())
+	latencies := map[string]Latency{
+		AttrQueue: Queue, AttrPrefill: Prefill, AttrDecode: Decode, AttrInference: Inference, AttrScheduler: Scheduler,
+		AttrModelForward: ModelForward, AttrModelExecute: ModelExecute, AttrTimeToFirstToken: TimeToFirstToken,
+		AttrEndToEnd: EndToEnd,
+	}
+	for key, l := range latencies {
+		var rec Record
+		require.True(t, d.Derive(span(map[string]any{key: 0.25}), resourceOf(pcommon.NewMap()), &rec), key)
+		for other := range NumLatencies {
+			got, ok := rec.Latency(other)
+			if other == l {
+				assert.True(t, ok, key)
+				assert.Equal(t, 0.25, got, key)
+			} else if !rec.Derived(other) {
+				assert.False(t, ok, "%s set %s", key, other)
+			}
+		}
+		for _, near := range []string{key + "x", key[:len(key)-1]} {
+			rec = Record{}
+			require.True(t, d.Derive(span(map[string]any{near: 0.25}), resourceOf(pcommon.NewMap()), &rec), near)
+			assert.Zero(t, rec.LatencySet(), near)
+		}
+	}
+	tokens := []struct {
+		key  string
+		read func(*Record) (int64, bool)
+	}{
+		{AttrPromptTokens, (*Record).Prompt}, {AttrInputTokens, (*Record).Prompt},
+		{AttrCompletionTokens, (*Record).Completion}, {AttrOutputTokens, (*Record).Completion},
+		{AttrCacheReadInputTokens, (*Record).CachedPrompt},
+	}
+	for _, tt := range tokens {
+		var rec Record
+		require.True(t, d.Derive(span(map[string]any{AttrEndToEnd: 10.0, tt.key: 7}), resourceOf(pcommon.NewMap()), &rec))
+		n, ok := tt.read(&rec)
+		assert.True(t, ok, tt.key)
+		assert.Equal(t, int64(7), n, tt.key)
+		rec = Record{}
+		require.True(t, d.Derive(span(map[string]any{AttrEndToEnd: 10.0, tt.key + "x": 7, tt.key[:len(tt.key)-1]: 7}), resourceOf(pcommon.NewMap()), &rec))
+		_, ok = tt.read(&rec)
+		assert.False(t, ok, tt.key)
+	}
+	assert.False(t, d.Derive(span(map[string]any{"gen_ai.usage.prompt_tokens": 5}), resourceOf(pcommon.NewMap()), &Record{}),
+		"no latency: not a request span")
+	assert.True(t, d.Derive(span(map[string]any{"gen_ai.latency.": 5}), resourceOf(pcommon.NewMap()), &Record{}),
+		"the latency prefix alone marks a request span, as before")
+}

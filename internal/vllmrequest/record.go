@@ -117,6 +117,8 @@ type Record struct {
 	// ProviderOnSpan and OperationOnSpan are true when the span already carried those attributes.
 	ProviderOnSpan  bool
 	OperationOnSpan bool
+	// RequestModelKeyOnSpan is true when the span has a gen_ai.request.model attribute, whatever its value.
+	RequestModelKeyOnSpan bool
 
 	// Rejections lists the fields dropped from this record, in the order they were found.
 	Rejections []Rejection
@@ -134,6 +136,9 @@ func (r *Record) Latency(l Latency) (float64, bool) {
 	}
 	return r.latency[l], true
 }
+
+// LatencySet has bit 1<<l set for each latency l the record has: a caller visits those only.
+func (r *Record) LatencySet() uint16 { return r.present }
 
 // Derived is true when the latency was computed from others (V0 spans carry no prefill/decode/inference).
 func (r *Record) Derived(l Latency) bool { return r.derived&(1<<l) != 0 }

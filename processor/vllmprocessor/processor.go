@@ -41,6 +41,8 @@ type spanEnricher struct {
 	logger  *zap.Logger
 	deriver *vllmrequest.Deriver
 	slo     vllmrequest.SLOConfig
+	// sloEnabled is slo.Enabled(), asked once
+	sloEnabled bool
 	// priority marks the requests that broke the SLO or failed with sampling.priority
 	priority  bool
 	telemetry *metadata.TelemetryBuilder
@@ -52,11 +54,12 @@ func newSpanEnricher(set processor.Settings, cfg *Config) (*spanEnricher, error)
 		return nil, err
 	}
 	return &spanEnricher{
-		logger:    set.Logger,
-		deriver:   vllmrequest.NewDeriver(cfg.Request),
-		slo:       cfg.Request.SLO,
-		priority:  cfg.SamplingPriority,
-		telemetry: tb,
+		logger:     set.Logger,
+		deriver:    vllmrequest.NewDeriver(cfg.Request),
+		slo:        cfg.Request.SLO,
+		sloEnabled: cfg.Request.SLO.Enabled(),
+		priority:   cfg.SamplingPriority,
+		telemetry:  tb,
 	}, nil
 }
 
@@ -105,7 +108,7 @@ func (p *spanEnricher) added(rec *vllmrequest.Record, verdict vllmrequest.SLORes
 	_, hasThroughput := rec.DecodeThroughput()
 	for _, add := range [...]bool{
 		!rec.ProviderOnSpan, !rec.OperationOnSpan, true, // gen_ai.request.model, unless the span has it
-		hasTPOT, hasThroughput, p.slo.Enabled(), p.slo.Enabled() && !verdict.AllMet,
+		hasTPOT, hasThroughput, p.sloEnabled, p.sloEnabled && !verdict.AllMet,
 		p.priority && !verdict.AllMet,
 	} {
 		if add {
@@ -122,8 +125,12 @@ func (p *spanEnricher) added(rec *vllmrequest.Record, verdict vllmrequest.SLORes
 
 // enrich writes the record's derived values onto the span. It returns the violations buffer for reuse.
 func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violations []string) []string {
-	// without objectives only an error breaks the verdict, which sampling_priority still needs
-	verdict := p.slo.EvaluateSLO(rec)
+	// without objectives only an error breaks the verdict, which sampling_priority still needs; with neither,
+	// nothing reads it
+	var verdict vllmrequest.SLOResult
+	if p.sloEnabled || p.priority {
+		verdict = p.slo.EvaluateSLO(rec)
+	}
 	// Grow the attribute slice once, to its final size: vLLM's spans arrive with an exactly sized slice, and
 	// growing it (copying every attribute) is most of what enriching costs.
 	attrs.EnsureCapacity(attrs.Len() + p.added(rec, verdict))
@@ -134,7 +141,7 @@ func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violat
 		attrs.PutStr(vllmrequest.AttrOperationName, rec.Operation)
 	}
 	// V1 spans carry no model: the one the metrics carry makes the span searchable by model in Jaeger.
-	if _, ok := attrs.Get(vllmrequest.AttrRequestModel); !ok {
+	if !rec.RequestModelKeyOnSpan {
 		attrs.PutStr(vllmrequest.AttrRequestModel, rec.Model)
 	}
 	if tpot, ok := rec.TimePerOutputToken(); ok {
@@ -151,7 +158,7 @@ func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violat
 	if p.priority && !verdict.AllMet {
 		attrs.PutInt(AttrSamplingPriority, 1)
 	}
-	if !p.slo.Enabled() {
+	if !p.sloEnabled {
 		return violations
 	}
 	attrs.PutBool(AttrSLOMet, verdict.AllMet)

@@ -109,8 +109,24 @@ func cell(v float64) uint64 { return math.Float64bits(v) >> cellShift }
 // Len is the number of bounds.
 func (b *Bounds) Len() int { return len(b.bounds) }
 
-// index is the index of the first bound ≥ v, len(bounds) for +Inf: sort.SearchFloat64s(bounds, v).
+// index is the index of the first bound ≥ v, len(bounds) for +Inf: sort.SearchFloat64s(bounds, v). A value
+// in the cells of the bounds needs no other test: below the first bound (in its cell) it stays at 0, above the
+// last (in its cell) it runs into the +Inf padding. Every other value (0, negative, NaN, outside the bounds'
+// cells) has a cell outside the index: the sign bit and the exponents of NaN and ±Inf put them above the last
+// cell of a finite bound.
 func (b *Bounds) index(v float64) int {
+	if c := cell(v) - b.base; c < uint64(len(b.start)) {
+		i, padded := int(b.start[c]), b.padded
+		for range b.steps {
+			i += b2i(padded[i] < v) // a flag set, not a branch
+		}
+		return i
+	}
+	return b.indexOutside(v)
+}
+
+// indexOutside is index for a value outside the indexed cells, or for bounds without an index.
+func (b *Bounds) indexOutside(v float64) int {
 	bounds := b.bounds
 	if len(b.start) == 0 {
 		return bucketIndex(bounds, v)
@@ -121,15 +137,7 @@ func (b *Bounds) index(v float64) int {
 	if v > bounds[len(bounds)-1] {
 		return len(bounds)
 	}
-	c := cell(v) - b.base
-	if c >= uint64(len(b.start)) { // NaN
-		return bucketIndex(bounds, v)
-	}
-	i, padded := int(b.start[c]), b.padded
-	for range b.steps {
-		i += b2i(padded[i] < v) // a flag set, not a branch
-	}
-	return i
+	return bucketIndex(bounds, v) // NaN
 }
 
 func b2i(b bool) int {
@@ -142,16 +150,33 @@ func b2i(b bool) int {
 // Record adds one value of the given weight. A value equal to a bound falls into that bound's bucket (le
 // semantics). Min and max are the observed values, whatever the weights.
 func (h *Explicit) Record(v, weight float64) bool {
-	if h.total+weight > MaxCount {
+	total := h.total + weight
+	if total > MaxCount {
 		return false
 	}
-	h.total += weight
-	h.weights[h.bounds.index(v)] += weight
-	if h.values == 0 || v < h.min {
-		h.min = v
+	h.total = total
+	// index, written out here: a call per value costs about as much as the search
+	b := h.bounds
+	var i int
+	if c := cell(v) - b.base; c < uint64(len(b.start)) {
+		i = int(b.start[c])
+		i += b2i(b.padded[i] < v) // steps is at least 1
+		for range b.steps - 1 {
+			i += b2i(b.padded[i] < v)
+		}
+	} else {
+		i = b.indexOutside(v)
 	}
-	if h.values == 0 || v > h.max {
-		h.max = v
+	h.weights[i] += weight
+	if h.values == 0 {
+		h.min, h.max = v, v
+	} else {
+		if v < h.min {
+			h.min = v
+		}
+		if v > h.max {
+			h.max = v
+		}
 	}
 	h.values++
 	h.sum += v * weight
