@@ -95,7 +95,7 @@ func TestDefaultConfigWithBackends(t *testing.T) {
 		"OTELCOL_VLLM_JAEGER_ENDPOINT":       otlpsink.StartGRPC(t, sink),
 		"OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT": prom.remoteWriteURL(),
 	})
-	s := sendRun(t, genRun{seed: 22, count: 40, protocol: "http", shape: "v1", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0", slo: defaultSLO},
+	s := sendRun(t, genRun{seed: 22, count: 40, protocol: "http/protobuf", shape: "v1", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0", slo: defaultSLO},
 		c.otlpGRPC, c.otlpHTTP)
 	sink.WaitForSpans(t, int(s.Total.Spans), 30*time.Second)
 	prom.waitScalar(t, "sum("+promRequests+")", float64(s.Total.Spans), 60*time.Second)

@@ -168,9 +168,14 @@ func (s *summary) add(o summary) {
 // its summary. Every span must have been exported.
 func sendRun(t *testing.T, r genRun, grpcEndpoint, httpEndpoint string) summary {
 	t.Helper()
-	endpoint := grpcEndpoint
-	if r.protocol == "http/protobuf" {
+	var endpoint string
+	switch r.protocol {
+	case "grpc":
+		endpoint = grpcEndpoint
+	case "http/protobuf":
 		endpoint = "http://" + httpEndpoint + "/v1/traces"
+	default:
+		t.Fatalf("genRun.protocol %q: want grpc or http/protobuf", r.protocol)
 	}
 	args := append([]string{
 		"--otlp-endpoint=" + endpoint, "--otlp-protocol=" + r.protocol, "--shape=" + r.shape,

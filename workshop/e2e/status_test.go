@@ -292,7 +292,7 @@ func TestPrometheusScrapeEndpoint(t *testing.T) {
 		"OTELCOL_VLLM_REMOTE_WRITE_ENDPOINT": "",
 		"OTELCOL_VLLM_PROMETHEUS_ENDPOINT":   target,
 	})
-	s := sendRun(t, genRun{seed: 22, count: 40, protocol: "http", shape: "v1", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0", slo: defaultSLO},
+	s := sendRun(t, genRun{seed: 22, count: 40, protocol: "http/protobuf", shape: "v1", models: "llama-8b,qwen-7b", resource: "service.instance.id=vllm-0", slo: defaultSLO},
 		c.otlpGRPC, c.otlpHTTP)
 	prom.waitScalar(t, "sum("+promRequests+")", float64(s.Total.Spans), 60*time.Second)
 	checkExpectations(t, prom, modelExpectations(s))
