@@ -4,23 +4,9 @@
 package main // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench"
 
 import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/app"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/internal/toolmain"
 )
 
-func main() {
-	// The first Ctrl-C stops sending and lets in-flight requests finish briefly, then the partial summary is
-	// printed; restoring the default handling lets a second Ctrl-C end the process at once.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
-	code := app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+// Signals, arguments and the exit code: toolmain.Run, as every command of the workshop.
+func main() { toolmain.Run(app.Main) }

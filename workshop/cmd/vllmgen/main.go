@@ -5,23 +5,9 @@
 package main // import "github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen"
 
 import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/vllmgen"
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/internal/toolmain"
 )
 
-func main() {
-	// The first SIGINT/SIGTERM stops the run and lets in-flight work finish; restoring the default handling then
-	// lets a second one end the process at once.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
-	code := vllmgen.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+// Signals, arguments and the exit code: toolmain.Run, as every command of the workshop.
+func main() { toolmain.Run(vllmgen.Main) }

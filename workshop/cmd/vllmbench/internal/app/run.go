@@ -22,13 +22,15 @@ import (
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/result"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/sse"
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmbench/internal/tokens"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/internal/toolmain"
 )
 
-// Exit codes.
+// Exit codes: the workshop's (toolmain), and 130 for an interrupted run.
 const (
-	ExitOK          = 0
-	ExitFailed      = 1 // no request succeeded, or the result could not be written (the summary is printed first)
-	ExitUsage       = 2
+	ExitOK          = toolmain.ExitOK
+	ExitFailed      = toolmain.ExitFailed // no request succeeded, or the result could not be written (the summary is printed first)
+	ExitUsage       = toolmain.ExitUsage
 	ExitInterrupted = 130
 )
 

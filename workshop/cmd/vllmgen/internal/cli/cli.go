@@ -9,13 +9,15 @@ import (
 	"io"
 
 	"github.com/otelcol-vllm/otelcol-vllm/workshop/cmd/vllmgen/internal/otlpsend"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/internal/toolmain"
 )
 
-// Exit codes of every subcommand.
+// Exit codes of every subcommand: the workshop's (toolmain).
 const (
-	ExitOK     = 0
-	ExitFailed = 1 // the run failed (for `vllmgen` send: some span was not delivered; the summary is printed first)
-	ExitUsage  = 2
+	ExitOK     = toolmain.ExitOK
+	ExitFailed = toolmain.ExitFailed // the run failed (for `vllmgen` send: some span was not delivered; the summary is printed first)
+	ExitUsage  = toolmain.ExitUsage
 )
 
 // NewFlagSet returns a flag set that reports to stderr and returns errors instead of exiting; usage is printed

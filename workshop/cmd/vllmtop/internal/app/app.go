@@ -19,13 +19,15 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/otelcol-vllm/otelcol-vllm/exporter/vllmstatusexporter"
+
+	"github.com/otelcol-vllm/otelcol-vllm/workshop/internal/toolmain"
 )
 
-// Exit codes, as vllmbench's and vllmgen's.
+// Exit codes: the workshop's (toolmain).
 const (
-	ExitOK     = 0
-	ExitFailed = 1 // the status API could not be read (--once), or the terminal failed
-	ExitUsage  = 2
+	ExitOK     = toolmain.ExitOK
+	ExitFailed = toolmain.ExitFailed // the status API could not be read (--once), or the terminal failed
+	ExitUsage  = toolmain.ExitUsage
 )
 
 // Main runs vllmtop with args and returns the exit code. Cancelling ctx (SIGINT or SIGTERM in main) ends
