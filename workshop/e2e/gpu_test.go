@@ -338,7 +338,7 @@ func processName(t *testing.T) string {
 
 func TestGPUMetricsInPrometheus(t *testing.T) {
 	scope := scopeLabels(t, testkit.Tool(t, testkit.CollectorBin))
-	prom := startPrometheusWithRules(t, "")
+	prom := startPrometheusWithRules(t, "", "")
 	pid := os.Getpid()
 	c := startCollector(t, "gpu", []string{filepath.Join(workshopRoot(t), "e2e", "testdata", "gpu.yaml")}, map[string]string{
 		"E2E_REMOTE_WRITE_URL": prom.remoteWriteURL(),

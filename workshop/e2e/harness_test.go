@@ -56,16 +56,23 @@ func startPrometheusOn(t *testing.T, port int) *prometheusServer {
 }
 
 // startPrometheusWithRules starts Prometheus evaluating deploy/prometheus/recording-rules.yaml every second;
-// window, when set, replaces the rules' [5m] range so that a short test fills it.
-func startPrometheusWithRules(t *testing.T, window string) *prometheusServer {
+// window, when set, replaces the rules' [5m] range so that a short test fills it, and offset, when set, shifts
+// that range into the past (as Prometheus' rule query_offset would), so that a rule evaluated now does not read
+// the last second or two, where one side's remote-written samples may not have arrived yet: with a short window
+// that gap alone lowers a rate() by a few per cent.
+func startPrometheusWithRules(t *testing.T, window, offset string) *prometheusServer {
 	t.Helper()
 	dir := t.TempDir()
 	rulesFile := filepath.Join(repoRoot(t), "deploy", "prometheus", "recording-rules.yaml")
 	if window != "" {
 		rules, err := os.ReadFile(rulesFile)
 		require.NoError(t, err)
+		selector := "[" + window + "]"
+		if offset != "" {
+			selector += " offset " + offset
+		}
 		rulesFile = filepath.Join(dir, "rules.yaml")
-		require.NoError(t, os.WriteFile(rulesFile, []byte(strings.ReplaceAll(string(rules), "[5m]", "["+window+"]")), 0o600))
+		require.NoError(t, os.WriteFile(rulesFile, []byte(strings.ReplaceAll(string(rules), "[5m]", selector)), 0o600))
 	}
 	config := fmt.Sprintf("global:\n  scrape_interval: 1m\n  evaluation_interval: 1s\nrule_files:\n  - %s\n", rulesFile)
 	return startPrometheusConfig(t, testkit.FreePort(t), config, dir)

@@ -155,7 +155,7 @@ func TestRealVLLM(t *testing.T) {
 	enriched := &otlpsink.Sink{}
 	raw := &otlpsink.Sink{}
 	sink := &otlpsink.Sink{}
-	prom := startPrometheusWithRules(t, realVLLMWindow)
+	prom := startPrometheusWithRules(t, realVLLMWindow, "")
 	vllmPort := testkit.FreePort(t)
 	c := startCollector(t, "collector-0", []string{filepath.Join(workshopRoot(t), "e2e", "testdata", "realvllm.yaml")}, map[string]string{
 		"E2E_JAEGER_OTLP_ENDPOINT":    jaeger.otlpGRPC,
