@@ -16,10 +16,12 @@ import (
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/otelcol-vllm/otelcol-vllm/connector/vllmconnector"
+	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest"
 	"github.com/otelcol-vllm/otelcol-vllm/internal/vllmrequest/vllmrequesttest"
 	"github.com/otelcol-vllm/otelcol-vllm/processor/vllmprocessor"
 )
@@ -38,7 +40,7 @@ func BenchmarkPairs(b *testing.B) {
 		pairs = n
 	}
 	for _, c := range compareCases() {
-		var connector, spanMetrics, processor []float64
+		var connector, spanMetrics, processor, writeFloor []float64
 		for pair := 1; pair <= pairs; pair++ {
 			name := fmt.Sprintf("case=%s/pair=%d/impl=", c.name, pair)
 			b.Run(name+"vllm_connector", func(b *testing.B) {
@@ -51,6 +53,9 @@ func BenchmarkPairs(b *testing.B) {
 				b.Run(name+"vllm_processor", func(b *testing.B) {
 					processor = append(processor, runConsumer(b, newVLLMProcessor(b), c.batch, false))
 				})
+				b.Run(name+"attribute_write_floor", func(b *testing.B) {
+					writeFloor = append(writeFloor, runConsumer(b, attributeWriteFloor(), c.batch, false))
+				})
 			}
 		}
 		// printed, not logged: a parent benchmark's log shows only with -v; not in benchmark format, so
@@ -58,6 +63,7 @@ func BenchmarkPairs(b *testing.B) {
 		fmt.Printf("ratio case=%s vllm_connector/span_metrics cpu-ns/span %s\n", c.name, ratioSummary(connector, spanMetrics))
 		if c.processor {
 			fmt.Printf("ratio case=%s vllm_processor/vllm_connector cpu-ns/span %s\n", c.name, ratioSummary(processor, connector))
+			fmt.Printf("ratio case=%s vllm_processor/attribute_write_floor cpu-ns/span %s\n", c.name, ratioSummary(processor, writeFloor))
 		}
 	}
 }
@@ -128,7 +134,30 @@ func newSpanMetrics(b *testing.B, dims []string) consumer.Traces {
 	return c
 }
 
-func newVLLMProcessor(b *testing.B) consumer.Traces {
+// attributeWriteFloor is what writing the vllm processor's five attributes costs through pdata and nothing else:
+// it adds provider, operation, model (strings) and TPOT, decode throughput (doubles) to every span, as the
+// processor does on a V1 span with the default config, without reading the span or deriving anything. The
+// processor's cost over this floor is its own work (the derivation, the checks, the telemetry).
+func attributeWriteFloor() consumer.Traces {
+	c, err := consumer.NewTraces(func(_ context.Context, td ptrace.Traces) error {
+		vllmrequesttest.ForEachSpan(td, func(s ptrace.Span) {
+			attrs := s.Attributes()
+			attrs.EnsureCapacity(attrs.Len() + 5)
+			attrs.PutStr(vllmrequest.AttrProviderName, "vllm")
+			attrs.PutStr(vllmrequest.AttrOperationName, "chat")
+			attrs.PutStr(vllmrequest.AttrRequestModel, "model-0")
+			attrs.PutDouble(vllmprocessor.AttrTimePerOutputToken, 0.02)
+			attrs.PutDouble(vllmprocessor.AttrDecodeThroughput, 50)
+		})
+		return nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+func newVLLMProcessor(b testing.TB) consumer.Traces {
 	f := vllmprocessor.NewFactory()
 	p, err := f.CreateTraces(context.Background(), processortest.NewNopSettings(f.Type()), f.CreateDefaultConfig(), consumertest.NewNop())
 	require.NoError(b, err)
@@ -202,4 +231,26 @@ func ratioSummary(a, b []float64) string {
 		median = (ratios[n/2-1] + ratios[n/2]) / 2
 	}
 	return fmt.Sprintf("median %.2f× (min %.2f×, max %.2f×, %d pairs)", median, ratios[0], ratios[n-1], n)
+}
+
+// TestAttributeWriteFloorMatchesProcessor: the floor writes, on the default case's spans, the keys and value
+// types the vllm processor adds there, so that the ratio between the two is the processor's own work.
+func TestAttributeWriteFloorMatchesProcessor(t *testing.T) {
+	added := func(c consumer.Traces) map[string]pcommon.ValueType {
+		batch := vllmrequesttest.V1Batch(batchSize, 4)
+		before := batch.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().AsRaw()
+		require.NoError(t, c.ConsumeTraces(context.Background(), batch))
+		keys := map[string]pcommon.ValueType{}
+		vllmrequesttest.ForEachSpan(batch, func(s ptrace.Span) {
+			for k, v := range s.Attributes().All() {
+				if _, ok := before[k]; !ok {
+					keys[k] = v.Type()
+				}
+			}
+		})
+		return keys
+	}
+	processor := added(newVLLMProcessor(t))
+	require.Len(t, processor, 5, "the processor's additions on the default case: %v", processor)
+	require.Equal(t, processor, added(attributeWriteFloor()))
 }
