@@ -131,7 +131,7 @@ func (p *spanEnricher) enrich(attrs pcommon.Map, rec *vllmrequest.Record, violat
 	if p.sloEnabled || p.priority {
 		verdict = p.slo.EvaluateSLO(rec)
 	}
-	// Grow the attribute slice once, to its final size: vLLM's spans arrive with an exactly sized slice, and
+	// Grow the attribute slice once, to its final size: a vLLM span's slice has no room for what we add, and
 	// growing it (copying every attribute) is most of what enriching costs.
 	attrs.EnsureCapacity(attrs.Len() + p.added(rec, verdict))
 	if !rec.ProviderOnSpan {

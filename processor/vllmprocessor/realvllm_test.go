@@ -3,6 +3,7 @@ package vllmprocessor
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -90,4 +91,45 @@ func TestReplayRealVLLM(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRealVLLMSpanAllocations: spans real vLLM sent, unmarshalled from OTLP protobuf as the otlp receiver does,
+// are enriched with pdata's allocations only: one box per value added (provider, operation, model, TPOT, decode
+// throughput), and one growth of the attribute slice for each span that gets all five: vLLM's 13 attributes
+// arrive in a slice with room for four more, not five. The README's performance section and the processor's
+// README say so.
+func TestRealVLLMSpanAllocations(t *testing.T) {
+	fixture, err := vllmrequesttest.ReadRealVLLMFixture(filepath.Join("..", "..", "testdata", "vllm", "0.32.0"))
+	require.NoError(t, err)
+	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(fixture.Spans)
+	require.NoError(t, err)
+	p, err := newSpanEnricher(metadatatest.NewSettings(componenttest.NewTelemetry()), createDefaultConfig().(*Config))
+	require.NoError(t, err)
+
+	enrich := func() (allocs uint64, added, fullyEnriched int) {
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(wire)
+		require.NoError(t, err)
+		sent, _ := vllmrequesttest.RealVLLMFixture{Spans: td}.RequestSpans()
+		before := make([]int, len(sent))
+		for i, s := range sent {
+			require.Equal(t, 13, s.Attributes().Len(), "vLLM 0.32's request span attributes")
+			before[i] = s.Attributes().Len()
+		}
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		_, _ = p.processTraces(context.Background(), td)
+		runtime.ReadMemStats(&m1)
+		for i, s := range sent {
+			n := s.Attributes().Len() - before[i]
+			added += n
+			if n == 5 {
+				fullyEnriched++
+			}
+		}
+		return m1.Mallocs - m0.Mallocs, added, fullyEnriched
+	}
+	enrich() // the telemetry's first use
+	allocs, added, fullyEnriched := enrich()
+	require.Positive(t, fullyEnriched, "spans that get TPOT and decode throughput too")
+	assert.Equal(t, uint64(added+fullyEnriched), allocs, "%d values added, %d spans with all five", added, fullyEnriched)
 }

@@ -64,6 +64,7 @@ func BenchmarkPairs(b *testing.B) {
 		if c.processor {
 			fmt.Printf("ratio case=%s vllm_processor/vllm_connector cpu-ns/span %s\n", c.name, ratioSummary(processor, connector))
 			fmt.Printf("ratio case=%s vllm_processor/attribute_write_floor cpu-ns/span %s\n", c.name, ratioSummary(processor, writeFloor))
+			fmt.Printf("ratio case=%s attribute_write_floor/vllm_connector cpu-ns/span %s\n", c.name, ratioSummary(writeFloor, connector))
 		}
 	}
 }
