@@ -54,7 +54,7 @@ func BenchmarkPairs(b *testing.B) {
 					processor = append(processor, runConsumer(b, newVLLMProcessor(b), c.batch, false))
 				})
 				b.Run(name+"attribute_write_floor", func(b *testing.B) {
-					writeFloor = append(writeFloor, runConsumer(b, attributeWriteFloor(), c.batch, false))
+					writeFloor = append(writeFloor, runConsumer(b, attributeWriteFloor(b), c.batch, false))
 				})
 			}
 		}
@@ -139,7 +139,7 @@ func newSpanMetrics(b *testing.B, dims []string) consumer.Traces {
 // it adds provider, operation, model (strings) and TPOT, decode throughput (doubles) to every span, as the
 // processor does on a V1 span with the default config, without reading the span or deriving anything. The
 // processor's cost over this floor is its own work (the derivation, the checks, the telemetry).
-func attributeWriteFloor() consumer.Traces {
+func attributeWriteFloor(tb testing.TB) consumer.Traces {
 	c, err := consumer.NewTraces(func(_ context.Context, td ptrace.Traces) error {
 		vllmrequesttest.ForEachSpan(td, func(s ptrace.Span) {
 			attrs := s.Attributes()
@@ -152,9 +152,7 @@ func attributeWriteFloor() consumer.Traces {
 		})
 		return nil
 	})
-	if err != nil {
-		panic(err)
-	}
+	require.NoError(tb, err)
 	return c
 }
 
@@ -253,5 +251,5 @@ func TestAttributeWriteFloorMatchesProcessor(t *testing.T) {
 	}
 	processor := added(newVLLMProcessor(t))
 	require.Len(t, processor, 5, "the processor's additions on the default case: %v", processor)
-	require.Equal(t, processor, added(attributeWriteFloor()))
+	require.Equal(t, processor, added(attributeWriteFloor(t)))
 }
